@@ -1,0 +1,36 @@
+"""nsf-optax: Natural Spectral Fusion for Optax.
+
+Adam's second-moment exponent 1/2 becomes a free, schedulable exponent ``p``:
+
+    u = mhat / ((vhat + eps_root) ** p + eps)
+
+See :func:`nsf_optax.nsf` for the algorithm and :mod:`nsf_optax.p_schedule` for
+the "tidal" and "pulse-tidal" schedules of ``p``.
+"""
+
+from nsf_optax import p_schedule
+from nsf_optax._pexp import (
+    ScaleByPexpMomentumState,
+    ScaleByPexpState,
+    gain_stats,
+    nsf,
+    nsf_sgd,
+    nsfw,
+    scale_by_pexp,
+    scale_by_pexp_momentum,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ScaleByPexpMomentumState",
+    "ScaleByPexpState",
+    "__version__",
+    "gain_stats",
+    "nsf",
+    "nsf_sgd",
+    "nsfw",
+    "p_schedule",
+    "scale_by_pexp",
+    "scale_by_pexp_momentum",
+]

@@ -1,0 +1,691 @@
+"""The generalised second-moment transform (``p``-exponent) and its aliases."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = [
+    "ScaleByPexpMomentumState",
+    "ScaleByPexpState",
+    "gain_stats",
+    "nsf",
+    "nsf_sgd",
+    "nsfw",
+    "scale_by_pexp",
+    "scale_by_pexp_momentum",
+]
+
+Normalize = Literal["rms"] | None
+PLike = float | optax.Schedule
+
+
+class ScaleByPexpState(NamedTuple):
+    """State for :func:`scale_by_pexp`."""
+
+    count: jax.Array  # shape=(), dtype=jnp.int32.
+    mu: optax.Updates  # like params, dtype mu_dtype.
+    nu: optax.Updates  # like params, dtype nu_dtype.
+
+
+class ScaleByPexpMomentumState(NamedTuple):
+    """State for :func:`scale_by_pexp_momentum`."""
+
+    count: jax.Array  # shape=(), dtype=jnp.int32.
+    trace: optax.Updates  # like params, dtype accumulator_dtype.
+    nu: optax.Updates  # like params, dtype nu_dtype.
+
+
+# ----------------------------------------------------------------------------
+# Argument checks (run once, in the factory).
+
+
+def _check_decay(name: str, value: Any) -> None:
+    if isinstance(value, numbers.Real) and not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+
+
+def _check_nonnegative(name: str, value: Any) -> None:
+    if isinstance(value, numbers.Real) and not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}.")
+
+
+def _check_p(p: Any) -> None:
+    if callable(p):
+        return
+    if isinstance(p, bool) or not isinstance(p, numbers.Real | jax.Array):
+        raise ValueError(
+            f"p must be a finite real number or an optax.Schedule, got {p!r}."
+        )
+    if isinstance(p, numbers.Real) and not math.isfinite(p):
+        raise ValueError(f"p must be finite (any sign), got {p!r}.")
+
+
+def _check_normalize(normalize: Any) -> None:
+    if normalize not in (None, "rms"):
+        raise ValueError(f"normalize must be None or 'rms', got {normalize!r}.")
+
+
+# ----------------------------------------------------------------------------
+# The p-gain.
+
+
+def _power(x: jax.Array, p: float | jax.Array) -> jax.Array:
+    """``x ** p`` for ``x >= 0``, with the IEEE limits at ``x = 0`` and ``inf``.
+
+    A static ``p`` picks an exact elementwise form where one exists; the general
+    case uses ``exp(p * log(x))``, which XLA vectorises on CPU where ``powf`` is
+    a scalar call (about 2.5x slower for the whole update).
+    """
+    if isinstance(p, numbers.Real):
+        if p == 0.0:
+            return jnp.ones_like(x)
+        if p == 1.0:
+            return x
+        if p == 0.5:
+            return jnp.sqrt(x)
+        if p == 0.25:
+            return jnp.sqrt(jnp.sqrt(x))
+        if p == -0.5:
+            return jax.lax.rsqrt(x)
+        return jnp.exp(p * jnp.log(x))
+    # Traced p: 0 * log(0 or inf) is NaN, and x ** 0 is 1 for every x.
+    p = jnp.asarray(p, x.dtype)
+    return jnp.where(p == 0, jnp.ones_like(x), jnp.exp(p * jnp.log(x)))
+
+
+def _compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
+    """The dtype the power is taken in: at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _pgain_denominator(
+    nu_hat: jax.Array, p: float | jax.Array, eps: Any, eps_root: Any
+) -> jax.Array:
+    """``(nu_hat + eps_root) ** p + eps`` in at least float32."""
+    nu_hat = nu_hat.astype(_compute_dtype(nu_hat.dtype))
+    return _power(nu_hat + eps_root, p) + eps
+
+
+def _rms(x: jax.Array) -> jax.Array:
+    """Root mean square, scaled by ``max|x|`` so that squares cannot overflow."""
+    scale = jnp.max(jnp.abs(x))
+    safe_scale = jnp.where(scale > 0, scale, 1.0)
+    return scale * jnp.sqrt(jnp.mean(jnp.square(x / safe_scale)))
+
+
+def _match_rms(update: jax.Array, reference: jax.Array) -> jax.Array:
+    """Rescales ``update`` so that its RMS equals the RMS of ``reference``."""
+    rms_update = _rms(update)
+    ratio = _rms(reference) / jnp.where(rms_update > 0, rms_update, 1.0)
+    return update * ratio
+
+
+def _resolve_p(p: PLike, count: jax.Array) -> float | jax.Array:
+    """A static float stays static (fast paths); a schedule is called at count."""
+    return p(count) if callable(p) else p
+
+
+def _apply_pgain(
+    direction: optax.Updates,
+    nu_hat: optax.Updates,
+    like: optax.Updates,
+    p: float | jax.Array,
+    eps: Any,
+    eps_root: Any,
+    normalize: Normalize,
+) -> optax.Updates:
+    """``direction / ((nu_hat + eps_root)**p + eps)``, per leaf, cast like ``like``.
+
+    ``None`` leaves (masked-out parameters) pass through.
+    """
+
+    def leaf(d, v, g):
+        if d is None:
+            return None
+        d32 = d.astype(_compute_dtype(d.dtype))
+        u = d32 / _pgain_denominator(v, p, eps, eps_root)
+        if normalize == "rms":
+            u = _match_rms(u, d32)
+        return u.astype(g.dtype)
+
+    return jax.tree.map(leaf, direction, nu_hat, like, is_leaf=lambda x: x is None)
+
+
+# ----------------------------------------------------------------------------
+# Transforms.
+
+
+def scale_by_pexp(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    p: PLike = 0.5,
+    *,
+    mu_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
+    nesterov: bool = False,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rescales updates by a power ``p`` of the second moment (Adam-flavoured).
+
+    See :func:`nsf_optax.nsf` for the full algorithm. With ``p = 0.5`` this is
+    :func:`optax.scale_by_adam`; with ``p = 0`` it is the debiased EMA of the
+    gradients divided by ``1 + eps`` (momentum SGD up to a constant).
+
+    Args:
+      b1: decay of the first-moment EMA, in ``[0, 1)``.
+      b2: decay of the second-moment EMA, in ``[0, 1)``.
+      eps: added to the denominator after the power, ``>= 0``. For ``p < 0``
+        it bounds the update by ``|mhat| / eps``.
+      eps_root: added to the second moment before the power, ``>= 0``.
+      p: the exponent, any finite real (negative, zero or positive), or an
+        :class:`optax.Schedule` of the step count (see
+        :mod:`nsf_optax.p_schedule`), evaluated at ``state.count`` before the
+        increment, like :func:`optax.inject_hyperparams`.
+      mu_dtype: dtype of the first moment; ``None`` infers it from the params.
+      nu_dtype: dtype of the second moment; ``None`` infers it from the params.
+      nesterov: use Nesterov momentum (NAdam's first moment when ``p = 0.5``).
+      normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
+        its RMS equals the RMS of ``mhat``, so that ``p`` only changes the
+        relative weighting of coordinates, not the step size. Costs two
+        reductions and one multiply per leaf.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with state
+      :class:`ScaleByPexpState`.
+    """
+    _check_decay("b1", b1)
+    _check_decay("b2", b2)
+    _check_nonnegative("eps", eps)
+    _check_nonnegative("eps_root", eps_root)
+    _check_p(p)
+    _check_normalize(normalize)
+    mu_dtype = _canonical(mu_dtype)
+    nu_dtype = _canonical(nu_dtype)
+
+    def init_fn(params: optax.Params) -> ScaleByPexpState:
+        return ScaleByPexpState(
+            count=jnp.zeros([], jnp.int32),
+            mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+            nu=optax.tree.zeros_like(params, dtype=nu_dtype),
+        )
+
+    def update_fn(
+        updates: optax.Updates,
+        state: ScaleByPexpState,
+        params: optax.Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, ScaleByPexpState]:
+        del params, extra_args
+        p_t = _resolve_p(p, state.count)
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count_inc = optax.safe_increment(state.count)
+        if nesterov:
+            mu_hat = jax.tree.map(
+                lambda m, g: None if m is None else b1 * m + (1 - b1) * g,
+                optax.tree.bias_correction(mu, b1, optax.safe_increment(count_inc)),
+                optax.tree.bias_correction(updates, b1, count_inc),
+                is_leaf=lambda x: x is None,
+            )
+        else:
+            mu_hat = optax.tree.bias_correction(mu, b1, count_inc)
+        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
+        new_updates = _apply_pgain(
+            mu_hat, nu_hat, updates, p_t, eps, eps_root, normalize
+        )
+        mu = optax.tree.cast_like(mu, state.mu)
+        nu = optax.tree.cast_like(nu, state.nu)
+        return new_updates, ScaleByPexpState(count=count_inc, mu=mu, nu=nu)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def scale_by_pexp_momentum(
+    momentum: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    p: PLike = 0.0,
+    *,
+    nesterov: bool = False,
+    accumulator_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Heavy-ball momentum times the ``p``-gain (SGD-flavoured).
+
+    See :func:`nsf_optax.nsf_sgd` for the full algorithm. With ``p = 0`` (and
+    any ``eps`` below float32's half ulp of one, such as the default) the update
+    is bit for bit :func:`optax.trace`.
+
+    Args:
+      momentum: the trace decay, in ``[0, 1)``.
+      b2: decay of the second-moment EMA that sets the gain, in ``[0, 1)``.
+      eps: added to the denominator after the power, ``>= 0``.
+      eps_root: added to the second moment before the power, ``>= 0``.
+      p: the exponent, any finite real, or an :class:`optax.Schedule` evaluated
+        at ``state.count`` before the increment.
+      nesterov: use Nesterov momentum, as :func:`optax.trace`.
+      accumulator_dtype: dtype of the trace; ``None`` infers it from params.
+      nu_dtype: dtype of the second moment; ``None`` infers it from params.
+      normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
+        its RMS equals that of the momentum direction (the ``p = 0`` update).
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with state
+      :class:`ScaleByPexpMomentumState`.
+    """
+    _check_decay("momentum", momentum)
+    _check_decay("b2", b2)
+    _check_nonnegative("eps", eps)
+    _check_nonnegative("eps_root", eps_root)
+    _check_p(p)
+    _check_normalize(normalize)
+    accumulator_dtype = _canonical(accumulator_dtype)
+    nu_dtype = _canonical(nu_dtype)
+
+    def init_fn(params: optax.Params) -> ScaleByPexpMomentumState:
+        return ScaleByPexpMomentumState(
+            count=jnp.zeros([], jnp.int32),
+            trace=optax.tree.zeros_like(params, dtype=accumulator_dtype),
+            nu=optax.tree.zeros_like(params, dtype=nu_dtype),
+        )
+
+    def update_fn(
+        updates: optax.Updates,
+        state: ScaleByPexpMomentumState,
+        params: optax.Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, ScaleByPexpMomentumState]:
+        del params, extra_args
+        p_t = _resolve_p(p, state.count)
+
+        def accumulate(g, t):
+            return None if g is None else g + momentum * t
+
+        is_none = lambda x: x is None  # noqa: E731
+        trace = jax.tree.map(accumulate, updates, state.trace, is_leaf=is_none)
+        direction = (
+            jax.tree.map(accumulate, updates, trace, is_leaf=is_none)
+            if nesterov
+            else trace
+        )
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count_inc = optax.safe_increment(state.count)
+        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
+        new_updates = _apply_pgain(
+            direction, nu_hat, updates, p_t, eps, eps_root, normalize
+        )
+        trace = optax.tree.cast_like(trace, state.trace)
+        nu = optax.tree.cast_like(nu, state.nu)
+        return new_updates, ScaleByPexpMomentumState(
+            count=count_inc, trace=trace, nu=nu
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _canonical(dtype: Any | None) -> jnp.dtype | None:
+    return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
+
+
+# ----------------------------------------------------------------------------
+# Aliases.
+
+
+def nsf(
+    learning_rate: optax.ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    p: PLike = 0.5,
+    *,
+    mu_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
+    nesterov: bool = False,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Natural Spectral Fusion, Adam-flavoured: Adam with a free exponent ``p``.
+
+    For every coordinate, with gradient :math:`g_t` at step :math:`t \ge 1`:
+
+    .. math::
+
+      m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+      v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \\
+      \hat m_t &= m_t / (1 - \beta_1^t), \qquad
+      \hat v_t = v_t / (1 - \beta_2^t), \\
+      u_t &= \frac{\hat m_t}{(\hat v_t + \epsilon_{\text{root}})^{p(t)}
+             + \epsilon}, \qquad
+      \theta_t = \theta_{t-1} - \eta_t u_t.
+
+    ``p = 0.5`` is :func:`optax.adam`; ``p = 0`` is momentum SGD on the EMA of
+    the gradients (up to ``1 + eps``); ``p`` in ``(0, 0.5)`` is Padam; ``p < 0``
+    amplifies coordinates with a large second moment (a high-pass filter on the
+    gradient spectrum), ``p > 0`` damps them (low-pass). The gain applied to a
+    coordinate is :math:`((\hat v_t + \epsilon_{\text{root}})^{p} +
+    \epsilon)^{-1}`; scheduling ``p`` cyclically (:mod:`nsf_optax.p_schedule`)
+    sweeps the filter over training.
+
+    Which paper setting it reproduces: the Adam-flavoured experiments of the
+    paper's Sec. 4.2 (a single update rule for all ``p`` at one learning rate).
+    The paper's ResNet runs (SGD momentum 0.9 plus a ``p`` schedule) are
+    :func:`nsf_sgd`.
+
+    Non-finite gradients are not filtered: like :func:`optax.adam`, a NaN or
+    infinite gradient enters the moments. Wrap the optimizer in
+    :func:`optax.apply_if_finite` to skip such steps with the state untouched.
+
+    Args:
+      learning_rate: a float or an :class:`optax.Schedule`.
+      b1: decay of the first-moment EMA, in ``[0, 1)``.
+      b2: decay of the second-moment EMA, in ``[0, 1)``.
+      eps: added after the power, ``>= 0``; bounds the update by
+        ``|mhat| / eps`` when ``p < 0``.
+      eps_root: added before the power, ``>= 0``.
+      p: the exponent (any finite real) or an :class:`optax.Schedule`.
+      mu_dtype: dtype of the first moment; ``None`` infers it from the params.
+      nu_dtype: dtype of the second moment; ``None`` infers it from the params.
+      nesterov: use Nesterov momentum (NAdam at ``p = 0.5``).
+      normalize: ``None`` or ``"rms"`` (per-leaf update RMS set to that of
+        ``mhat``; makes runs at different ``p`` comparable at one learning
+        rate).
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs`.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import nsf_optax
+      >>> from nsf_optax import p_schedule
+      >>> def f(x): return jnp.sum(x ** 2)
+      >>> tide = p_schedule.cosine_tidal(-0.25, 0.5, period_steps=20)
+      >>> solver = nsf_optax.nsf(learning_rate=0.05, p=tide)
+      >>> params = jnp.array([1.0, 2.0, 3.0])
+      >>> state = solver.init(params)
+      >>> for _ in range(200):
+      ...   grad = jax.grad(f)(params)
+      ...   updates, state = solver.update(grad, state, params)
+      ...   params = optax.apply_updates(params, updates)
+      >>> bool(f(params) < 1e-2)
+      True
+
+    References:
+      Zhang & Liu, `Natural Spectral Fusion: p-Exponent Cyclic Scheduling and
+      Early Decision-Boundary Alignment in First-Order Optimization
+      <https://arxiv.org/abs/2509.04713>`_, 2025.
+
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization
+      <https://arxiv.org/abs/1412.6980>`_, 2014.
+
+      Chen et al., `Closing the Generalization Gap of Adaptive Gradient Methods
+      in Training Deep Neural Networks <https://arxiv.org/abs/1806.06763>`_,
+      2020 (Padam).
+    """
+    return optax.chain(
+        scale_by_pexp(
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            eps_root=eps_root,
+            p=p,
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+            nesterov=nesterov,
+            normalize=normalize,
+        ),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def nsfw(
+    learning_rate: optax.ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    p: PLike = 0.5,
+    weight_decay: float = 1e-4,
+    mask: Any | Callable[[optax.Params], Any] | None = None,
+    *,
+    mu_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
+    nesterov: bool = False,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r""":func:`nsf` with decoupled weight decay, as :func:`optax.adamw`.
+
+    .. math::
+
+      \theta_t = \theta_{t-1} - \eta_t \left(u_t + \lambda \theta_{t-1}\right),
+
+    with :math:`u_t` the update of :func:`nsf`. ``p = 0.5`` is
+    :func:`optax.adamw`.
+
+    Args:
+      learning_rate: a float or an :class:`optax.Schedule`.
+      b1: decay of the first-moment EMA, in ``[0, 1)``.
+      b2: decay of the second-moment EMA, in ``[0, 1)``.
+      eps: added after the power, ``>= 0``.
+      eps_root: added before the power, ``>= 0``.
+      p: the exponent (any finite real) or an :class:`optax.Schedule`.
+      weight_decay: the decoupled decay :math:`\lambda`, ``>= 0``.
+      mask: a pytree of booleans like the params, or a callable returning one,
+        selecting the leaves that decay (see :func:`optax.add_decayed_weights`).
+      mu_dtype: dtype of the first moment.
+      nu_dtype: dtype of the second moment.
+      nesterov: use Nesterov momentum.
+      normalize: ``None`` or ``"rms"``, as in :func:`nsf`.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import nsf_optax
+      >>> solver = nsf_optax.nsfw(1e-3, p=-0.25, weight_decay=1e-2)
+      >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+      >>> state = solver.init(params)
+      >>> updates, state = solver.update(params, state, params)
+      >>> updates["w"].shape
+      (2, 2)
+
+    References:
+      Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+      <https://arxiv.org/abs/1711.05101>`_, 2019.
+    """
+    _check_nonnegative("weight_decay", weight_decay)
+    return optax.chain(
+        scale_by_pexp(
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            eps_root=eps_root,
+            p=p,
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+            nesterov=nesterov,
+            normalize=normalize,
+        ),
+        optax.add_decayed_weights(weight_decay, mask),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def nsf_sgd(
+    learning_rate: optax.ScalarOrSchedule,
+    momentum: float = 0.9,
+    p: PLike = 0.0,
+    *,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    nesterov: bool = False,
+    accumulator_dtype: Any | None = None,
+    nu_dtype: Any | None = None,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Natural Spectral Fusion, SGD-flavoured: the paper's ResNet setting.
+
+    Heavy-ball momentum, as :func:`optax.sgd`, multiplied by the ``p``-gain of
+    the bias-corrected second moment:
+
+    .. math::
+
+      b_t &= \mu b_{t-1} + g_t, \qquad
+      v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \qquad
+      \hat v_t = v_t / (1 - \beta_2^t), \\
+      u_t &= \frac{b_t}{(\hat v_t + \epsilon_{\text{root}})^{p(t)} + \epsilon},
+      \qquad \theta_t = \theta_{t-1} - \eta_t u_t.
+
+    With ``p = 0`` the gain is :math:`1 / (1 + \epsilon)`, which is exactly one
+    in float32 for the default ``eps`` (any ``eps < 2**-24``), so the result is
+    bit for bit ``optax.sgd(learning_rate, momentum, nesterov)``: the paper's
+    baseline ("the SGD endpoint"). A ``p`` schedule such as
+    ``p_schedule.pulse_tidal(...)`` then reproduces the paper's ResNet runs.
+    Paper-style (coupled) weight decay goes in front:
+    ``optax.chain(optax.add_decayed_weights(wd), nsf_sgd(...))``.
+
+    The gain :math:`\hat v^{-p}` changes the overall step size by orders of
+    magnitude when ``p`` moves away from zero (gradients are small); use
+    ``normalize="rms"`` to keep each leaf's update RMS equal to that of the
+    momentum, so that ``p`` only reweights coordinates.
+
+    Args:
+      learning_rate: a float or an :class:`optax.Schedule`.
+      momentum: the momentum decay :math:`\mu`, in ``[0, 1)``.
+      p: the exponent (any finite real) or an :class:`optax.Schedule`.
+      b2: decay of the second-moment EMA, in ``[0, 1)``.
+      eps: added after the power, ``>= 0``.
+      eps_root: added before the power, ``>= 0``.
+      nesterov: use Nesterov momentum.
+      accumulator_dtype: dtype of the momentum; ``None`` infers it.
+      nu_dtype: dtype of the second moment; ``None`` infers it.
+      normalize: ``None`` or ``"rms"``.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs`.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax
+      >>> import nsf_optax
+      >>> params = jnp.array([1.0, -2.0])
+      >>> grads = jnp.array([0.1, 0.3])
+      >>> ours, theirs = nsf_optax.nsf_sgd(0.1, p=0.0), optax.sgd(0.1, 0.9)
+      >>> u1, _ = ours.update(grads, ours.init(params))
+      >>> u2, _ = theirs.update(grads, theirs.init(params))
+      >>> bool((u1 == u2).all())
+      True
+
+    References:
+      Zhang & Liu, `Natural Spectral Fusion
+      <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 5, ResNet-18).
+    """
+    return optax.chain(
+        scale_by_pexp_momentum(
+            momentum=momentum,
+            b2=b2,
+            eps=eps,
+            eps_root=eps_root,
+            p=p,
+            nesterov=nesterov,
+            accumulator_dtype=accumulator_dtype,
+            nu_dtype=nu_dtype,
+            normalize=normalize,
+        ),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Observability.
+
+
+def _is_pexp_state(x: Any) -> bool:
+    return isinstance(x, ScaleByPexpState | ScaleByPexpMomentumState)
+
+
+def gain_stats(
+    opt_state: optax.OptState,
+    p: PLike,
+    *,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+) -> dict[str, jax.Array]:
+    r"""The current ``p`` and the spread of the ``p``-gain, for logging.
+
+    Finds the (single) :class:`ScaleByPexpState` or
+    :class:`ScaleByPexpMomentumState` anywhere inside ``opt_state`` (a chain,
+    ``inject_hyperparams``, ``MultiSteps`` ...) and evaluates, over all its
+    coordinates, the gain the next update will apply,
+
+    .. math::
+
+      \gamma = \frac{1}{(\hat v_t + \epsilon_{\text{root}})^{p(t)} + \epsilon},
+
+    with ``p`` a float or the same schedule given to the optimizer (called at
+    the state's count). Costs one pass over ``nu``; call it at logging steps.
+
+    Args:
+      opt_state: the optimizer state.
+      p: the exponent or schedule the optimizer was built with.
+      b2: the optimizer's ``b2``.
+      eps: the optimizer's ``eps``.
+      eps_root: the optimizer's ``eps_root``.
+
+    Returns:
+      A dict of float32 scalars: ``p``, and ``log10_gain_min``,
+      ``log10_gain_mean`` and ``log10_gain_max`` over all coordinates.
+
+    Raises:
+      ValueError: if ``opt_state`` holds no, or more than one, such state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import nsf_optax
+      >>> solver = nsf_optax.nsf(1e-3, p=-0.5)
+      >>> params = jnp.array([1e-2, 1.0])
+      >>> _, state = solver.update(params, solver.init(params))
+      >>> stats = nsf_optax.gain_stats(state, p=-0.5)
+      >>> [round(float(stats[k]), 3) for k in ("log10_gain_min", "log10_gain_max")]
+      [-2.0, 0.0]
+    """
+    found = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=_is_pexp_state)
+        if _is_pexp_state(s)
+    ]
+    if len(found) != 1:
+        raise ValueError(
+            "opt_state must hold exactly one ScaleByPexpState or "
+            f"ScaleByPexpMomentumState, found {len(found)}."
+        )
+    state = found[0]
+    p_t = jnp.asarray(_resolve_p(p, state.count), jnp.float32)
+    # Before the first step nu is zero: any positive count gives nu_hat = 0.
+    nu_hat = optax.tree.bias_correction(state.nu, b2, jnp.maximum(state.count, 1))
+    log_gains = jnp.concatenate(
+        [
+            -jnp.log10(_pgain_denominator(v, p_t, eps, eps_root)).ravel()
+            for v in jax.tree.leaves(nu_hat)
+        ]
+    )
+    chex.assert_rank(log_gains, 1)
+    return {
+        "p": p_t,
+        "log10_gain_min": jnp.min(log_gains),
+        "log10_gain_mean": jnp.mean(log_gains),
+        "log10_gain_max": jnp.max(log_gains),
+    }

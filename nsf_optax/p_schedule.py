@@ -1,0 +1,219 @@
+"""Schedules for the second-moment exponent ``p`` ("tidal" and "pulse-tidal").
+
+Every factory returns an :class:`optax.Schedule`: a pure function of the step
+count returning a scalar. They compose with :func:`optax.join_schedules` and
+:func:`optax.inject_hyperparams`, and can be passed as ``p`` to
+:func:`nsf_optax.scale_by_pexp` and the aliases.
+
+All schedules are closed-form in the count: the cost of one evaluation does not
+depend on how many cycles have passed. Integer counts are reduced modulo the
+period in integer arithmetic (exact for any ``int32``/``int64`` count); float
+counts (for example ``1e10`` without x64) are reduced in floating point and
+always land in the schedule's range.
+
+References:
+  Zhang & Liu, `Natural Spectral Fusion: p-Exponent Cyclic Scheduling and Early
+  Decision-Boundary Alignment in First-Order Optimization
+  <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 3.3).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import jax.numpy as jnp
+import optax
+
+__all__ = ["constant", "cosine_tidal", "pulse_tidal", "square_tidal"]
+
+
+def _check_finite(name: str, value: float) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return float(value)
+
+
+def _check_steps(name: str, value: int, *, minimum: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _phase_in_cycle(count: jnp.ndarray, cycle_steps: int) -> jnp.ndarray:
+    """Returns ``count mod cycle_steps`` as float32, exact for integer counts."""
+    count = jnp.asarray(count)
+    if jnp.issubdtype(count.dtype, jnp.integer):
+        # Integer modulo first: exact, and never overflows however large the count.
+        return jnp.remainder(count, jnp.asarray(cycle_steps, count.dtype)).astype(
+            jnp.float32
+        )
+    return jnp.remainder(count.astype(jnp.float32), jnp.float32(cycle_steps))
+
+
+def constant(value: float) -> optax.Schedule:
+    r"""A constant exponent, :math:`p(t) = p_0`.
+
+    Args:
+      value: the exponent :math:`p_0`; any finite real (negative values are
+        high-pass, ``0`` is momentum SGD, ``0.5`` is Adam).
+
+    Returns:
+      An :class:`optax.Schedule` returning ``value`` as a float32 scalar.
+
+    Examples:
+      >>> from nsf_optax import p_schedule
+      >>> float(p_schedule.constant(-0.25)(1000))
+      -0.25
+    """
+    value = _check_finite("value", value)
+
+    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+        del count
+        return jnp.asarray(value, jnp.float32)
+
+    return schedule
+
+
+def cosine_tidal(
+    min_value: float,
+    max_value: float,
+    period_steps: int,
+    phase: float = 0.0,
+) -> optax.Schedule:
+    r"""A cosine tide sweeping ``p`` between two values.
+
+    .. math::
+
+      p(t) = c + a \cos\left(\frac{2\pi t}{T} + \phi\right), \quad
+      c = \frac{p_{\max} + p_{\min}}{2}, \quad a = \frac{p_{\max} - p_{\min}}{2}.
+
+    With ``phase = 0`` the tide starts at ``max_value``, reaches ``min_value`` at
+    ``t = T/2`` and is back at ``max_value`` at ``t = T``.
+
+    Args:
+      min_value: the low tide :math:`p_{\min}`; any finite real.
+      max_value: the high tide :math:`p_{\max}`; finite, ``>= min_value``.
+      period_steps: the period :math:`T` in steps; an integer ``>= 1``.
+      phase: the phase :math:`\phi` in radians; any finite real.
+
+    Returns:
+      An :class:`optax.Schedule`.
+
+    Examples:
+      >>> from nsf_optax import p_schedule
+      >>> tide = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
+      >>> [round(float(tide(t)), 6) for t in (0, 50, 100)]
+      [0.5, -0.5, 0.5]
+    """
+    min_value = _check_finite("min_value", min_value)
+    max_value = _check_finite("max_value", max_value)
+    if max_value < min_value:
+        raise ValueError(
+            f"max_value must be >= min_value, got max_value={max_value} and "
+            f"min_value={min_value}."
+        )
+    period_steps = _check_steps("period_steps", period_steps, minimum=1)
+    phase = _check_finite("phase", phase)
+    center = 0.5 * (max_value + min_value)
+    amplitude = 0.5 * (max_value - min_value)
+
+    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+        fraction = _phase_in_cycle(count, period_steps) / period_steps
+        angle = 2.0 * jnp.pi * fraction + phase
+        return jnp.asarray(center + amplitude * jnp.cos(angle), jnp.float32)
+
+    return schedule
+
+
+def square_tidal(
+    high_value: float,
+    low_value: float,
+    every_steps: int,
+) -> optax.Schedule:
+    r"""A square tide: ``p`` alternates between two values every ``N`` steps.
+
+  .. math::
+
+    p(t) = \begin{cases} p_{\text{high}} & \lfloor t / N \rfloor \text{ even} \\
+    p_{\text{low}} & \text{otherwise.} \end{cases}
+
+  The paper's ResNet run switches the sign of ``p`` every 200 iterations:
+  ``square_tidal(a, -a, 200)``.
+
+  Args:
+    high_value: the value for the first ``every_steps`` steps; finite.
+    low_value: the value for the next ``every_steps`` steps; finite (it need
+      not be lower than ``high_value``).
+    every_steps: the half period :math:`N`; an integer ``>= 1``.
+
+  Returns:
+    An :class:`optax.Schedule`.
+
+  Examples:
+    >>> from nsf_optax import p_schedule
+    >>> tide = p_schedule.square_tidal(0.25, -0.25, every_steps=200)
+    >>> [float(tide(t)) for t in (0, 199, 200, 399, 400)]
+    [0.25, 0.25, -0.25, -0.25, 0.25]
+  """
+    high_value = _check_finite("high_value", high_value)
+    low_value = _check_finite("low_value", low_value)
+    every_steps = _check_steps("every_steps", every_steps, minimum=1)
+
+    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+        in_cycle = _phase_in_cycle(count, 2 * every_steps)
+        return jnp.where(
+            in_cycle < every_steps, jnp.float32(high_value), jnp.float32(low_value)
+        )
+
+    return schedule
+
+
+def pulse_tidal(
+    pulse_value: float,
+    pulse_steps: int,
+    tidal: optax.Schedule,
+) -> optax.Schedule:
+    r"""A pulse of constant ``p``, then a tide.
+
+  .. math::
+
+    p(t) = \begin{cases} p_{\text{pulse}} & t < K \\
+    \text{tidal}(t - K) & t \ge K. \end{cases}
+
+  The tide is restarted at the end of the pulse, as in
+  :func:`optax.join_schedules`, so a square tide starts on its high half.
+
+  Args:
+    pulse_value: the exponent during the pulse; finite.
+    pulse_steps: the pulse length :math:`K`; an integer ``>= 0``.
+    tidal: the schedule that follows, for example :func:`square_tidal` or
+      :func:`cosine_tidal`; any :class:`optax.Schedule`.
+
+  Returns:
+    An :class:`optax.Schedule`.
+
+  Examples:
+    >>> from nsf_optax import p_schedule
+    >>> p = p_schedule.pulse_tidal(
+    ...     0.5, 100, p_schedule.square_tidal(0.25, -0.25, every_steps=200))
+    >>> [float(p(t)) for t in (0, 99, 100, 299, 300)]
+    [0.5, 0.5, 0.25, 0.25, -0.25]
+  """
+    pulse_value = _check_finite("pulse_value", pulse_value)
+    pulse_steps = _check_steps("pulse_steps", pulse_steps, minimum=0)
+    if not callable(tidal):
+        raise ValueError(f"tidal must be a schedule (a callable), got {tidal!r}.")
+
+    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+        count = jnp.asarray(count)
+        in_pulse = count < pulse_steps
+        # Clamp so the tide is never asked about negative counts.
+        tide = tidal(jnp.maximum(count - pulse_steps, 0))
+        return jnp.where(in_pulse, jnp.float32(pulse_value), tide).astype(jnp.float32)
+
+    return schedule
