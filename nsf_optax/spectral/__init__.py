@@ -4,6 +4,25 @@ Imported explicitly (``import nsf_optax.spectral``); ``import nsf_optax`` does n
 load it. Plotting helpers import matplotlib lazily.
 """
 
+from nsf_optax.spectral._decay import (
+    PAPER_MODES,
+    PAPER_TABLE,
+    SEARCH_GRID,
+    DecayFit,
+    DecaySettings,
+    DecayTable,
+    DecayTrace,
+    compare_with_paper,
+    decay_table,
+    default_rows,
+    fit_decay,
+    format_table,
+    robustness,
+    search_settings,
+    simulate_decay,
+    spectral_trend,
+    verdicts,
+)
 from nsf_optax.spectral.alignment import (
     AlignmentReport,
     early_alignment,
@@ -11,7 +30,24 @@ from nsf_optax.spectral.alignment import (
 )
 
 __all__ = [
+    "PAPER_MODES",
+    "PAPER_TABLE",
+    "SEARCH_GRID",
     "AlignmentReport",
+    "DecayFit",
+    "DecaySettings",
+    "DecayTable",
+    "DecayTrace",
+    "compare_with_paper",
+    "decay_table",
+    "default_rows",
     "early_alignment",
     "first_step_reaching",
+    "fit_decay",
+    "format_table",
+    "robustness",
+    "search_settings",
+    "simulate_decay",
+    "spectral_trend",
+    "verdicts",
 ]
