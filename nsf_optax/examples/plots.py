@@ -1,0 +1,89 @@
+"""PNG plots of one run and of a comparison (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def plot_run(
+    history: Sequence[Mapping[str, float]], workdir: str | os.PathLike, *, title: str
+) -> list[str]:
+    """Writes ``curves.png`` (loss, accuracy) and ``schedules.png`` (lr, p).
+
+    Args:
+      history: evaluation rows with step, train/test loss and accuracy, lr and p.
+      workdir: output directory.
+      title: figure title.
+
+    Returns:
+      The paths written.
+    """
+    step = [r["step"] for r in history]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for split in ("train", "test"):
+        ax_loss.plot(step, [r[f"{split}_loss"] for r in history], label=split)
+        ax_acc.plot(step, [r[f"{split}_accuracy"] for r in history], label=split)
+    ax_loss.set(xlabel="step", ylabel="cross-entropy", yscale="log", title="loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    curves = os.path.join(os.fspath(workdir), "curves.png")
+    fig.savefig(curves, dpi=100)
+
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    ax_lr, ax_p = fig.subplots(1, 2)
+    ax_lr.plot(step, [r["lr"] for r in history])
+    ax_lr.set(xlabel="step", ylabel="learning rate", title="lr(t)")
+    ax_p.step(step, [r["p"] for r in history], where="post")
+    ax_p.set(xlabel="step", ylabel="p", title="p(t) (at evaluation steps)")
+    for ax in (ax_lr, ax_p):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    schedules = os.path.join(os.fspath(workdir), "schedules.png")
+    fig.savefig(schedules, dpi=100)
+    return [curves, schedules]
+
+
+def plot_comparison(
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+) -> str:
+    """Mean ± std test accuracy and loss per method against step.
+
+    Args:
+      curves: method -> {"step": [n], "test_accuracy": [seeds, n], "test_loss":
+        [seeds, n]}.
+      path: the PNG to write.
+      title: figure title.
+
+    Returns:
+      ``path``.
+    """
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    for method, c in curves.items():
+        for ax, key in ((ax_acc, "test_accuracy"), (ax_loss, "test_loss")):
+            values = np.asarray(c[key])
+            mean, std = values.mean(0), values.std(0)
+            (line,) = ax.plot(c["step"], mean, label=method)
+            ax.fill_between(
+                c["step"], mean - std, mean + std, color=line.get_color(), alpha=0.2
+            )
+    ax_acc.set(xlabel="step", ylabel="test accuracy", title="test accuracy")
+    ax_loss.set(xlabel="step", ylabel="test cross-entropy", title="test loss")
+    ax_loss.set_yscale("log")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(os.fspath(path), dpi=100)
+    return os.fspath(path)

@@ -1,0 +1,482 @@
+"""Training and evaluation: ``train_and_evaluate(config, workdir)``.
+
+One run trains a ResNet (:mod:`.models`) on an offline dataset (:mod:`.input_pipeline`)
+with an optimizer chosen by name, every one chained with the same optax learning-rate
+schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
+
+* ``metrics.csv`` / ``metrics.json``: one row per evaluation (step, lr, p, running
+  train loss/accuracy, test loss/accuracy);
+* ``curves.png`` (train/test loss and accuracy) and ``schedules.png`` (lr and p);
+* ``config.json`` and ``checkpoints/<step>/`` (orbax; see :mod:`.checkpointing`).
+
+Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
+(``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
+the gradient all-reduce. On several hosts, call ``jax.distributed.initialize()``
+before :func:`train_and_evaluate`: every host computes the same global batch order,
+feeds its own slice through ``jax.make_array_from_process_local_data``, and the code
+path is otherwise the same (only host 0 writes metrics and plots).
+
+Resume: with ``config.resume`` the newest checkpoint is restored (model, optimizer
+state with its schedule counts, PRNG key, step, metrics); the data order is a pure
+function of ``(seed, step)``, so the resumed run continues exactly where the
+interrupted one stopped, bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import nsf_optax
+from nsf_optax import p_schedule
+from nsf_optax.examples import checkpointing, input_pipeline, models, plots
+from nsf_optax.examples.configs.default import PADAM_P, Config
+
+HISTORY_FIELDS = (
+    "step",
+    "epoch",
+    "lr",
+    "p",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "elapsed_s",
+)
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train_and_evaluate` returns."""
+
+    model: models.ResNet  # the trained model (eval mode)
+    optimizer: nnx.Optimizer  # its optimizer, state included
+    history: list[dict[str, float]]  # one row per evaluation, HISTORY_FIELDS keys
+
+
+def create_learning_rate_schedule(config: Config) -> optax.Schedule:
+    """The learning-rate schedule shared by every optimizer.
+
+    Args:
+      config: uses ``lr_schedule``, ``peak_learning_rate``, ``warmup_steps`` and
+        ``num_steps``.
+
+    Returns:
+      ``warmup_cosine``: linear warmup from 0 to the peak, cosine decay to 0 at
+      ``num_steps``; ``piecewise``: the peak, divided by 10 at 50 % and again at 75 %
+      of ``num_steps``.
+    """
+    peak = config.peak_learning_rate
+    if config.lr_schedule == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=peak,
+            warmup_steps=config.warmup_steps,
+            decay_steps=config.num_steps,
+            end_value=0.0,
+        )
+    boundaries = {int(0.5 * config.num_steps): 0.1, int(0.75 * config.num_steps): 0.1}
+    return optax.piecewise_constant_schedule(peak, boundaries)
+
+
+def create_p_schedule(config: Config) -> optax.Schedule:
+    """The exponent p(t) of the chosen optimizer (for nsf) or its fixed value.
+
+    Args:
+      config: uses ``optimizer``, ``p_schedule`` and the p fields.
+
+    Returns:
+      An :class:`optax.Schedule`: 0 for sgd, 1/2 for adam, 1/8 for padam; for nsf a
+      ``nsf_optax.p_schedule`` built from the config. Pulse-tidal is
+      ``pulse_tidal(pulse_value, pulse_steps, square_tidal(high, low, every))``.
+    """
+    if config.optimizer == "sgd":
+        return p_schedule.constant(0.0)
+    if config.optimizer == "adam":
+        return p_schedule.constant(0.5)
+    if config.optimizer == "padam":
+        return p_schedule.constant(PADAM_P)
+    if config.p_schedule == "constant":
+        return p_schedule.constant(config.p_value)
+    if config.p_schedule == "cosine_tidal":
+        return p_schedule.cosine_tidal(
+            config.p_min, config.p_max, config.p_period_steps
+        )
+    return p_schedule.pulse_tidal(
+        config.pulse_value,
+        config.pulse_steps,
+        p_schedule.square_tidal(
+            config.tidal_high_value, config.tidal_low_value, config.tidal_every_steps
+        ),
+    )
+
+
+def decay_mask(params: Any) -> Any:
+    """Weight decay on kernels only: leaves with more than one dimension."""
+    return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+def create_optimizer(config: Config) -> optax.GradientTransformation:
+    """The optimizer named by ``config.optimizer``, with the shared LR schedule.
+
+    * ``sgd``: ``add_decayed_weights`` then ``optax.sgd(lr, momentum)`` (torch-style
+      coupled weight decay): the paper's p = 0 baseline.
+    * ``nsf`` (flavour "sgd"): the same chain with ``nsf_optax.nsf_sgd`` and the p
+      schedule: the paper's ResNet setting; bit for bit the baseline at p = 0.
+    * ``adam``: ``optax.adamw``; ``padam``: ``nsf_optax.nsfw`` with p = 1/8;
+      ``nsf`` (flavour "adam"): ``nsf_optax.nsfw`` with the p schedule. These take
+      decoupled weight decay.
+
+    Args:
+      config: the run configuration.
+
+    Returns:
+      An optax gradient transformation.
+    """
+    lr = create_learning_rate_schedule(config)
+    p = create_p_schedule(config)
+    normalize = None if config.normalize == "none" else config.normalize
+    wd = config.weight_decay
+    common = dict(b2=config.b2, eps=config.eps)
+    if config.optimizer == "adam":
+        return optax.adamw(
+            lr, b1=config.momentum, weight_decay=wd, mask=decay_mask, **common
+        )
+    if config.optimizer == "padam":
+        return nsf_optax.nsfw(
+            lr,
+            b1=config.momentum,
+            p=PADAM_P,
+            weight_decay=wd,
+            mask=decay_mask,
+            **common,
+        )
+    if config.optimizer == "nsf" and config.nsf_flavour == "adam":
+        return nsf_optax.nsfw(
+            lr,
+            b1=config.momentum,
+            p=p,
+            weight_decay=wd,
+            mask=decay_mask,
+            normalize=normalize,
+            **common,
+        )
+    if config.optimizer == "sgd":
+        inner = optax.sgd(lr, momentum=config.momentum)
+    else:
+        inner = nsf_optax.nsf_sgd(
+            lr, momentum=config.momentum, p=p, normalize=normalize, **common
+        )
+    return optax.chain(optax.add_decayed_weights(wd, mask=decay_mask), inner)
+
+
+def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, ...]]:
+    """A jitted step ``(model, optimizer, x, y, rng) -> (loss, accuracy, rng)``.
+
+    It augments the batch on device with a fresh split of ``rng``, computes the mean
+    cross-entropy and its gradient, and updates ``model`` and ``optimizer`` in place.
+    """
+    crop_padding, flip = config.crop_padding, config.flip
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y, rng):
+        rng, aug_key = jax.random.split(rng)
+        x = input_pipeline.augment(aug_key, x, crop_padding=crop_padding, flip=flip)
+
+        def loss_fn(model):
+            logits = model(x)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, logits
+
+        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        optimizer.update(model, grads)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
+        return loss, accuracy, rng
+
+    return train_step
+
+
+@nnx.jit
+def _eval_step(model, x, y, weight):
+    logits = model(x)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    correct = jnp.argmax(logits, -1) == y
+    return jnp.sum(loss * weight), jnp.sum(correct * weight)
+
+
+class _Sharder:
+    """Turns this host's slice of a global batch into a batch-sharded jax.Array."""
+
+    def __init__(self):
+        self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
+        self.batch = NamedSharding(self.mesh, P("data"))
+        self.replicated = NamedSharding(self.mesh, P())
+
+    def shard(self, global_batch: np.ndarray) -> jax.Array:
+        local = global_batch[input_pipeline.process_slice(len(global_batch))]
+        return jax.make_array_from_process_local_data(
+            self.batch, local, global_batch.shape
+        )
+
+
+def _eval_batches(data: input_pipeline.Dataset, batch_size: int, sharder: _Sharder):
+    n = len(data.y_test)
+    total = math.ceil(n / batch_size) * batch_size
+    pad = total - n
+    x = np.concatenate(
+        [data.x_test, np.zeros((pad, *data.x_test.shape[1:]), np.float32)]
+    )
+    y = np.concatenate([data.y_test, np.zeros((pad,), np.int32)])
+    w = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
+    return [
+        tuple(sharder.shard(a[i : i + batch_size]) for a in (x, y, w))
+        for i in range(0, total, batch_size)
+    ]
+
+
+def evaluate(model: models.ResNet, batches: list[tuple[jax.Array, ...]]) -> dict:
+    """Mean test loss and accuracy over padded, weighted batches (eval mode)."""
+    model.eval()
+    loss_sum, correct = 0.0, 0.0
+    count = 0.0
+    for x, y, w in batches:
+        batch_loss, batch_correct = _eval_step(model, x, y, w)
+        loss_sum += float(batch_loss)
+        correct += float(batch_correct)
+        count += float(jnp.sum(w))
+    model.train()
+    return {"test_loss": loss_sum / count, "test_accuracy": correct / count}
+
+
+def _static(config: Config) -> Config:
+    # The fields the compiled step depends on; runs that differ only in the seed (or
+    # bookkeeping) share one optimizer object and one compiled step.
+    return dataclasses.replace(config, seed=0, resume=False, progress=False)
+
+
+# Caches keyed on the (hashable, frozen) config: see _static.
+_cached_optimizer = functools.lru_cache(maxsize=16)(create_optimizer)
+_cached_train_step = functools.lru_cache(maxsize=16)(make_train_step)
+
+
+def _check_against(config: Config, data: input_pipeline.Dataset, devices: int) -> None:
+    for name in ("batch_size", "eval_batch_size"):
+        if getattr(config, name) % devices:
+            raise ValueError(
+                f"{name} ({getattr(config, name)}) must be a multiple of the "
+                f"{devices} devices."
+            )
+    if config.batch_size > len(data.y_train):
+        raise ValueError(
+            f"batch_size ({config.batch_size}) exceeds the {len(data.y_train)} "
+            "training examples."
+        )
+
+
+def _config_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+# Fields that may differ between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = ("resume", "progress", "data_dir")
+
+
+def _write_metrics(workdir: str, history: list[dict[str, float]]) -> None:
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+        json.dump(history, f, indent=1)
+    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def train_and_evaluate(
+    config: Config,
+    workdir: str | os.PathLike,
+    *,
+    max_steps_this_run: int | None = None,
+) -> TrainResult:
+    """Trains and evaluates one configuration, checkpointing into ``workdir``.
+
+    Args:
+      config: the run configuration (see :class:`~.configs.default.Config`).
+      workdir: directory for metrics, plots, config and checkpoints.
+      max_steps_this_run: stop after this many steps of this call (a checkpoint is
+        written), e.g. to fit a job's time limit; resume later with
+        ``config.resume``. None trains to ``config.num_steps``.
+
+    Returns:
+      A :class:`TrainResult` with the model, the optimizer and the metric history.
+
+    Raises:
+      ValueError: for bad configurations and data directories, for a workdir that
+        already holds checkpoints when ``config.resume`` is False, and
+        (:class:`~.checkpointing.CheckpointError`) for a missing, corrupt or
+        mismatching checkpoint when it is True. Nothing in ``workdir`` is written
+        before these checks pass.
+    """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a Config, got {type(config).__name__}.")
+    if max_steps_this_run is not None and max_steps_this_run <= 0:
+        raise ValueError(
+            f"max_steps_this_run must be positive, got {max_steps_this_run}."
+        )
+    workdir = os.fspath(workdir)
+    if not config.resume and checkpointing.has_checkpoint(workdir):
+        raise ValueError(
+            f"{checkpointing.checkpoint_dir(workdir)!r} already holds checkpoints; "
+            "pass --resume to continue that run or choose another --workdir "
+            "(nothing is overwritten)."
+        )
+    data = input_pipeline.load_dataset(config.dataset, config.data_dir)
+    sharder = _Sharder()
+    _check_against(config, data, jax.device_count())
+
+    model = models.create_model(
+        config.model,
+        num_classes=data.num_classes,
+        in_features=data.in_features,
+        ndim=data.ndim,
+        seed=config.seed,
+        num_filters=config.num_filters,
+    )
+    optimizer = nnx.Optimizer(model, _cached_optimizer(_static(config)), wrt=nnx.Param)
+    # Parameters come from key(seed); augmentation gets an independent stream.
+    rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+    step, history = 0, []
+    train_sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
+
+    def arrays() -> dict[str, Any]:
+        return {
+            "model": nnx.state(model),
+            "optimizer": nnx.state(optimizer),
+            "rng": jax.random.key_data(rng),
+        }
+
+    if config.resume:
+        step, restored, meta = checkpointing.restore_latest(workdir, arrays())
+        saved = meta.get("config", {})
+        changed = [
+            k
+            for k, v in _config_dict(config).items()
+            if k not in _RESUMABLE_CHANGES and saved.get(k) != v
+        ]
+        if changed:
+            raise checkpointing.CheckpointError(
+                f"The checkpoint in {workdir!r} was written with a different config "
+                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); resume "
+                "with the same settings."
+            )
+        nnx.update(model, restored["model"])
+        nnx.update(optimizer, restored["optimizer"])
+        rng = jax.random.wrap_key_data(restored["rng"])
+        history = meta["history"]
+        train_sums = meta["train_sums"]
+
+    # Replicate parameters and optimizer state over the mesh.
+    state = jax.device_put(nnx.state((model, optimizer)), sharder.replicated)
+    nnx.update((model, optimizer), state)
+    rng = jax.device_put(rng, sharder.replicated)
+
+    is_host0 = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if is_host0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump(_config_dict(config), f, indent=1)
+    mngr = checkpointing.manager(workdir, create=True)
+    eval_batches = _eval_batches(data, config.eval_batch_size, sharder)
+    train_step = _cached_train_step(_static(config))
+    lr_fn, p_fn = create_learning_rate_schedule(config), create_p_schedule(config)
+    per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
+    last = config.num_steps
+    if max_steps_this_run is not None:
+        last = min(last, step + max_steps_this_run)
+
+    def save_checkpoint() -> None:
+        epoch, position = divmod(step, per_epoch)
+        meta = {
+            "config": _config_dict(config),
+            "step": step,
+            "data_order": {"seed": config.seed, "epoch": epoch, "position": position},
+            "history": history,
+            "train_sums": train_sums,
+        }
+        checkpointing.save(mngr, step, arrays(), meta)
+
+    from tqdm.auto import tqdm
+
+    model.train()
+    start = time.perf_counter()
+    pending: list[tuple[jax.Array, jax.Array]] = []
+    with tqdm(
+        total=config.num_steps,
+        initial=step,
+        disable=not config.progress or not is_host0,
+        desc=config.method,
+        dynamic_ncols=True,
+    ) as bar:
+        while step < last:
+            idx = input_pipeline.batch_indices(
+                config.seed, step, len(data.y_train), config.batch_size
+            )
+            x = sharder.shard(data.x_train[idx])
+            y = sharder.shard(data.y_train[idx])
+            loss, accuracy, rng = train_step(model, optimizer, x, y, rng)
+            pending.append((loss, accuracy))
+            step += 1
+            bar.update(1)
+            if step % 10 == 0 or step == last:
+                bar.set_postfix(
+                    loss=f"{float(loss):.3f}",
+                    acc=f"{float(accuracy):.3f}",
+                    lr=f"{float(lr_fn(step - 1)):.3g}",
+                    p=f"{float(p_fn(step - 1)):+.3f}",
+                    refresh=False,
+                )
+            if step % config.eval_every_steps == 0 or step == config.num_steps:
+                for loss_i, acc_i in pending:
+                    train_sums["loss"] += float(loss_i)
+                    train_sums["accuracy"] += float(acc_i)
+                    train_sums["count"] += 1
+                pending = []
+                row = {
+                    "step": step,
+                    "epoch": step / per_epoch,
+                    "lr": float(lr_fn(step - 1)),
+                    "p": float(p_fn(step - 1)),
+                    "train_loss": train_sums["loss"] / train_sums["count"],
+                    "train_accuracy": train_sums["accuracy"] / train_sums["count"],
+                    **evaluate(model, eval_batches),
+                    "elapsed_s": time.perf_counter() - start,
+                }
+                train_sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
+                history.append(row)
+                if is_host0:
+                    _write_metrics(workdir, history)
+            every = config.checkpoint_every_steps
+            if (every and step % every == 0) or step == last:
+                for loss_i, acc_i in pending:
+                    train_sums["loss"] += float(loss_i)
+                    train_sums["accuracy"] += float(acc_i)
+                    train_sums["count"] += 1
+                pending = []
+                save_checkpoint()
+    mngr.close()
+    if is_host0 and history:
+        plots.plot_run(history, workdir, title=f"{config.method} on {config.dataset}")
+    model.eval()
+    return TrainResult(model, optimizer, history)
