@@ -181,10 +181,20 @@ class Config:
 
     @property
     def method(self) -> str:
-        """A short label: "sgd", "adam", "padam" or "nsf-<p_schedule>"."""
-        if self.optimizer == "nsf":
-            return f"nsf-{self.p_schedule}"
-        return self.optimizer
+        """A short label: "sgd", "adam", "padam" or e.g. "nsf-pulse".
+
+        nsf labels name the p schedule ("const", "cosine", "pulse"), then "-adam" for
+        the Adam flavour and "-raw" for ``normalize="none"``.
+        """
+        if self.optimizer != "nsf":
+            return self.optimizer
+        short = {"constant": "const", "cosine_tidal": "cosine", "pulse_tidal": "pulse"}
+        label = f"nsf-{short[self.p_schedule]}"
+        if self.nsf_flavour == "adam":
+            label += "-adam"
+        if self.normalize == "none":
+            label += "-raw"
+        return label
 
 
 def get_config() -> Config:

@@ -1,0 +1,62 @@
+"""One training run: ``python -m nsf_optax.examples --config mnist1d --workdir runs/x``.
+
+Every field of :class:`~nsf_optax.examples.configs.default.Config` is a flag
+(``--optimizer sgd``, ``--num_steps 500``, ``--data_dir ~/cifar-10-batches-py``, ...).
+Several hosts: run the same command on each after ``jax.distributed.initialize()``
+(see :mod:`nsf_optax.examples.train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses flags, trains, prints the final metrics. Returns the exit status."""
+    from nsf_optax.examples import configs, train
+
+    parser = argparse.ArgumentParser(
+        prog="python -m nsf_optax.examples", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--config", default="default", choices=configs.CONFIG_NAMES, help="preset"
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="output directory (default: runs/<config>-<method>-seed<seed>)",
+    )
+    parser.add_argument(
+        "--max_steps_this_run",
+        type=int,
+        default=None,
+        help="stop (with a checkpoint) after this many steps; continue with --resume",
+    )
+    configs.add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = configs.config_from_args(configs.get_config(args.config), args)
+        workdir = args.workdir or os.path.join(
+            "runs", f"{args.config}-{config.method}-seed{config.seed}"
+        )
+        result = train.train_and_evaluate(
+            config, workdir, max_steps_this_run=args.max_steps_this_run
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if result.history:
+        last = result.history[-1]
+        print(
+            f"\n{config.method} on {config.dataset}, step {last['step']}: "
+            f"test accuracy {last['test_accuracy']:.4f}, test loss "
+            f"{last['test_loss']:.4f}, train loss {last['train_loss']:.4f}\n"
+            f"metrics, plots and checkpoints in {os.path.abspath(workdir)}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
