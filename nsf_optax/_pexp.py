@@ -10,6 +10,7 @@ from typing import Any, Literal, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 __all__ = [
@@ -85,6 +86,8 @@ def _power(x: jax.Array, p: float | jax.Array) -> jax.Array:
     a scalar call (about 2.5x slower for the whole update).
     """
     if isinstance(p, numbers.Real):
+        # The exponent as the power sees it: a tiny p rounds to 0 in float32.
+        p = float(np.asarray(p, x.dtype))
         if p == 0.0:
             return jnp.ones_like(x)
         if p == 1.0:
