@@ -1,0 +1,96 @@
+"""Property tests: finite inputs never give NaN, across |p| <= 2 and 60 decades.
+
+The documented numerics (see `nsf_optax.nsf`): every update is bounded by
+``|direction| / eps``, so finite gradients give finite updates whenever that
+bound is below the float32 maximum: for the Adam-flavoured update (direction
+``mhat``, ``|mhat| <= max|g|``) any ``|g| <= 1e30``; for the SGD-flavoured one
+(direction the momentum, up to ``max|g| / (1 - momentum)``) any ``|g| <= 1e29``.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nsf_optax
+
+_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
+
+
+def _magnitudes(max_exp):
+    exps = st.floats(min_value=-30, max_value=max_exp)
+    signs = st.sampled_from([-1.0, 1.0])
+    value = st.builds(lambda s, e: s * 10.0**e, signs, exps)
+    return st.one_of(value, st.just(0.0))
+
+
+def _grads(max_exp):
+    return st.lists(
+        st.lists(_magnitudes(max_exp), min_size=4, max_size=4), min_size=3, max_size=3
+    )
+
+
+_P = st.floats(min_value=-2.0, max_value=2.0)
+
+
+@functools.partial(jax.jit, static_argnames=("factory", "normalize"))
+def _updates(grads, p, factory, normalize):
+    """All updates over a gradient sequence, with a traced p."""
+    opt = getattr(nsf_optax, factory)(p=lambda count: p, normalize=normalize)
+    state = opt.init(grads[0])
+
+    def step(state, g):
+        u, state = opt.update(g, state)
+        return state, u
+
+    _, us = jax.lax.scan(step, state, grads)
+    return us
+
+
+def _check(grads, p, factory, normalize, static):
+    grads = jnp.asarray(np.array(grads, np.float32))
+    assert bool(jnp.all(jnp.isfinite(grads)))
+    if static:
+        opt = getattr(nsf_optax, factory)(p=p, normalize=normalize)
+        state = opt.init(grads[0])
+        us = []
+        for g in grads:
+            u, state = opt.update(g, state)
+            us.append(u)
+        us = jnp.stack(us)
+    else:
+        us = _updates(grads, jnp.float32(p), factory, normalize)
+    assert us.dtype == jnp.float32
+    assert not bool(jnp.any(jnp.isnan(us))), (p, grads, us)
+    assert bool(jnp.all(jnp.isfinite(us))), (p, grads, us)
+
+
+@_SETTINGS
+@given(
+    grads=_grads(30),
+    p=_P,
+    normalize=st.sampled_from([None, "rms"]),
+    static=st.booleans(),
+)
+def test_adam_flavour_is_finite(grads, p, normalize, static):
+    _check(grads, p, "scale_by_pexp", normalize, static)
+
+
+@_SETTINGS
+@given(
+    grads=_grads(29),
+    p=_P,
+    normalize=st.sampled_from([None, "rms"]),
+    static=st.booleans(),
+)
+def test_sgd_flavour_is_finite(grads, p, normalize, static):
+    _check(grads, p, "scale_by_pexp_momentum", normalize, static)
+
+
+@_SETTINGS
+@given(grads=_grads(30), p=st.sampled_from([0.0, 0.25, 0.5, -0.5, 1.0, 2.0, -2.0]))
+def test_special_static_exponents_are_finite(grads, p):
+    _check(grads, p, "scale_by_pexp", None, True)
