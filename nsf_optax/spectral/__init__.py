@@ -4,6 +4,17 @@ Imported explicitly (``import nsf_optax.spectral``); ``import nsf_optax`` does n
 load it. Plotting helpers import matplotlib lazily.
 """
 
+from nsf_optax.spectral._boundary import (
+    BoundaryResult,
+    BoundarySettings,
+    BoundarySnapshot,
+    boundary_demo,
+    init_mlp,
+    make_angle_data,
+    mean_ci,
+    mlp_apply,
+    update_norms,
+)
 from nsf_optax.spectral._decay import (
     PAPER_MODES,
     PAPER_TABLE,
@@ -44,6 +55,9 @@ __all__ = [
     "PAPER_TABLE",
     "SEARCH_GRID",
     "AlignmentReport",
+    "BoundaryResult",
+    "BoundarySettings",
+    "BoundarySnapshot",
     "DecayFit",
     "DecaySettings",
     "DecayTable",
@@ -51,6 +65,7 @@ __all__ = [
     "DensityResult",
     "DensityRun",
     "DensitySettings",
+    "boundary_demo",
     "compare_with_paper",
     "decay_table",
     "default_rows",
@@ -62,10 +77,15 @@ __all__ = [
     "first_step_reaching",
     "fit_decay",
     "format_table",
+    "init_mlp",
+    "make_angle_data",
+    "mean_ci",
+    "mlp_apply",
     "robustness",
     "search_settings",
     "simulate_decay",
     "simulate_density",
     "spectral_trend",
+    "update_norms",
     "verdicts",
 ]
