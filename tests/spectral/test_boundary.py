@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import nsf_optax
@@ -52,21 +53,31 @@ def test_bad_arguments(kw):
         spectral.make_angle_data(jax.random.key(0), **args)
 
 
-def test_update_norms_shape_and_p0():
+def test_update_norms_at_p0_are_per_example_gradient_norms():
     x, y, _ = spectral.make_angle_data(jax.random.key(0), 20)
     params = spectral.init_mlp(jax.random.key(1))
-    tx = nsf_optax.nsf(1e-2, p=0.0)
-    grads = jax.grad(
-        lambda p: jnp.mean(
-            jax.vmap(lambda xi, yi: -jax.nn.log_softmax(spectral.mlp_apply(p, xi))[yi])(
-                x, y
-            )
+
+    def loss(params, x, y):
+        logits = spectral.mlp_apply(params, x)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+    @jax.jit
+    def norms_and_reference(params):
+        tx = nsf_optax.nsf(1e-2, p=0.0)
+        _, state = tx.update(jax.grad(loss)(params, x, y), tx.init(params), params)
+        norms = spectral.update_norms(params, state, x, y, 0.0)
+        grads = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(
+            params, x[:, None], y[:, None]
         )
-    )(params)
-    _, state = tx.update(grads, tx.init(params), params)
-    norms = jax.jit(spectral.update_norms)(params, state, x, y, 0.0)
+        ref = jnp.sqrt(
+            sum(jnp.sum(g.reshape(20, -1) ** 2, 1) for g in jax.tree.leaves(grads))
+        )
+        return norms, ref
+
+    norms, ref = norms_and_reference(params)
     chex.assert_shape(norms, (20,))
-    assert bool(jnp.all(norms >= 0))
+    # At p = 0 the gain is 1 / (1 + eps): the norms are the plain gradient norms.
+    np.testing.assert_allclose(norms, ref, rtol=1e-5)
 
 
 def test_mean_ci():

@@ -62,3 +62,32 @@ def test_demo_verdicts():
     assert ratios[0.5] == pytest.approx(1.0, abs=0.02)
     assert ratios[0.0] > 1.0
     assert ratios[-0.5] > ratios[-0.25] > ratios[0.0]
+
+
+def test_cli_json():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nsf_optax.spectral.density",
+            "--json",
+            "--num-steps",
+            "200",
+            "--num-points",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    data = json.loads(out.stdout)
+    assert set(data) == {"settings", "rows", "verdicts"}
+    assert len(data["rows"]) == 12
+    assert {"p", "slope", "final_frmse", "steps_to_threshold", "eq14_rel_error"} == set(
+        data["rows"][0]
+    )
