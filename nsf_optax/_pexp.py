@@ -153,6 +153,8 @@ def _apply_pgain(
     def leaf(d, v, g):
         if d is None:
             return None
+        # Trace-time only: a state restored for other params must not broadcast.
+        chex.assert_equal_shape([d, v, g])
         d32 = d.astype(_compute_dtype(d.dtype))
         u = d32 / _pgain_denominator(v, p, eps, eps_root)
         if normalize == "rms":
@@ -639,7 +641,10 @@ def gain_stats(
       \gamma = \frac{1}{(\hat v_t + \epsilon_{\text{root}})^{p(t)} + \epsilon},
 
     with ``p`` a float or the same schedule given to the optimizer (called at
-    the state's count). Costs one pass over ``nu``; call it at logging steps.
+    the state's count). Coordinates whose second moment is still exactly zero
+    (they never received a nonzero gradient, so they take no step) are left
+    out; the statistics are NaN while no coordinate has. Costs one pass over
+    ``nu``; call it at logging steps.
 
     Args:
       opt_state: the optimizer state.
@@ -679,16 +684,14 @@ def gain_stats(
     p_t = jnp.asarray(_resolve_p(p, state.count), jnp.float32)
     # Before the first step nu is zero: any positive count gives nu_hat = 0.
     nu_hat = optax.tree.bias_correction(state.nu, b2, jnp.maximum(state.count, 1))
-    log_gains = jnp.concatenate(
-        [
-            -jnp.log10(_pgain_denominator(v, p_t, eps, eps_root)).ravel()
-            for v in jax.tree.leaves(nu_hat)
-        ]
-    )
-    chex.assert_rank(log_gains, 1)
+    nu_hat = jnp.concatenate([v.ravel() for v in jax.tree.leaves(nu_hat)])
+    log_gains = -jnp.log10(_pgain_denominator(nu_hat, p_t, eps, eps_root))
+    # Coordinates that never saw a nonzero gradient take no step whatever the
+    # gain (mhat = 0 there); their gain, 1/eps or 0, would only swamp the spread.
+    log_gains = jnp.where(nu_hat > 0, log_gains, jnp.nan)
     return {
         "p": p_t,
-        "log10_gain_min": jnp.min(log_gains),
-        "log10_gain_mean": jnp.mean(log_gains),
-        "log10_gain_max": jnp.max(log_gains),
+        "log10_gain_min": jnp.nanmin(log_gains),
+        "log10_gain_mean": jnp.nanmean(log_gains),
+        "log10_gain_max": jnp.nanmax(log_gains),
     }

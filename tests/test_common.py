@@ -161,10 +161,13 @@ class BatteryTest(chex.TestCase):
         chex.assert_trees_all_close(state_inj.inner_state, state, rtol=1e-5, atol=1e-7)
 
     @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.product(case=_NAMED, dtype=("bfloat16", "float32"))
-    def test_dtypes_and_state_are_stable(self, case, dtype):
+    @parameterized.product(
+        name=tuple(n for n, _, _ in _OPTIMIZERS), dtype=("bfloat16", "float32")
+    )
+    def test_dtypes_and_state_are_stable(self, name, dtype):
         # float16 and the float64 run (own process) are in test_pexp / test_x64.
-        opt = _make(case["factory"], case["kwargs"])
+        _, factory, kwargs = next(c for c in _OPTIMIZERS if c[0] == name)
+        opt = _make(factory, kwargs)
         params = jax.tree.map(lambda x: x.astype(dtype), _tree_params())
         state = opt.init(params)
         update = self.variant(opt.update)
