@@ -44,6 +44,13 @@ from nsf_optax.spectral._density import (
     eq14_prediction,
     simulate_density,
 )
+from nsf_optax.spectral._plotting import (
+    plot_accuracy_curves,
+    plot_boundary_grid,
+    plot_decay_mosaic,
+    plot_density_panels,
+    plot_lambda_vs_k,
+)
 from nsf_optax.spectral.alignment import (
     AlignmentReport,
     early_alignment,
@@ -81,6 +88,11 @@ __all__ = [
     "make_angle_data",
     "mean_ci",
     "mlp_apply",
+    "plot_accuracy_curves",
+    "plot_boundary_grid",
+    "plot_decay_mosaic",
+    "plot_density_panels",
+    "plot_lambda_vs_k",
     "robustness",
     "search_settings",
     "simulate_decay",

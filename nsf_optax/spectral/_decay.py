@@ -125,6 +125,7 @@ class DecayTable(NamedTuple):
     modes: tuple[int, ...]
     rows: dict[str, DecayFit]
     settings: DecaySettings
+    traces: dict[str, DecayTrace]
 
 
 def _as_schedule(p: PScheduleLike) -> Callable[[jnp.ndarray], jnp.ndarray]:
@@ -320,7 +321,7 @@ def decay_table(
     """
     rows = default_rows(settings) if rows is None else rows
     amplitudes = jnp.asarray(settings.amplitudes(), jnp.float32)
-    fits = {}
+    fits, traces = {}, {}
     counts = jnp.arange(settings.num_steps)
     for label, p in rows.items():
         # Schedules are evaluated ahead into per-step arrays, so every row (and
@@ -339,7 +340,10 @@ def decay_table(
             record_every=settings.record_every,
         )
         fits[label] = fit_decay(trace, settings.window)
-    return DecayTable(modes=tuple(settings.modes), rows=fits, settings=settings)
+        traces[label] = trace
+    return DecayTable(
+        modes=tuple(settings.modes), rows=fits, settings=settings, traces=traces
+    )
 
 
 def compare_with_paper(table: DecayTable) -> dict[str, float]:

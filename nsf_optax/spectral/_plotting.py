@@ -1,0 +1,192 @@
+"""Figures for the spectral experiments (matplotlib is imported lazily)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nsf_optax.spectral._boundary import BoundaryResult, mean_ci
+from nsf_optax.spectral._decay import PAPER_MODES, PAPER_TABLE, DecayTable
+from nsf_optax.spectral._density import DensityResult, density_target
+
+__all__ = [
+    "plot_accuracy_curves",
+    "plot_boundary_grid",
+    "plot_decay_mosaic",
+    "plot_density_panels",
+    "plot_lambda_vs_k",
+]
+
+
+def _plt():
+    import matplotlib.pyplot as plt  # lazy: the package never needs it to import
+
+    return plt
+
+
+def plot_lambda_vs_k(table: DecayTable, *, paper: bool = True) -> Any:
+    """lambda_k against k (log axis), one line per row; the paper's dashed beside.
+
+    Args:
+      table: a :class:`DecayTable`.
+      paper: overlay :data:`PAPER_TABLE` rows with the same labels.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    k = np.asarray(table.modes)
+    for i, (label, fit) in enumerate(table.rows.items()):
+        color = f"C{i}"
+        ax.plot(k, fit.lam_t, "o-", color=color, label=label)
+        if paper and label in PAPER_TABLE and tuple(table.modes) == PAPER_MODES:
+            ax.plot(k, PAPER_TABLE[label], "x--", color=color, alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("mode k")
+    ax.set_ylabel(r"early decay constant $\lambda_k$")
+    ax.set_title("solid: this simulation, dashed: the paper's table")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_decay_mosaic(table: DecayTable) -> Any:
+    """|c_k(t)| traces (log axis) for every row, one panel per row.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _plt()
+    n = len(table.traces)
+    cols = 4
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharex=True, sharey=True
+    )
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (label, trace) in zip(axes, table.traces.items(), strict=False):
+        t = np.asarray(trace.times)
+        c = np.abs(np.asarray(trace.coeffs))
+        for j, k in enumerate(table.modes):
+            ax.plot(t, c[:, j] / c[0, j], label=f"k={k}")
+        ax.axvspan(*table.settings.window, color="0.9", zorder=0)
+        ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+    for ax in axes[n:]:
+        ax.axis("off")
+    axes[0].legend(fontsize=7)
+    fig.supxlabel("t (shaded: regression window)")
+    fig.supylabel(r"$|c_k(t)| / |c_k(0)|$")
+    fig.tight_layout()
+    return fig
+
+
+def plot_density_panels(result: DensityResult) -> Any:
+    """Predictions at the checkpoints against the target, one panel per (p, s).
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _plt()
+    s = result.settings
+    fig, axes = plt.subplots(
+        len(s.ps),
+        len(s.slopes),
+        figsize=(3.2 * len(s.slopes), 2.2 * len(s.ps)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for i, p in enumerate(s.ps):
+        for j, slope in enumerate(s.slopes):
+            ax = axes[i, j]
+            run = result.runs[(p, slope)]
+            x = np.asarray(run.x)
+            ax.plot(x, np.asarray(density_target(run.x)), "k--", lw=1)
+            for c, snap in zip(s.checkpoints, np.asarray(run.snapshots), strict=True):
+                ax.plot(x, snap, lw=1, label=f"n={c}")
+            ax.axvspan(*s.region, color="0.9", zorder=0)
+            ax.set_title(
+                f"p={p:g}, s={slope:g}: fRMSE {result.final_frmse[(p, slope)]:.1e}",
+                fontsize=8,
+            )
+    axes[0, 0].legend(fontsize=6)
+    fig.supxlabel("x (shaded: fRMSE region)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_boundary_grid(result: BoundaryResult) -> Any:
+    """Decision-boundary evolution: rows are p settings, columns checkpoints.
+
+    Training points are coloured by class; the top 10 % per class by effective
+    update norm are drawn with a black edge.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _plt()
+    labels = [label for label in result.labels if label in result.snapshots]
+    cols = len(result.settings.checkpoints)
+    fig, axes = plt.subplots(
+        len(labels),
+        cols,
+        figsize=(2.2 * cols, 2.2 * len(labels)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    x, y, _ = result.train_data
+    gx, gy = np.meshgrid(result.grid, result.grid)
+    for i, label in enumerate(labels):
+        for j, snap in enumerate(result.snapshots[label]):
+            ax = axes[i, j]
+            ax.contourf(
+                gx, gy, snap.prob, levels=[0, 0.5, 1], colors=["C0", "C1"], alpha=0.25
+            )
+            ax.contour(gx, gy, snap.prob, levels=[0.5], colors="k", linewidths=1)
+            ax.scatter(x[:, 0], x[:, 1], c=np.where(y == 1, "C1", "C0"), s=4)
+            ax.scatter(
+                x[snap.top, 0],
+                x[snap.top, 1],
+                facecolors="none",
+                edgecolors="k",
+                s=22,
+                linewidths=0.8,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"step {snap.step}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_curves(result: BoundaryResult) -> Any:
+    """Test accuracy and train loss against step, seed mean with 95 % bands.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _plt()
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = result.eval_steps
+    for i, label in enumerate(result.labels):
+        for ax, data in ((ax_acc, result.accuracy), (ax_loss, result.train_loss)):
+            m, h = mean_ci(data[i], axis=0)
+            ax.plot(steps, m, color=f"C{i}", label=label)
+            ax.fill_between(steps, m - h, m + h, color=f"C{i}", alpha=0.2)
+    ax_acc.set_xscale("symlog", linthresh=10)
+    ax_loss.set_xscale("symlog", linthresh=10)
+    ax_loss.set_yscale("log")
+    ax_acc.set_ylabel("test accuracy")
+    ax_loss.set_ylabel("train cross-entropy")
+    for ax in (ax_acc, ax_loss):
+        ax.set_xlabel("step")
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
