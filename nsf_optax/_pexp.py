@@ -388,6 +388,16 @@ def nsf(
     The paper's ResNet runs (SGD momentum 0.9 plus a ``p`` schedule) are
     :func:`nsf_sgd`.
 
+    Numerics: the power is taken in at least float32 (``nu`` may be stored in
+    bfloat16 or float16) and the update is returned in each gradient's dtype.
+    ``0 ** p`` follows IEEE (``inf`` for ``p < 0``, so such coordinates get a
+    zero update) and ``x ** 0 = 1`` for every ``x``. Every update is bounded by
+    ``|mhat| / eps``, so finite float32 gradients up to ``|g| = 1e30`` give
+    finite updates for any ``|p| <= 2`` (a property test checks this).
+    Gradients above ``sqrt(float max)`` overflow ``g**2`` in the second moment,
+    exactly as in :func:`optax.adam`: the gain is then 0 for ``p > 0`` and
+    ``1 / eps`` for ``p < 0``.
+
     Non-finite gradients are not filtered: like :func:`optax.adam`, a NaN or
     infinite gradient enters the moments. Wrap the optimizer in
     :func:`optax.apply_if_finite` to skip such steps with the state untouched.
