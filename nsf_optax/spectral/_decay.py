@@ -397,6 +397,9 @@ SEARCH_GRID: dict[str, tuple[object, ...]] = {
     "window": ((0.0, 1.0), (0.0, 2.0), (0.0, 4.0)),
 }
 
+# The constant-p rows of ``default_rows`` and their p.
+_CONSTANT_P = {f"p={v:g}": v for v in (-0.5, -0.25, 0.0, 0.25, 0.5)}
+
 # Tidal rows and the constant row with the same mean p.
 _TIDAL_BASELINES = {
     "tidal[-0.5,0.5]": "p=0",
@@ -454,12 +457,16 @@ def robustness(
 
     Returns:
       ``{"settings": n, "p0_flat": frac, "sign_sets_filter": frac,
-      "tidal_faster": frac, "failures": [{field: value, ..., "failed": [...]}]}``.
+      "tidal_faster": frac, "sign_by_row": {label: frac},
+      "failures": [{field: value, ..., "failed": [...]}]}``; ``sign_by_row``
+      is, per constant ``p != 0`` row, the fraction with the trend's sign
+      opposite to p's (low-pass for p > 0, high-pass for p < 0).
     """
     keys = list(grid)
     names = ("p0_flat", "sign_sets_filter", "tidal_faster")
     counts = dict.fromkeys(names, 0)
     failures = []
+    sign_ok: dict[str, int] = {}
     n = 0
     for values in itertools.product(*(list(grid[k]) for k in keys)):
         changes = dict(zip(keys, values, strict=True))
@@ -467,12 +474,17 @@ def robustness(
         n += 1
         for key in names:
             counts[key] += int(v[key])
+        for label, trend in v["trend"].items():
+            p = _CONSTANT_P.get(label, 0.0)
+            if p != 0.0:
+                sign_ok[label] = sign_ok.get(label, 0) + int(trend * p < 0)
         failed = [key for key in names if not v[key]]
         if failed:
             failures.append({**changes, "failed": failed})
     return {
         "settings": n,
         **{k: c / n for k, c in counts.items()},
+        "sign_by_row": {k: c / n for k, c in sign_ok.items()},
         "failures": failures,
     }
 

@@ -164,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"p0_flat {rob['p0_flat']:.2f}, sign_sets_filter "
             f"{rob['sign_sets_filter']:.2f}, tidal_faster {rob['tidal_faster']:.2f}"
         )
+        signs = ", ".join(f"{k} {v:.2f}" for k, v in rob["sign_by_row"].items())
+        print(f"  trend has the expected sign: {signs}")
         for fail in rob["failures"]:
             print(f"  fails: {fail}")
     return 0
