@@ -20,6 +20,7 @@ multi-host job computes the same global batch and keeps its own slice of it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pickle
 
@@ -64,6 +65,12 @@ class Dataset:
         return self.x_train.shape[-1]
 
 
+def _read_only(data: Dataset) -> Dataset:
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array.flags.writeable = False
+    return data
+
+
 def _standardise(x_train: np.ndarray, x_test: np.ndarray):
     # One mean and std over the training set, so the test set sees the same transform.
     mean, std = x_train.mean(), x_train.std()
@@ -73,11 +80,12 @@ def _standardise(x_train: np.ndarray, x_test: np.ndarray):
     )
 
 
+@functools.cache
 def load_digits() -> Dataset:
     """scikit-learn's 8x8 digits, stratified 1437/360 split (seed 0), ``[N, 8, 8, 1]``.
 
     Returns:
-      The standardised :class:`Dataset`.
+      The standardised :class:`Dataset` (cached; its arrays are read-only).
     """
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
@@ -89,11 +97,16 @@ def load_digits() -> Dataset:
         x, y, test_size=0.2, random_state=0, stratify=y
     )
     x_train, x_test = _standardise(x_train, x_test)
-    return Dataset(x_train, y_train, x_test, y_test, num_classes=10)
+    return _read_only(Dataset(x_train, y_train, x_test, y_test, num_classes=10))
 
 
+@functools.cache
 def load_mnist1d() -> Dataset:
-    """MNIST-1D generated offline with the default arguments, ``[N, 40, 1]``."""
+    """MNIST-1D generated offline with the default arguments, ``[N, 40, 1]``.
+
+    Returns:
+      The standardised :class:`Dataset` (cached; its arrays are read-only).
+    """
     from mnist1d.data import get_dataset_args, make_dataset
 
     # make_dataset reseeds numpy's global generator; keep the caller's state intact.
@@ -106,12 +119,14 @@ def load_mnist1d() -> Dataset:
         np.asarray(data["x"], np.float32)[..., None],
         np.asarray(data["x_test"], np.float32)[..., None],
     )
-    return Dataset(
-        x_train,
-        np.asarray(data["y"], np.int32),
-        x_test,
-        np.asarray(data["y_test"], np.int32),
-        num_classes=10,
+    return _read_only(
+        Dataset(
+            x_train,
+            np.asarray(data["y"], np.int32),
+            x_test,
+            np.asarray(data["y_test"], np.int32),
+            num_classes=10,
+        )
     )
 
 

@@ -1,0 +1,261 @@
+"""One or two steps per data source, optimizers by name, resume, checkpoints, errors."""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from nsf_optax.examples import __main__ as cli
+from nsf_optax.examples import checkpointing, models, train
+from nsf_optax.examples.configs import CONFIG_NAMES, Config, get_config
+
+TINY = get_config("tiny")
+
+
+def _leaves(result):
+    return jax.tree.leaves(nnx.state((result.model, result.optimizer)))
+
+
+def _snapshot(directory):
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[path] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(dataset="digits"),
+        dict(
+            dataset="mnist1d",
+            batch_size=16,
+            eval_batch_size=500,
+            num_steps=2,
+            warmup_steps=1,
+        ),
+        "cifar10",
+    ],
+    ids=["digits", "mnist1d", "cifar10"],
+)
+def test_tiny_model_trains_on_each_data_source(overrides, tmp_path, fake_cifar10):
+    if overrides == "cifar10":
+        overrides = dict(
+            dataset="cifar10",
+            data_dir=str(fake_cifar10),
+            batch_size=8,
+            eval_batch_size=8,
+            num_steps=2,
+            warmup_steps=1,
+            crop_padding=4,
+            flip=True,
+        )
+    config = dataclasses.replace(TINY, eval_every_steps=1, **overrides)
+    result = train.train_and_evaluate(config, tmp_path / "run")
+    assert [r["step"] for r in result.history] == list(range(1, config.num_steps + 1))
+    for row in result.history:
+        assert set(row) == set(train.HISTORY_FIELDS)
+        assert np.isfinite([row["train_loss"], row["test_loss"]]).all()
+        assert 0.0 <= row["test_accuracy"] <= 1.0
+    for name in ("metrics.csv", "metrics.json", "config.json"):
+        assert (tmp_path / "run" / name).is_file()
+    for name in ("curves.png", "schedules.png"):
+        assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "run" / "metrics.json") as f:
+        assert len(json.load(f)) == config.num_steps
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(optimizer="sgd"),
+        dict(optimizer="adam"),
+        dict(optimizer="padam"),
+        dict(optimizer="nsf", p_schedule="constant"),
+        dict(optimizer="nsf", p_schedule="cosine_tidal"),
+        dict(optimizer="nsf", p_schedule="pulse_tidal"),
+        dict(optimizer="nsf", p_schedule="pulse_tidal", normalize="none"),
+        dict(optimizer="nsf", nsf_flavour="adam"),
+        dict(optimizer="sgd", lr_schedule="piecewise"),
+    ],
+)
+def test_optimizers_by_name(overrides):
+    config = dataclasses.replace(TINY, **overrides)
+    tx = train.create_optimizer(config)
+    params = {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))}
+    state = tx.init(params)
+    for _ in range(3):
+        updates, state = tx.update(jax.tree.map(jnp.sin, params), state, params)
+        params = optax.apply_updates(params, updates)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_schedules():
+    config = dataclasses.replace(
+        get_config("default"), optimizer="nsf", p_schedule="pulse_tidal"
+    )
+    p = train.create_p_schedule(config)
+    # Pulse for 200 steps, then the sign alternates every 200 steps.
+    assert [float(p(t)) for t in (0, 199, 200, 399, 400, 600)] == [
+        -0.25,
+        -0.25,
+        0.25,
+        0.25,
+        -0.25,
+        0.25,
+    ]
+    cosine = train.create_p_schedule(
+        dataclasses.replace(config, p_schedule="cosine_tidal")
+    )
+    assert float(cosine(0)) == pytest.approx(0.25)
+    assert float(cosine(200)) == pytest.approx(-0.25)
+    for name, value in (("sgd", 0.0), ("adam", 0.5), ("padam", 0.125)):
+        fixed = dataclasses.replace(config, optimizer=name)
+        assert float(train.create_p_schedule(fixed)(123)) == value
+    lr = train.create_learning_rate_schedule(config)
+    assert float(lr(0)) == 0.0 and float(lr(100)) == pytest.approx(0.1)
+    assert float(lr(config.num_steps)) == pytest.approx(0.0)
+    piecewise = train.create_learning_rate_schedule(
+        dataclasses.replace(config, lr_schedule="piecewise")
+    )
+    assert [float(piecewise(t)) for t in (0, 999, 1000, 1500)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001]
+    )
+
+
+def test_nsf_at_p_zero_is_the_sgd_baseline(tmp_path):
+    sgd = train.train_and_evaluate(
+        dataclasses.replace(TINY, optimizer="sgd", num_steps=3), tmp_path / "sgd"
+    )
+    nsf = train.train_and_evaluate(
+        dataclasses.replace(
+            TINY, optimizer="nsf", p_schedule="constant", p_value=0.0, num_steps=3
+        ),
+        tmp_path / "nsf",
+    )
+    params = [jax.tree.leaves(nnx.state(r.model, nnx.Param)) for r in (sgd, nsf)]
+    for a, b in zip(*params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_equals_uninterrupted_bitwise(tmp_path):
+    config = dataclasses.replace(TINY, checkpoint_every_steps=0)
+    full = train.train_and_evaluate(config, tmp_path / "full")
+    train.train_and_evaluate(config, tmp_path / "split", max_steps_this_run=4)
+    resumed = train.train_and_evaluate(
+        dataclasses.replace(config, resume=True), tmp_path / "split"
+    )
+    for a, b in zip(_leaves(full), _leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    drop = lambda h: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in h]  # noqa: E731
+    assert drop(full.history) == drop(resumed.history)
+    # The optimizer's schedule count travelled with the checkpoint.
+    counts = [x for x in jax.tree.leaves(nnx.state(resumed.optimizer)) if x.ndim == 0]
+    assert {int(c) for c in counts} == {config.num_steps}
+
+
+def test_checkpoint_errors_overwrite_nothing(tmp_path):
+    workdir = tmp_path / "run"
+    config = dataclasses.replace(TINY, checkpoint_every_steps=0)
+    with pytest.raises(checkpointing.CheckpointError, match="No checkpoint"):
+        train.train_and_evaluate(dataclasses.replace(config, resume=True), workdir)
+    train.train_and_evaluate(config, workdir)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train.train_and_evaluate(config, workdir)
+    with pytest.raises(checkpointing.CheckpointError, match="different config"):
+        train.train_and_evaluate(
+            dataclasses.replace(config, resume=True, num_steps=8), workdir
+        )
+    # Corrupt every array file of the newest checkpoint.
+    step_dir = workdir / "checkpoints" / str(config.num_steps) / "state"
+    for root, _, files in os.walk(step_dir):
+        for name in files:
+            if "commit_success" not in name:
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+    before = _snapshot(workdir)
+    with pytest.raises(checkpointing.CheckpointError, match="corrupt"):
+        train.train_and_evaluate(dataclasses.replace(config, resume=True), workdir)
+    assert _snapshot(workdir) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (dict(optimizer="lamb"), "Unknown optimizer"),
+        (dict(num_steps=-5), "num_steps must be positive"),
+        (dict(warmup_steps=-1), "warmup_steps must be non-negative"),
+        (dict(dataset="cifar10"), "needs data_dir"),
+        (dict(p_schedule="sawtooth"), "Unknown p_schedule"),
+        (dict(learning_rate=0.0), "learning_rate must be positive"),
+        (dict(model="resnet1d", dataset="digits"), "needs dataset 'mnist1d'"),
+    ],
+)
+def test_bad_config_values(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(TINY, **overrides)
+
+
+def test_missing_and_bad_data_dir_at_train_time(tmp_path):
+    config = dataclasses.replace(TINY, dataset="cifar10", data_dir=str(tmp_path / "x"))
+    with pytest.raises(ValueError, match="does not exist"):
+        train.train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="exceeds the 1437 training examples"):
+        train.train_and_evaluate(
+            dataclasses.replace(TINY, batch_size=2000), tmp_path / "run"
+        )
+
+
+def test_cli_reports_bad_values(capsys, tmp_path):
+    assert cli.main(["--config", "tiny", "--optimizer", "lamb"]) == 2
+    assert "Unknown optimizer" in capsys.readouterr().err
+    assert cli.main(["--config", "tiny", "--num_steps", "-1"]) == 2
+    argv = ["--config", "tiny", "--workdir", str(tmp_path / "w")]
+    argv += ["--checkpoint_every_steps", "0"]
+    assert cli.main([*argv, "--resume"]) == 2
+    assert "No checkpoint" in capsys.readouterr().err
+    assert cli.main(argv) == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_model_presets(name):
+    ndim = 1 if name == "resnet1d" else 2
+    shape = (2, 40, 1) if ndim == 1 else (2, 16, 16, 3)
+    abstract = nnx.eval_shape(
+        lambda: models.create_model(
+            name, num_classes=10, in_features=shape[-1], ndim=ndim, seed=0
+        )
+    )
+    graphdef, state = nnx.split(abstract)
+
+    def apply(state, x):
+        model = nnx.merge(graphdef, state)
+        model.eval()
+        return model(x)
+
+    logits = jax.eval_shape(apply, state, jax.ShapeDtypeStruct(shape, jnp.float32))
+    assert logits.shape == (2, 10)
+
+
+def test_resnet_parameter_counts():
+    def count(name, **kwargs):
+        model = nnx.eval_shape(lambda: models.create_model(name, seed=0, **kwargs))
+        return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+    # He et al. (2016): ResNet-20 0.27M; the CIFAR ResNet-18: 11.2M.
+    assert count("resnet20", num_classes=10, in_features=3, ndim=2) == 272_474
+    assert count("resnet18", num_classes=10, in_features=3, ndim=2) == 11_173_962
+    assert set(CONFIG_NAMES) >= {"default", "digits", "mnist1d", "cifar10", "tiny"}
+    assert isinstance(get_config(), Config)
