@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parses flags, trains, prints the final metrics. Returns the exit status."""
@@ -48,14 +50,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if result.history:
-        last = result.history[-1]
-        print(
-            f"\n{config.method} on {config.dataset}, step {last['step']}: "
-            f"test accuracy {last['test_accuracy']:.4f}, test loss "
-            f"{last['test_loss']:.4f}, train loss {last['train_loss']:.4f}\n"
-            f"metrics, plots and checkpoints in {os.path.abspath(workdir)}"
-        )
+        print(f"\n{config.method} on {config.dataset} ({config.model})\n")
+        print(history_table(result.history))
+        print(f"\nmetrics, plots and checkpoints in {os.path.abspath(workdir)}")
     return 0
+
+
+def history_table(history: list[dict[str, float]], rows: int = 10) -> str:
+    """A markdown table of at most ``rows`` evenly spaced evaluations (last included).
+
+    Args:
+      history: the evaluation rows of a run.
+      rows: the most rows to show.
+
+    Returns:
+      The table as text.
+    """
+    picks = sorted({round(i) for i in np.linspace(0, len(history) - 1, rows)})
+    lines = [
+        "| step | lr | p | train loss | test loss | test accuracy |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i in picks:
+        r = history[i]
+        lines.append(
+            f"| {r['step']} | {r['lr']:.4g} | {r['p']:+.3f} | {r['train_loss']:.4f} "
+            f"| {r['test_loss']:.4f} | {r['test_accuracy']:.4f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

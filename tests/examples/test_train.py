@@ -226,7 +226,9 @@ def test_cli_reports_bad_values(capsys, tmp_path):
     assert cli.main([*argv, "--resume"]) == 2
     assert "No checkpoint" in capsys.readouterr().err
     assert cli.main(argv) == 0
-    assert "test accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| step | lr | p | train loss | test loss | test accuracy |" in out
+    assert "| 6 |" in out  # the last evaluation is always shown
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
