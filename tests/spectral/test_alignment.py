@@ -1,5 +1,8 @@
 """Tests for nsf_optax.spectral.alignment."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -88,3 +91,13 @@ def test_smoothing_reduces_noise():
     raw = alignment.early_alignment(steps, acc_a, loss, acc_b, loss)
     smoothed = alignment.early_alignment(steps, acc_a, loss, acc_b, loss, smooth=50)
     assert smoothed.fraction_aligned > raw.fraction_aligned
+
+
+def test_spectral_import_is_light():
+    # The package must not pull matplotlib (or flax/sklearn) at import time.
+    code = (
+        "import sys, nsf_optax.spectral; "
+        "bad = [m for m in ('matplotlib', 'flax', 'sklearn') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -53,31 +53,34 @@ def test_bad_arguments(kw):
         spectral.make_angle_data(jax.random.key(0), **args)
 
 
-def test_update_norms_at_p0_are_per_example_gradient_norms():
-    x, y, _ = spectral.make_angle_data(jax.random.key(0), 20)
-    params = spectral.init_mlp(jax.random.key(1))
+class UpdateNormsTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_at_p0_they_are_per_example_gradient_norms(self):
+        x, y, _ = spectral.make_angle_data(jax.random.key(0), 20)
+        params = spectral.init_mlp(jax.random.key(1))
 
-    def loss(params, x, y):
-        logits = spectral.mlp_apply(params, x)
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+        def loss(params, x, y):
+            logits = spectral.mlp_apply(params, x)
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
-    @jax.jit
-    def norms_and_reference(params):
-        tx = nsf_optax.nsf(1e-2, p=0.0)
-        _, state = tx.update(jax.grad(loss)(params, x, y), tx.init(params), params)
-        norms = spectral.update_norms(params, state, x, y, 0.0)
-        grads = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(
-            params, x[:, None], y[:, None]
-        )
-        ref = jnp.sqrt(
-            sum(jnp.sum(g.reshape(20, -1) ** 2, 1) for g in jax.tree.leaves(grads))
-        )
-        return norms, ref
+        @jax.jit
+        def state_and_reference(params):
+            tx = nsf_optax.nsf(1e-2, p=0.0)
+            grads = jax.grad(loss)(params, x, y)
+            _, state = tx.update(grads, tx.init(params), params)
+            per_example = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(
+                params, x[:, None], y[:, None]
+            )
+            sq = [
+                jnp.sum(g.reshape(20, -1) ** 2, 1) for g in jax.tree.leaves(per_example)
+            ]
+            return state, jnp.sqrt(sum(sq))
 
-    norms, ref = norms_and_reference(params)
-    chex.assert_shape(norms, (20,))
-    # At p = 0 the gain is 1 / (1 + eps): the norms are the plain gradient norms.
-    np.testing.assert_allclose(norms, ref, rtol=1e-5)
+        state, ref = state_and_reference(params)
+        norms = self.variant(spectral.update_norms)(params, state, x, y, 0.0)
+        chex.assert_shape(norms, (20,))
+        # At p = 0 the gain is 1 / (1 + eps): the norms are the gradient norms.
+        np.testing.assert_allclose(norms, ref, rtol=1e-5)
 
 
 def test_mean_ci():

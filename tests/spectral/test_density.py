@@ -1,6 +1,9 @@
 """Tests for the 1-D density demo and the paper's Eq. 14."""
 
 import functools
+import json
+import subprocess
+import sys
 
 import chex
 import jax.numpy as jnp
@@ -45,6 +48,19 @@ def test_p_half_is_exactly_density_free():
     np.testing.assert_allclose(a.frmse, b.frmse, rtol=1e-5)
 
 
+class Eq14Test(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(-0.5, 0.0, 0.5)
+    def test_starts_at_e0_and_decays(self, p):
+        pred = self.variant(
+            functools.partial(spectral.eq14_prediction, p=p, slope=1.0, lr=0.01)
+        )
+        x = jnp.linspace(0.05, 0.95, 7)
+        e0 = -spectral.density_target(x)
+        np.testing.assert_allclose(pred(x, 1e-9), e0, atol=1e-3)
+        assert bool(jnp.all(jnp.abs(pred(x, 50.0)) <= jnp.abs(e0) + 1e-6))
+
+
 def test_eq14_density_exponent():
     x = jnp.asarray([0.95])
     slow = spectral.eq14_prediction(x, 10.0, 0.0, -1.0, 0.01)
@@ -65,10 +81,6 @@ def test_demo_verdicts():
 
 
 def test_cli_json():
-    import json
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [
             sys.executable,
