@@ -123,6 +123,9 @@ def make_angle_data(
       >>> x, y, near = make_angle_data(jax.random.key(0), 10)
       >>> x.shape, int(y.sum()), int(near.sum())
       ((10, 2), 5, 2)
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.2.2.
     """
     if n < 2 or n % 2:
         raise ValueError(f"n must be an even integer >= 2, got {n}.")
@@ -201,6 +204,9 @@ def update_norms(
 
     Returns:
       ``[n]`` norms.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.2.2.
     """
     (state,) = [
         s
@@ -410,6 +416,9 @@ def boundary_demo(
 
     Returns:
       A :class:`BoundaryResult`.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.2.2.
     """
     s = settings
     if any(c < 1 or c > s.num_steps for c in s.checkpoints):

@@ -271,6 +271,9 @@ def fit_decay(trace: DecayTrace, window: tuple[float, float]) -> DecayFit:
 
     Returns:
       A :class:`DecayFit`.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     times = np.asarray(trace.times, np.float64)
     keep = (times >= window[0] - 1e-9) & (times <= window[1] + 1e-9)
@@ -295,6 +298,9 @@ def default_rows(settings: DecaySettings) -> dict[str, PScheduleLike]:
     widest swing ``[-0.5, 0.5]`` (mean 0), a low-pass swing ``[0, 0.5]`` (compared
     with constant 0.25) and a high-pass swing ``[-0.5, 0]`` (compared with -0.25).
     Phase 0: each tidal schedule starts at its maximum.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     period = settings.tidal_period_steps
     rows: dict[str, PScheduleLike] = {
@@ -318,6 +324,9 @@ def decay_table(
 
     Returns:
       A :class:`DecayTable` (print it with :func:`format_table`).
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     rows = default_rows(settings) if rows is None else rows
     amplitudes = jnp.asarray(settings.amplitudes(), jnp.float32)
@@ -354,6 +363,9 @@ def compare_with_paper(table: DecayTable) -> dict[str, float]:
 
     Returns:
       ``{"max_abs_diff", "mean_abs_diff", "rows_compared"}``.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     if tuple(table.modes) != PAPER_MODES:
         raise ValueError(f"modes must be {PAPER_MODES} to compare with the paper.")
@@ -425,6 +437,9 @@ def verdicts(table: DecayTable) -> dict[str, object]:
 
     Returns:
       The three booleans, the per-row trends and mean ``lam_t``.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     trends = {k: spectral_trend(f, table.modes) for k, f in table.rows.items()}
     means = {k: float(np.mean(f.lam_t)) for k, f in table.rows.items()}
@@ -461,6 +476,9 @@ def robustness(
       "failures": [{field: value, ..., "failed": [...]}]}``; ``sign_by_row``
       is, per constant ``p != 0`` row, the fraction with the trend's sign
       opposite to p's (low-pass for p > 0, high-pass for p < 0).
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     keys = list(grid)
     names = ("p0_flat", "sign_sets_filter", "tidal_faster")
@@ -501,6 +519,9 @@ def search_settings(
 
     Returns:
       ``[(settings, compare_with_paper(...)), ...]`` sorted by mean abs diff.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
     keys = list(grid)
     results = []

@@ -215,6 +215,9 @@ def density_demo(settings: DensitySettings = DensitySettings()) -> DensityResult
 
     Returns:
       A :class:`DensityResult`.
+
+    References:
+      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.2.1.
     """
     s = settings
     sim = jax.jit(
