@@ -76,14 +76,96 @@ def _check_normalize(normalize: Any) -> None:
 
 # ----------------------------------------------------------------------------
 # The p-gain.
+#
+# Cost model (XLA CPU, measured in benchmarks/bench_update.py): every update
+# is three elementwise loops per leaf (mu, nu, then the gain reading the new
+# mu and nu), as in optax.scale_by_adam; the CPU backend makes no
+# multi-output fusions, so that is also the floor for XLA. What is left to
+# win is the arithmetic inside the gain loop: jnp.power is a scalar powf
+# call per element (about 3.5x Adam), exp(p * log(x)) about 1.5x, a sqrt
+# chain about 1.0x and the polynomial power below about 1.2x.
+
+# float32 bits of sqrt(1/2): x = 2**e * (1 + s) with 1 + s in [sqrt(1/2), sqrt(2)).
+_SQRT_HALF_BITS = 0x3F3504F3
+# log2(1 + s) / s on [sqrt(1/2) - 1, sqrt(2) - 1], least squares on Chebyshev
+# nodes; |error of log2(x)| < 1.1e-7.
+_LOG2_COEFFS = (
+    1.442694902420044,
+    -0.721352756023407,
+    0.4809240400791168,
+    -0.36024197936058044,
+    0.28707560896873474,
+    -0.24882180988788605,
+    0.2342098504304886,
+    -0.14620353281497955,
+)
+# (2**f - 1) / f on [-1/2, 1/2]; relative error of 2**f < 2.1e-7, and exactly
+# 1 at f = 0 so that p = 0 gives x**0 = 1.
+_EXP2_COEFFS = (
+    0.6931471824645996,
+    0.2402234822511673,
+    0.055503569543361664,
+    0.009666373953223228,
+    0.0013390866806730628,
+)
+_F32_TINY = float(jnp.finfo(jnp.float32).tiny)
+_F32_MAX = float(jnp.finfo(jnp.float32).max)
+
+
+def _horner(x: jax.Array, coeffs: Any) -> jax.Array:
+    acc = coeffs[-1]
+    for c in coeffs[-2::-1]:
+        acc = acc * x + c
+    return acc
+
+
+def _power_f32(x: jax.Array, p: float | jax.Array) -> jax.Array:
+    r"""``x ** p`` for float32 ``x >= 0`` as ``2 ** (p * log2 x)``, polynomials.
+
+    XLA's ``log`` and ``exp`` are each accurate to the last ulp and cost more
+    than the memory traffic of the loop they sit in; here both are short
+    polynomials, vectorised like the rest of the loop:
+
+    .. math::
+
+      x = 2^e (1 + s), \quad y = p\,e + s\,(p\,q_{\log}(s)), \quad
+      y = n + f, \quad x^p = 2^n (1 + f\,q_{\exp}(f)),
+
+    with :math:`|f| \le 1/2` and the coefficients of :math:`p\,q_{\log}` scaled
+    by ``p`` once per call (scalar work). The relative error is below
+    ``1e-6 + 1e-7 * |p * log2 x|``, the latter from float32's own rounding of
+    ``y`` (``exp(p * log x)`` has the same term). ``y`` is clipped to
+    ``[-126, 126]`` (results beyond float32's normal range saturate); ``x``
+    below the smallest normal float32 (which XLA's CPU ``sqrt`` and ``log``
+    also read as zero), ``inf`` and ``NaN`` get the IEEE values of ``0 ** p``,
+    ``inf ** p`` and ``NaN ** p``.
+    """
+    bits = jax.lax.bitcast_convert_type(x, jnp.int32)
+    e = (bits - _SQRT_HALF_BITS) >> 23
+    s = jax.lax.bitcast_convert_type(bits - (e << 23), jnp.float32) - 1.0
+    p = jnp.asarray(p, jnp.float32)
+    y = p * e.astype(jnp.float32) + s * _horner(s, [p * c for c in _LOG2_COEFFS])
+    y = jnp.clip(y, -126.0, 126.0)
+    n = jnp.round(y)
+    f = y - n
+    scale = jax.lax.bitcast_convert_type((n.astype(jnp.int32) + 127) << 23, x.dtype)
+    out = (1.0 + f * _horner(f, _EXP2_COEFFS)) * scale
+    one = jnp.ones([], jnp.float32)
+    zero_pow = jnp.where(p > 0, 0.0, jnp.where(p < 0, jnp.inf, one))
+    inf_pow = jnp.where(p > 0, jnp.inf, jnp.where(p < 0, 0.0, one))
+    out = jnp.where(x < _F32_TINY, zero_pow, out)
+    # inf gives inf ** p; NaN stays NaN, except that NaN ** 0 is 1 (IEEE).
+    special = jnp.where((x == jnp.inf) | (p == 0), inf_pow, x)
+    return jnp.where(x <= _F32_MAX, out, special)
 
 
 def _power(x: jax.Array, p: float | jax.Array) -> jax.Array:
     """``x ** p`` for ``x >= 0``, with the IEEE limits at ``x = 0`` and ``inf``.
 
-    A static ``p`` picks an exact elementwise form where one exists; the general
-    case uses ``exp(p * log(x))``, which XLA vectorises on CPU where ``powf`` is
-    a scalar call (about 2.5x slower for the whole update).
+    A static ``p`` in ``{0, 1, +-1/2, +-1/4}`` picks an exact sqrt / rsqrt form
+    (about the cost of Adam); any other ``p`` uses :func:`_power_f32` in
+    float32 and ``exp(p * log x)`` in wider dtypes. ``jnp.power`` is avoided:
+    XLA's CPU backend calls a scalar ``powf`` per element there.
     """
     if isinstance(p, numbers.Real):
         # The exponent as the power sees it: a tiny p rounds to 0 in float32.
@@ -94,11 +176,17 @@ def _power(x: jax.Array, p: float | jax.Array) -> jax.Array:
             return x
         if p == 0.5:
             return jnp.sqrt(x)
-        if p == 0.25:
-            return jnp.sqrt(jnp.sqrt(x))
         if p == -0.5:
             return jax.lax.rsqrt(x)
+        if p == 0.25:
+            return jnp.sqrt(jnp.sqrt(x))
+        if p == -0.25:
+            return jax.lax.rsqrt(jnp.sqrt(x))
+        if x.dtype == jnp.float32:
+            return _power_f32(x, p)
         return jnp.exp(p * jnp.log(x))
+    if x.dtype == jnp.float32:
+        return _power_f32(x, p)
     # Traced p: 0 * log(0 or inf) is NaN, and x ** 0 is 1 for every x.
     p = jnp.asarray(p, x.dtype)
     return jnp.where(p == 0, jnp.ones_like(x), jnp.exp(p * jnp.log(x)))
@@ -117,11 +205,25 @@ def _pgain_denominator(
     return _power(nu_hat + eps_root, p) + eps
 
 
-def _rms(x: jax.Array) -> jax.Array:
+def _rms_scaled(x: jax.Array) -> jax.Array:
     """Root mean square, scaled by ``max|x|`` so that squares cannot overflow."""
     scale = jnp.max(jnp.abs(x))
     safe_scale = jnp.where(scale > 0, scale, 1.0)
     return scale * jnp.sqrt(jnp.mean(jnp.square(x / safe_scale)))
+
+
+def _rms(x: jax.Array) -> jax.Array:
+    """Root mean square in one pass, with the scaled two-pass form as fallback.
+
+    ``sum(x**2)`` is exact enough whenever it is finite (no square overflowed)
+    and at least ``2**-60``: squares flushed below float32's smallest normal
+    (``2**-126``), at most ``2**31`` of them, then move it by under ``2**-35``
+    relative. Otherwise (huge or tiny leaves) :func:`_rms_scaled` runs, under
+    a ``lax.cond`` so that its two extra passes are only paid when needed.
+    """
+    sum_sq = jnp.sum(jnp.square(x))
+    direct_ok = jnp.isfinite(sum_sq) & (sum_sq >= 2.0**-60)
+    return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
 
 
 def _match_rms(update: jax.Array, reference: jax.Array) -> jax.Array:
@@ -147,7 +249,8 @@ def _apply_pgain(
 ) -> optax.Updates:
     """``direction / ((nu_hat + eps_root)**p + eps)``, per leaf, cast like ``like``.
 
-    ``None`` leaves (masked-out parameters) pass through.
+    ``None`` leaves (masked-out parameters) pass through. Each leaf is one
+    elementwise XLA loop reading the new moments (the power is fused into it).
     """
 
     def leaf(d, v, g):
