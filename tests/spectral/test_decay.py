@@ -139,3 +139,15 @@ def test_cli_help():
     )
     for flag in ("--eps", "--amplitude", "--window", "--json", "--search"):
         assert flag in out.stdout
+
+
+def test_search_and_robustness_on_a_tiny_grid():
+    base = spectral.DecaySettings(num_steps=200, window=(0.0, 1.5), num_points=96)
+    ranked = spectral.search_settings({"eps": (0.1, 1.0)}, base)
+    assert [s.eps for s, _ in ranked] != [] and len(ranked) == 2
+    assert ranked[0][1]["mean_abs_diff"] <= ranked[1][1]["mean_abs_diff"]
+    rob = spectral.robustness({"eps": (0.1, 1.0)}, base)
+    assert rob["settings"] == 2
+    assert rob["p0_flat"] == 1.0
+    assert set(rob["sign_by_row"]) == {"p=-0.5", "p=-0.25", "p=0.25", "p=0.5"}
+    assert all(0.0 <= v <= 1.0 for v in rob["sign_by_row"].values())
