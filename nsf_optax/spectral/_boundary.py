@@ -327,8 +327,8 @@ def _make_train(settings: BoundarySettings):
             jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, test[1])),
         )
 
-    def run(seed, p_values):
-        train, test, params = data_for(seed)
+    def run(data, p_values):
+        train, test, params = data
         tx = tx_for(p_values)
         grad_fn = jax.grad(_loss)
 
@@ -370,7 +370,15 @@ def _make_train(settings: BoundarySettings):
         norms = update_norms(params, opt_state, x, y, p_t, b2=s.b2, eps=s.eps)
         return prob, norms
 
-    return jax.jit(jax.vmap(run, in_axes=(0, None))), data_for, tx_for, advance, probe
+    # Data and init are drawn outside the training program: compiling the PRNG
+    # into it would make its compilation several times slower on CPU.
+    batched_data = jax.jit(jax.vmap(data_for))
+    train_jit = jax.jit(jax.vmap(run, in_axes=(0, None)))
+
+    def train_all(seeds, p_values):
+        return train_jit(batched_data(seeds), p_values)
+
+    return train_all, data_for, tx_for, advance, probe
 
 
 def _snapshots(settings, data_for, tx_for, advance, probe, p_values, grid):
