@@ -14,7 +14,9 @@ against SGD over the first half of training (the fraction of evaluations where t
 method's mean accuracy leads SGD's while its mean test loss is not lower).
 
 Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
-``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``).
+``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). Pass
+``--resume`` to continue an interrupted comparison: finished runs are reloaded from
+their final checkpoint, unfinished ones continue from their newest.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from nsf_optax.examples import configs, plots
+from nsf_optax.examples import checkpointing, configs, plots
 from nsf_optax.examples.configs.default import Config
 from nsf_optax.spectral.alignment import early_alignment, first_step_reaching
 
@@ -56,6 +58,7 @@ TABLE_COLUMNS = (
     "ratio vs SGD",
     "seeds reaching",
     "aligned (1st half)",
+    "wall s/run",
 )
 
 
@@ -110,6 +113,7 @@ def summarize(
                 [[r["test_accuracy"] for r in run] for run in runs]
             ),
             "test_loss": np.asarray([[r["test_loss"] for r in run] for run in runs]),
+            "elapsed_s": np.asarray([run[-1].get("elapsed_s", np.nan) for run in runs]),
         }
     base = curves[baseline]
     target = float(base["test_accuracy"].mean(0)[-1])
@@ -161,6 +165,7 @@ def summarize(
             "ratio vs SGD": "-" if ratio is None else f"{ratio:.2f}",
             "seeds reaching": f"{len(reached)}/{len(per_seed)}",
             "aligned (1st half)": "-" if aligned is None else f"{aligned:.2f}",
+            "wall s/run": f"{np.mean(c['elapsed_s']):.0f}",
         }
         rows.append(row)
     return rows, curves
@@ -190,6 +195,9 @@ def run_comparison(
     Args:
       base: the shared configuration (its optimizer fields are replaced per method).
       workdir: output directory; each run goes to ``<workdir>/<method>/seed<k>``.
+        With ``base.resume``, runs that already have a checkpoint there continue
+        from it (a finished run is only reloaded) and the others start afresh, so an
+        interrupted comparison picks up where it stopped.
       methods: keys of ``METHODS``; must include "sgd" (the baseline).
       seeds: number of seeds (> 0).
 
@@ -210,8 +218,11 @@ def run_comparison(
     for method in methods:
         histories[method] = []
         for seed in range(seeds):
-            config = method_config(base, method, seed)
             run_dir = os.path.join(workdir, method, f"seed{seed}")
+            config = dataclasses.replace(
+                method_config(base, method, seed),
+                resume=base.resume and checkpointing.has_checkpoint(run_dir),
+            )
             result = train.train_and_evaluate(config, run_dir)
             last = result.history[-1]
             print(

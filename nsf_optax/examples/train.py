@@ -420,7 +420,8 @@ def train_and_evaluate(
     from tqdm.auto import tqdm
 
     model.train()
-    start = time.perf_counter()
+    # elapsed_s counts training wall time across resumptions.
+    start = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
     pending: list[tuple[jax.Array, jax.Array]] = []
     with tqdm(
         total=config.num_steps,

@@ -73,3 +73,8 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "nsf-pulse" / "seed1" / "metrics.csv").is_file()
+    # --resume reloads the finished runs instead of training them again.
+    assert compare.main([*argv, "--resume"]) == 0
+    with open(tmp_path / "results.json") as f:
+        again = json.load(f)
+    assert again["rows"] == results["rows"]
