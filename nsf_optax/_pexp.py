@@ -226,11 +226,10 @@ def _rms(x: jax.Array) -> jax.Array:
     return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
 
 
-def _match_rms(update: jax.Array, reference: jax.Array) -> jax.Array:
-    """Rescales ``update`` so that its RMS equals the RMS of ``reference``."""
+def _match_rms(update: jax.Array, target_rms: jax.Array) -> jax.Array:
+    """Rescales ``update`` so that its RMS equals ``target_rms``."""
     rms_update = _rms(update)
-    ratio = _rms(reference) / jnp.where(rms_update > 0, rms_update, 1.0)
-    return update * ratio
+    return update * (target_rms / jnp.where(rms_update > 0, rms_update, 1.0))
 
 
 def _resolve_p(p: PLike, count: jax.Array) -> float | jax.Array:
@@ -246,14 +245,21 @@ def _apply_pgain(
     eps: Any,
     eps_root: Any,
     normalize: Normalize,
+    rms_reference: tuple[optax.Updates, Any] | None = None,
 ) -> optax.Updates:
     """``direction / ((nu_hat + eps_root)**p + eps)``, per leaf, cast like ``like``.
 
     ``None`` leaves (masked-out parameters) pass through. Each leaf is one
     elementwise XLA loop reading the new moments (the power is fused into it).
+    With ``normalize="rms"`` each leaf is rescaled to the RMS of ``direction``,
+    computed as ``rms(tree leaf) / divisor`` from ``rms_reference = (tree,
+    divisor)`` when given: passing the stored first moment and its bias
+    correction reads an array that exists instead of materialising ``mhat``
+    for the reduction (XLA's CPU reductions do not fuse their producers).
     """
+    reference, divisor = (direction, 1.0) if rms_reference is None else rms_reference
 
-    def leaf(d, v, g):
+    def leaf(d, v, g, r):
         if d is None:
             return None
         # Trace-time only: a state restored for other params must not broadcast.
@@ -261,10 +267,12 @@ def _apply_pgain(
         d32 = d.astype(_compute_dtype(d.dtype))
         u = d32 / _pgain_denominator(v, p, eps, eps_root)
         if normalize == "rms":
-            u = _match_rms(u, d32)
+            u = _match_rms(u, _rms(r.astype(d32.dtype)) / divisor)
         return u.astype(g.dtype)
 
-    return jax.tree.map(leaf, direction, nu_hat, like, is_leaf=lambda x: x is None)
+    return jax.tree.map(
+        leaf, direction, nu_hat, like, reference, is_leaf=lambda x: x is None
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -345,11 +353,13 @@ def scale_by_pexp(
                 optax.tree.bias_correction(updates, b1, count_inc),
                 is_leaf=lambda x: x is None,
             )
+            rms_reference = None
         else:
             mu_hat = optax.tree.bias_correction(mu, b1, count_inc)
+            rms_reference = (mu, 1 - b1**count_inc)
         nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
         new_updates = _apply_pgain(
-            mu_hat, nu_hat, updates, p_t, eps, eps_root, normalize
+            mu_hat, nu_hat, updates, p_t, eps, eps_root, normalize, rms_reference
         )
         mu = optax.tree.cast_like(mu, state.mu)
         nu = optax.tree.cast_like(nu, state.nu)
