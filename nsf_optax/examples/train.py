@@ -41,6 +41,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
 
 import nsf_optax
 from nsf_optax import p_schedule
@@ -417,7 +418,13 @@ def train_and_evaluate(
         }
         checkpointing.save(mngr, step, arrays(), meta)
 
-    from tqdm.auto import tqdm
+    def flush_pending() -> None:
+        # Fetch the per-step train metrics only now, to keep the device busy between.
+        for loss_i, acc_i in pending:
+            train_sums["loss"] += float(loss_i)
+            train_sums["accuracy"] += float(acc_i)
+            train_sums["count"] += 1
+        pending.clear()
 
     model.train()
     # elapsed_s counts training wall time across resumptions.
@@ -449,11 +456,7 @@ def train_and_evaluate(
                     refresh=False,
                 )
             if step % config.eval_every_steps == 0 or step == config.num_steps:
-                for loss_i, acc_i in pending:
-                    train_sums["loss"] += float(loss_i)
-                    train_sums["accuracy"] += float(acc_i)
-                    train_sums["count"] += 1
-                pending = []
+                flush_pending()
                 row = {
                     "step": step,
                     "epoch": step / per_epoch,
@@ -470,11 +473,7 @@ def train_and_evaluate(
                     _write_metrics(workdir, history)
             every = config.checkpoint_every_steps
             if (every and step % every == 0) or step == last:
-                for loss_i, acc_i in pending:
-                    train_sums["loss"] += float(loss_i)
-                    train_sums["accuracy"] += float(acc_i)
-                    train_sums["count"] += 1
-                pending = []
+                flush_pending()
                 save_checkpoint()
     mngr.close()
     if is_host0 and history:
