@@ -206,10 +206,16 @@ def _pgain_denominator(
 
 
 def _rms_scaled(x: jax.Array) -> jax.Array:
-    """Root mean square, scaled by ``max|x|`` so that squares cannot overflow."""
-    scale = jnp.max(jnp.abs(x))
-    safe_scale = jnp.where(scale > 0, scale, 1.0)
-    return scale * jnp.sqrt(jnp.mean(jnp.square(x / safe_scale)))
+    """Root mean square, scaled near ``max|x|`` so that squares cannot overflow.
+
+    The scale is a power of two clipped to ``2**+-120``: XLA divides by a
+    scalar by multiplying with its reciprocal, and a reciprocal below float32's
+    smallest normal (``max|x| > 2**126``) is flushed to zero, which made every
+    ``x / max|x|`` zero. ``max|x| = 0`` gives 0, ``inf`` gives ``inf``.
+    """
+    exponent = jnp.clip(jnp.floor(jnp.log2(jnp.max(jnp.abs(x)))), -120.0, 120.0)
+    scale = jnp.exp2(exponent)
+    return scale * jnp.sqrt(jnp.mean(jnp.square(x / scale)))
 
 
 def _rms(x: jax.Array) -> jax.Array:

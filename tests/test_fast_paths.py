@@ -1,0 +1,274 @@
+"""Every fast path of the p-gain against a float64 reference of the formula.
+
+The fast paths (``nsf_optax/_pexp.py``): a static ``p`` in ``{0, 1, +-1/2,
++-1/4}`` uses exact sqrt / rsqrt forms; any other ``p``, static or traced (a
+schedule), uses the polynomial ``2 ** (p * log2 x)`` in float32; ``normalize=
+"rms"`` uses a one-pass sum of squares with a scaled fallback.
+
+The reference takes the float32 moments the transform stored (the moment
+updates are optax's own code) and evaluates, in float64,
+``mhat / ((vhat + eps_root) ** p + eps)``. Two documented float32 limits are
+applied to it: a second moment below the smallest normal float32 reads as 0
+(XLA's CPU ``sqrt`` and ``log`` do the same), and ``g**2`` above float32's max
+is ``inf`` in the stored moment (as in ``optax.adam``). The tolerance is the
+documented error bound of the polynomial, ``1e-6 + 1e-7 * |p * log2 x|``
+relative, and 2e-6 for the exact forms; zeros, infinities and NaNs must match
+exactly.
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl.testing import parameterized
+
+import nsf_optax
+from nsf_optax import _pexp
+
+_F32_TINY = float(np.finfo(np.float32).tiny)
+_EXACT_P = (0.0, 1.0, 0.5, -0.5, 0.25, -0.25)
+# General exponents kept to |p| < 1, so that x ** p stays inside float32's
+# normal range for every normal x (beyond it the polynomial saturates; see
+# test_power_saturates_beyond_the_normal_range).
+_GENERAL_P = (0.3, -0.7, 0.75, -0.9, 1e-3)
+# A schedule that crosses exact and general values, and 0, step by step.
+_P_SEQUENCE = (0.5, 0.0, -0.3, 0.25, -0.5, 0.7, 0.0, -0.25, 0.1)
+
+
+def _reference_power(x: np.ndarray, p: float) -> np.ndarray:
+    """x ** p in float64, with float32 denormals read as 0 (but x ** 1 is x)."""
+    if p != 1.0:
+        x = np.where(x < _F32_TINY, 0.0, x)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.power(x, np.float64(np.float32(p)))
+
+
+def _assert_close(
+    got, want, p: float, x: np.ndarray, exact_form: bool, leafwise: bool = False
+) -> None:
+    """Relative error within the bound; 0, inf and NaN identical.
+
+    ``leafwise``: the bound of the worst coordinate applies to all of them (an
+    RMS rescaling spreads every coordinate's error over the leaf).
+    """
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    special = (np.isinf(want) | (want == 0)) & ~np.isnan(want)
+    np.testing.assert_array_equal(got[special], want[special])
+    ok = ~special & ~np.isnan(want)
+    with np.errstate(divide="ignore"):
+        log2x = np.abs(np.log2(np.where(x > 0, x, 1.0)))
+    if exact_form:
+        rtol = np.full_like(want, 2e-6)
+    else:
+        rtol = 1e-6 + 1e-7 * np.abs(p) * np.where(np.isfinite(log2x), log2x, 0.0)
+    if leafwise:
+        rtol = np.full_like(rtol, rtol.max())
+    err = np.abs(got[ok] - want[ok]) / np.abs(want[ok])
+    assert np.all(err <= rtol[ok]), (
+        f"p={p}: max relative error {err.max():.3g}, "
+        f"worst error / bound {np.max(err / rtol[ok]):.3g}"
+    )
+
+
+def _power_inputs() -> np.ndarray:
+    """Log-uniform over float32's range, plus 0, denormals, extremes, inf, NaN."""
+    rng = np.random.default_rng(0)
+    edges = [0.0, 1e-45, 1e-40, _F32_TINY, 1.0, 0.5, 2.0, 3.0e38, np.inf, np.nan]
+    return np.concatenate([10.0 ** rng.uniform(-37.9, 38.5, 20_000), edges]).astype(
+        np.float32
+    )
+
+
+def _grads(n_steps: int) -> list[dict[str, jax.Array]]:
+    """Gradients with 0, tiny (1e-30), huge (1e30) and ordinary entries.
+
+    Leaf ``w`` mixes all scales: coordinate 0 is always 0 (vhat = 0, so
+    ``0 ** p``), 1 is 1e-30 (g**2 underflows: vhat = 0 with mhat != 0), 2 is
+    1e30 (g**2 overflows: vhat = inf), 3 is 1e19 (vhat near float32's max).
+    Leaf ``tiny`` is all ~1e-25 and leaf ``huge`` all ~1e25, so that the RMS
+    of their updates takes the scaled (underflow / overflow) fallback.
+    """
+    rng = np.random.default_rng(1)
+    out = []
+    for _ in range(n_steps):
+        w = rng.standard_normal((4, 8)) * 10.0 ** rng.uniform(-4, 1, (4, 8))
+        w.flat[:4] = [0.0, 1e-30, 1e30, 1e19]
+        out.append(
+            {
+                "w": jnp.asarray(w, jnp.float32),
+                "tiny": jnp.asarray(1e-25 * rng.standard_normal(8), jnp.float32),
+                "huge": jnp.asarray(1e25 * rng.standard_normal(8), jnp.float32),
+            }
+        )
+    return out
+
+
+def _inverse_bias_correction(decay: float, count: int, variant) -> float:
+    """``1 / (1 - decay**count)`` as the transform computes it, in float32.
+
+    Its rounding (1e-5 relative and more at b2 = 0.999 and small counts, and
+    not the same eagerly and under jit) is part of every float32 Adam, not of
+    the fast paths: the float64 reference takes it over from optax itself,
+    under the same variant.
+    """
+    one = jnp.ones([], jnp.float32)
+    count = jnp.asarray(count, jnp.int32)
+    return float(
+        variant(optax.tree.bias_correction, static_argnums=1)(one, decay, count)
+    )
+
+
+def _reference_update(direction, nu, inv_bias_correction, p, eps, eps_root, normalize):
+    """The formula in float64 from the stored float32 moments (one leaf).
+
+    Results below float32's smallest normal are flushed to 0, as XLA does
+    (before the RMS rescaling too: an update that underflowed stays zero).
+    """
+    nu_hat = np.asarray(nu, np.float64) * inv_bias_correction
+    x = nu_hat + eps_root
+    u = direction / (_reference_power(x, p) + eps)
+    u = np.where(np.abs(u) < _F32_TINY, 0.0, u)
+    if normalize:
+        rms_u = np.sqrt(np.mean(np.square(u)))
+        if rms_u > 0:  # an all-zero update stays zero
+            u = u * (np.sqrt(np.mean(np.square(direction))) / rms_u)
+    return np.where(np.abs(u) < _F32_TINY, 0.0, u), x
+
+
+class PowerTest(chex.TestCase):
+    """``_power`` itself, over the whole float32 range."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(*[(p,) for p in _EXACT_P + _GENERAL_P])
+    def test_static_p(self, p):
+        x = _power_inputs()
+        got = self.variant(lambda x: _pexp._power(x, p))(jnp.asarray(x))
+        # A static p = 1 returns x itself, so inf stays inf and NaN stays NaN.
+        _assert_close(got, _reference_power(x, p), p, x, p in _EXACT_P)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(*[(p,) for p in (*_P_SEQUENCE, -0.9, 0.9)])
+    def test_traced_p(self, p):
+        x = _power_inputs()
+        got = self.variant(_pexp._power)(jnp.asarray(x), jnp.float32(p))
+        _assert_close(got, _reference_power(x, p), p, x, exact_form=False)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_traced_p_zero_is_exactly_one(self):
+        x = _power_inputs()
+        got = self.variant(_pexp._power)(jnp.asarray(x), jnp.float32(0.0))
+        np.testing.assert_array_equal(got, np.ones_like(x))
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters((2.0,), (-2.0,), (1.5,))
+    def test_power_saturates_beyond_the_normal_range(self, p):
+        # x ** p beyond [2**-126, 2**126] saturates there (documented); the
+        # update it divides is then 0 to float32 precision either way.
+        x = jnp.asarray([1e30, 1e-30, 3e38, 2e-38], jnp.float32)
+        got = np.asarray(self.variant(_pexp._power)(x, jnp.float32(p)))
+        want = np.clip(_reference_power(np.asarray(x), p), 2.0**-126, 2.0**126)
+        np.testing.assert_allclose(got, want, rtol=3e-5)
+
+
+class UpdateTest(chex.TestCase):
+    """Whole updates, against the float64 reference, step by step."""
+
+    def _check(self, tx, p_of_count, grads, *, b2, eps, eps_root, normalize, exact):
+        params = jax.tree.map(jnp.zeros_like, grads[0])
+        state = tx.init(params)
+        update = self.variant(tx.update)
+        for step, g in enumerate(grads):
+            p = p_of_count(step)
+            u, state = update(g, state, params)
+            if isinstance(state, _pexp.ScaleByPexpState):
+                scale = _inverse_bias_correction(0.9, step + 1, self.variant)
+                direction = {
+                    k: np.asarray(m, np.float64) * scale for k, m in state.mu.items()
+                }
+            else:
+                direction = {
+                    k: np.asarray(t, np.float64) for k, t in state.trace.items()
+                }
+            for key in g:
+                want, x = _reference_update(
+                    direction[key],
+                    state.nu[key],
+                    _inverse_bias_correction(b2, step + 1, self.variant),
+                    p,
+                    eps,
+                    eps_root,
+                    normalize,
+                )
+                _assert_close(u[key], want, p, x, exact, leafwise=normalize)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(
+        *[(p, False) for p in _EXACT_P + _GENERAL_P[:3]],
+        (0.3, True),
+        (-0.5, True),
+    )
+    def test_scale_by_pexp_static_p(self, p, normalize):
+        tx = nsf_optax.scale_by_pexp(
+            p=p, eps_root=1e-30, normalize="rms" if normalize else None
+        )
+        self._check(
+            tx,
+            lambda _: p,
+            _grads(3),
+            b2=0.999,
+            eps=1e-8,
+            eps_root=1e-30,
+            normalize=normalize,
+            exact=p in _EXACT_P,
+        )
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters((False,), (True,))
+    def test_scale_by_pexp_scheduled_p_crossing_values(self, normalize):
+        seq = jnp.asarray(_P_SEQUENCE, jnp.float32)
+        schedule = lambda count: seq[count]  # noqa: E731
+        tx = nsf_optax.scale_by_pexp(p=schedule, normalize="rms" if normalize else None)
+        self._check(
+            tx,
+            lambda step: _P_SEQUENCE[step],
+            _grads(len(_P_SEQUENCE)),
+            b2=0.999,
+            eps=1e-8,
+            eps_root=0.0,
+            normalize=normalize,
+            exact=False,
+        )
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters((0.0, False), (-0.25, False), (0.3, True))
+    def test_scale_by_pexp_momentum(self, p, normalize):
+        tx = nsf_optax.scale_by_pexp_momentum(
+            p=p, normalize="rms" if normalize else None
+        )
+        self._check(
+            tx,
+            lambda _: p,
+            _grads(3),
+            b2=0.999,
+            eps=1e-8,
+            eps_root=0.0,
+            normalize=normalize,
+            exact=p in _EXACT_P,
+        )
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_scheduled_p_through_zero_is_sgd_bit_for_bit(self):
+        seq = jnp.asarray(_P_SEQUENCE, jnp.float32)
+        grads = _grads(len(_P_SEQUENCE))
+        ours = nsf_optax.nsf_sgd(0.1, p=lambda count: seq[count])
+        theirs = optax.sgd(0.1, momentum=0.9)
+        s1, s2 = ours.init(grads[0]), theirs.init(grads[0])
+        update1, update2 = self.variant(ours.update), self.variant(theirs.update)
+        for step, g in enumerate(grads):
+            u1, s1 = update1(g, s1)
+            u2, s2 = update2(g, s2)
+            if _P_SEQUENCE[step] == 0.0:
+                chex.assert_trees_all_equal(u1, u2)
