@@ -1,0 +1,367 @@
+"""Overhead of the NSF transforms against optax, measured in one process.
+
+Usage::
+
+    python benchmarks/bench_update.py [--quick] [--out results.json]
+
+Four measurements, each interleaved (candidates called round-robin, one call
+each per round, so that a slow spell of a shared machine hits all of them) and
+summarised by medians over rounds, compile and warm-up excluded, every call
+ended with ``block_until_ready``:
+
+1. ``update``: the jitted ``update`` of each transform (state donated, as in a
+   train step) on a ResNet-18-shaped tree (62 leaves, 11.17 M float32, the real
+   conv / batch-norm / dense shapes) and on one flat vector of the same size;
+   with each candidate's optimizer-state bytes.
+2. ``floor``: a single-pass C kernel (reads g, m, v once, writes m, v, u once)
+   against ``optax.scale_by_adam`` on the flat vector: the memory-bandwidth
+   floor XLA's three loops per leaf are compared with.
+3. ``train_step``: a full ResNet-18 step (forward, backward, update, apply) at a
+   small batch, NSF against the optax optimizer it generalises.
+
+The ratio of a candidate is the median over rounds of its time divided by the
+reference's time in the same round (robust to drift in the machine's load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _resnet18 import ResNet18  # benchmarks/ is on sys.path when run as a script
+from flax import nnx
+
+import nsf_optax
+from nsf_optax import p_schedule
+
+TIDAL = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
+SQUARE = p_schedule.square_tidal(0.25, -0.25, every_steps=5)
+
+
+def machine() -> dict[str, Any]:
+    """The device and host the figures belong to."""
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "devices": [str(d) for d in jax.devices()],
+        "platform": jax.devices()[0].platform,
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+def tree_bytes(tree: Any) -> int:
+    return int(sum(x.nbytes for x in jax.tree.leaves(tree)))
+
+
+def interleave(
+    calls: dict[str, Callable[[], float]], rounds: int, warmup: int = 2
+) -> dict[str, np.ndarray]:
+    """Seconds per call for each candidate, calling them round-robin."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for r in range(warmup + rounds):
+        for name, call in calls.items():
+            dt = call()
+            if r >= warmup:
+                times[name].append(dt)
+    return {name: np.asarray(t) for name, t in times.items()}
+
+
+def summarise(times: dict[str, np.ndarray], reference: str) -> dict[str, Any]:
+    ref = times[reference]
+    return {
+        name: {
+            "median_ms": float(np.median(t) * 1e3),
+            "ratio": float(np.median(t / ref)),
+            "ratio_iqr": [float(q) for q in np.percentile(t / ref, [25, 75])],
+        }
+        for name, t in times.items()
+    }
+
+
+# ----------------------------------------------------------------------------
+# 1. Update time and state bytes.
+
+
+def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
+    """name -> (reference name, transform)."""
+    bf16 = jnp.bfloat16
+    return {
+        "adam": ("adam", optax.scale_by_adam()),
+        "pexp p=0.5": ("adam", nsf_optax.scale_by_pexp(p=0.5)),
+        "pexp p=0.25": ("adam", nsf_optax.scale_by_pexp(p=0.25)),
+        "pexp p=-0.5": ("adam", nsf_optax.scale_by_pexp(p=-0.5)),
+        "pexp p=0": ("adam", nsf_optax.scale_by_pexp(p=0.0)),
+        "pexp p=0.3": ("adam", nsf_optax.scale_by_pexp(p=0.3)),
+        "pexp cosine tidal": ("adam", nsf_optax.scale_by_pexp(p=TIDAL)),
+        "pexp square tidal": ("adam", nsf_optax.scale_by_pexp(p=SQUARE)),
+        "pexp p=0.25 rms": (
+            "adam",
+            nsf_optax.scale_by_pexp(p=0.25, normalize="rms"),
+        ),
+        "pexp cosine tidal rms": (
+            "adam",
+            nsf_optax.scale_by_pexp(p=TIDAL, normalize="rms"),
+        ),
+        "adam mu bf16": ("adam", optax.scale_by_adam(mu_dtype=bf16)),
+        "pexp cosine tidal mu bf16": (
+            "adam",
+            nsf_optax.scale_by_pexp(p=TIDAL, mu_dtype=bf16),
+        ),
+        "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
+        "nsf_sgd p=0": ("sgd", nsf_optax.nsf_sgd(0.1, p=0.0)),
+        "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.1, p=TIDAL)),
+        "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.1, p=SQUARE)),
+    }
+
+
+def bench_updates(grads: Any, rounds: int) -> dict[str, Any]:
+    cands = update_candidates()
+    calls, bytes_ = {}, {}
+    for name, (_, tx) in cands.items():
+        state = tx.init(grads)
+        bytes_[name] = tree_bytes(state)
+        update = jax.jit(tx.update, donate_argnums=1)
+        box = [state]
+
+        def call(update=update, box=box) -> float:
+            t = time.perf_counter()
+            u, box[0] = update(grads, box[0])
+            jax.block_until_ready((u, box[0]))
+            return time.perf_counter() - t
+
+        calls[name] = call
+    times = interleave(calls, rounds)
+    out = {}
+    for ref in ("adam", "sgd"):
+        names = [n for n, (r, _) in cands.items() if r == ref]
+        s = summarise({n: times[n] for n in names}, ref)
+        for n in names:
+            out[n] = {
+                **s[n],
+                "reference": ref,
+                "state_bytes": bytes_[n],
+                "state_bytes_ratio": bytes_[n] / bytes_[ref],
+            }
+    return out
+
+
+# ----------------------------------------------------------------------------
+# 2. The single-pass floor.
+
+
+def build_floor() -> ctypes.CDLL | None:
+    """Compiles _floor.c; ``None`` when there is no C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    out = Path(tempfile.mkdtemp()) / "floor.so"
+    src = Path(__file__).resolve().parent / "_floor.c"
+    flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+    try:
+        subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    lib = ctypes.CDLL(str(out))
+    f32p = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
+    f32 = ctypes.c_float
+    lib.adam_single_pass.argtypes = [f32p, f32p, f32p, f32p, ctypes.c_long]
+    lib.adam_single_pass.argtypes += [f32] * 5
+    lib.adam_single_pass.restype = None
+    return lib
+
+
+def bench_floor(n: int, rounds: int) -> dict[str, Any] | None:
+    lib = build_floor()
+    if lib is None:
+        return None
+    rng = np.random.default_rng(0)
+    g_np = (rng.standard_normal(n) * 1e-3).astype(np.float32)
+    m_np, v_np = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    u_np = np.empty(n, np.float32)
+    g = jnp.asarray(g_np)
+    tx = optax.scale_by_adam()
+    update = jax.jit(tx.update, donate_argnums=1)
+    box = [tx.init(g)]
+    count = [0]
+
+    def adam() -> float:
+        t = time.perf_counter()
+        u, box[0] = update(g, box[0])
+        jax.block_until_ready((u, box[0]))
+        return time.perf_counter() - t
+
+    def inv_bias_corrections(count: int) -> tuple[np.float32, np.float32]:
+        one = np.float32(1)
+        return (
+            one / (one - np.float32(0.9) ** count),
+            one / (one - np.float32(0.999) ** count),
+        )
+
+    def floor() -> float:
+        count[0] += 1
+        c1, c2 = inv_bias_corrections(count[0])
+        t = time.perf_counter()
+        lib.adam_single_pass(g_np, m_np, v_np, u_np, n, 0.9, 0.999, c1, c2, 1e-8)
+        return time.perf_counter() - t
+
+    # Same maths as optax.scale_by_adam (checked once, after the warm-up).
+    times = interleave({"adam": adam, "single-pass C": floor}, rounds)
+    tx_ref = optax.scale_by_adam()
+    u_ref, _ = tx_ref.update(g, tx_ref.init(g))
+    m_np[:], v_np[:] = 0, 0
+    c1, c2 = inv_bias_corrections(1)
+    lib.adam_single_pass(g_np, m_np, v_np, u_np, n, 0.9, 0.999, c1, c2, 1e-8)
+    np.testing.assert_allclose(u_np, np.asarray(u_ref), rtol=1e-5)
+    return summarise(times, "adam")
+
+
+# ----------------------------------------------------------------------------
+# 3. Full train step.
+
+
+def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
+    model = ResNet18(rngs=nnx.Rngs(0))
+    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    key = jax.random.PRNGKey(0)
+    x = jax.random.normal(key, (batch, 32, 32, 3))
+    y = jax.random.randint(key, (batch,), 0, 10)
+    cands = {
+        "sgd": ("sgd", optax.sgd(0.05, momentum=0.9)),
+        "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.05, p=TIDAL)),
+        "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.05, p=SQUARE)),
+        "adam": ("adam", optax.adam(1e-3)),
+        "nsf cosine tidal": ("adam", nsf_optax.nsf(1e-3, p=TIDAL)),
+    }
+
+    def make_step(tx: optax.GradientTransformation) -> Callable:
+        def loss_fn(params, batch_stats):
+            model = nnx.merge(graphdef, params, batch_stats, copy=True)
+            logits = model(x)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, nnx.state(model, nnx.BatchStat)
+
+        def step(params, batch_stats, opt_state):
+            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+            (loss, batch_stats), grads = grad_fn(params, batch_stats)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), batch_stats, opt_state, loss
+
+        return jax.jit(step, donate_argnums=(0, 1, 2))
+
+    calls = {}
+    for name, (_, tx) in cands.items():
+        step = make_step(tx)
+        box = [jax.tree.map(jnp.copy, (params, batch_stats)), None]
+        box[1] = tx.init(box[0][0])
+
+        def call(step=step, box=box) -> float:
+            t = time.perf_counter()
+            p, b, o, loss = step(box[0][0], box[0][1], box[1])
+            jax.block_until_ready((p, b, o, loss))
+            box[0], box[1] = (p, b), o
+            return time.perf_counter() - t
+
+        calls[name] = call
+    times = interleave(calls, rounds)
+    out = {}
+    for ref in ("sgd", "adam"):
+        names = [n for n, (r, _) in cands.items() if r == ref]
+        s = summarise({n: times[n] for n in names}, ref)
+        out.update({n: {**s[n], "reference": ref} for n in names})
+    return out
+
+
+# ----------------------------------------------------------------------------
+
+
+def print_table(title: str, rows: dict[str, Any]) -> None:
+    print(f"\n{title}")
+    for name, r in rows.items():
+        extra = ""
+        if "state_bytes" in r:
+            extra = f"  state {r['state_bytes'] / 2**20:7.1f} MiB"
+            extra += f" ({r['state_bytes_ratio']:.2f}x)"
+        ref = r.get("reference", "adam")
+        print(
+            f"  {name:28s} {r['median_ms']:8.2f} ms  {r['ratio']:.3f}x {ref:4s}"
+            f"  [IQR {r['ratio_iqr'][0]:.2f}-{r['ratio_iqr'][1]:.2f}]{extra}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--out", default="bench_results.json", help="JSON path")
+    parser.add_argument("--batch", type=int, default=16, help="train-step batch")
+    args = parser.parse_args()
+    rounds = 15 if args.quick else 60
+    step_rounds = 6 if args.quick else 20
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "rounds": {"update": rounds, "train_step": step_rounds},
+    }
+
+    params = nnx.state(ResNet18(rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()
+    key = jax.random.PRNGKey(1)
+    leaves, treedef = jax.tree.flatten(params)
+    grads = jax.tree.unflatten(
+        treedef,
+        [
+            1e-3 * jax.random.normal(jax.random.fold_in(key, i), x.shape)
+            for i, x in enumerate(leaves)
+        ],
+    )
+    n = sum(x.size for x in leaves)
+    results["tree"] = {"leaves": len(leaves), "params": int(n)}
+
+    results["update_resnet18_tree"] = bench_updates(grads, rounds)
+    print_table(
+        f"update, ResNet-18 tree ({len(leaves)} leaves, {n} f32)",
+        results["update_resnet18_tree"],
+    )
+    flat = jax.random.normal(key, (n,)) * 1e-3
+    results["update_flat_vector"] = bench_updates(flat, rounds)
+    print_table(f"update, flat vector ({n} f32)", results["update_flat_vector"])
+    results["floor_flat_vector"] = bench_floor(n, rounds)
+    if results["floor_flat_vector"] is not None:
+        print_table("single-pass floor, flat vector", results["floor_flat_vector"])
+    results["train_step"] = bench_train_step(args.batch, step_rounds)
+    print_table(
+        f"train step, ResNet-18, batch {args.batch}x32x32x3", results["train_step"]
+    )
+    results["machine"]["loadavg_end"] = list(os.getloadavg())
+    results["seconds"] = time.perf_counter() - t0
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\n{results['machine']['cpu_model']}, {results['machine']['devices']}")
+    print(f"load average {results['machine']['loadavg_start']} -> ", end="")
+    print(f"{results['machine']['loadavg_end']}; {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
