@@ -10,14 +10,19 @@ from matplotlib.figure import Figure
 
 
 def plot_run(
-    history: Sequence[Mapping[str, float]], workdir: str | os.PathLike, *, title: str
+    history: Sequence[Mapping[str, float]],
+    workdir: str | os.PathLike,
+    *,
+    title: str,
+    schedules: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> list[str]:
     """Writes ``curves.png`` (loss, accuracy) and ``schedules.png`` (lr, p).
 
     Args:
-      history: evaluation rows with step, train/test loss and accuracy, lr and p.
+      history: evaluation rows with step, train/test loss and accuracy.
       workdir: output directory.
       title: figure title.
+      schedules: ``(steps, lr, p)`` at every step (the values each step used).
 
     Returns:
       The paths written.
@@ -39,10 +44,11 @@ def plot_run(
 
     fig = Figure(figsize=(10, 3.5), layout="constrained")
     ax_lr, ax_p = fig.subplots(1, 2)
-    ax_lr.plot(step, [r["lr"] for r in history])
+    steps, lr, p = schedules
+    ax_lr.plot(steps, lr)
     ax_lr.set(xlabel="step", ylabel="learning rate", title="lr(t)")
-    ax_p.step(step, [r["p"] for r in history], where="post")
-    ax_p.set(xlabel="step", ylabel="p", title="p(t) (at evaluation steps)")
+    ax_p.plot(steps, p, drawstyle="steps-post")
+    ax_p.set(xlabel="step", ylabel="p", title="p(t)")
     for ax in (ax_lr, ax_p):
         ax.grid(alpha=0.3)
     fig.suptitle(title)

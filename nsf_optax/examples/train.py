@@ -477,6 +477,16 @@ def train_and_evaluate(
                 save_checkpoint()
     mngr.close()
     if is_host0 and history:
-        plots.plot_run(history, workdir, title=f"{config.method} on {config.dataset}")
+        steps = np.arange(config.num_steps)
+        plots.plot_run(
+            history,
+            workdir,
+            title=f"{config.method} on {config.dataset}",
+            schedules=(
+                steps,
+                np.asarray(jax.vmap(lr_fn)(steps)),
+                np.asarray(jax.vmap(p_fn)(steps)),
+            ),
+        )
     model.eval()
     return TrainResult(model, optimizer, history)
