@@ -16,6 +16,7 @@ from nsf_optax._pexp import (
     nsf,
     nsf_sgd,
     nsfw,
+    pexp_gain,
     scale_by_pexp,
     scale_by_pexp_momentum,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "nsf_sgd",
     "nsfw",
     "p_schedule",
+    "pexp_gain",
     "scale_by_pexp",
     "scale_by_pexp_momentum",
 ]

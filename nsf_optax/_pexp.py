@@ -20,6 +20,7 @@ __all__ = [
     "nsf",
     "nsf_sgd",
     "nsfw",
+    "pexp_gain",
     "scale_by_pexp",
     "scale_by_pexp_momentum",
 ]
@@ -750,6 +751,82 @@ def _is_pexp_state(x: Any) -> bool:
     return isinstance(x, ScaleByPexpState | ScaleByPexpMomentumState)
 
 
+def _find_pexp_state(
+    opt_state: optax.OptState,
+) -> ScaleByPexpState | ScaleByPexpMomentumState:
+    found = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=_is_pexp_state)
+        if _is_pexp_state(s)
+    ]
+    if len(found) != 1:
+        raise ValueError(
+            "opt_state must hold exactly one ScaleByPexpState or "
+            f"ScaleByPexpMomentumState, found {len(found)}."
+        )
+    return found[0]
+
+
+def _nu_hat(
+    state: ScaleByPexpState | ScaleByPexpMomentumState, b2: float
+) -> optax.Updates:
+    # Before the first step nu is zero: any positive count gives nu_hat = 0.
+    return optax.tree.bias_correction(state.nu, b2, jnp.maximum(state.count, 1))
+
+
+def pexp_gain(
+    opt_state: optax.OptState,
+    p: PLike,
+    *,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+) -> optax.Updates:
+    r"""The per-coordinate ``p``-gain the next update will apply.
+
+    Finds the (single) :class:`ScaleByPexpState` or
+    :class:`ScaleByPexpMomentumState` anywhere inside ``opt_state`` (a chain,
+    ``inject_hyperparams``, ``MultiSteps`` ...) and returns, like the params,
+
+    .. math::
+
+      \gamma = \frac{1}{(\hat v_t + \epsilon_{\text{root}})^{p(t)} + \epsilon},
+
+    computed exactly as the update computes it (the update is ``mhat * gamma``
+    or ``momentum * gamma`` before ``normalize``). ``p`` is a float or the same
+    schedule given to the optimizer, called at the state's count.
+
+    Args:
+      opt_state: the optimizer state.
+      p: the exponent or schedule the optimizer was built with.
+      b2: the optimizer's ``b2``.
+      eps: the optimizer's ``eps``.
+      eps_root: the optimizer's ``eps_root``.
+
+    Returns:
+      A pytree like the params of gains, in at least float32.
+
+    Raises:
+      ValueError: if ``opt_state`` holds no, or more than one, such state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import nsf_optax
+      >>> solver = nsf_optax.nsf_sgd(0.1, p=0.5)
+      >>> params = jnp.array([0.5, 2.0])
+      >>> _, state = solver.update(params, solver.init(params))
+      >>> gain = nsf_optax.pexp_gain(state, p=0.5)  # 1 / |g| after one step
+      >>> [round(float(x), 4) for x in gain]
+      [2.0, 0.5]
+    """
+    state = _find_pexp_state(opt_state)
+    p_t = _resolve_p(p, state.count)
+    return jax.tree.map(
+        lambda v: 1.0 / _pgain_denominator(v, p_t, eps, eps_root),
+        _nu_hat(state, b2),
+    )
+
+
 def gain_stats(
     opt_state: optax.OptState,
     p: PLike,
@@ -760,20 +837,10 @@ def gain_stats(
 ) -> dict[str, jax.Array]:
     r"""The current ``p`` and the spread of the ``p``-gain, for logging.
 
-    Finds the (single) :class:`ScaleByPexpState` or
-    :class:`ScaleByPexpMomentumState` anywhere inside ``opt_state`` (a chain,
-    ``inject_hyperparams``, ``MultiSteps`` ...) and evaluates, over all its
-    coordinates, the gain the next update will apply,
-
-    .. math::
-
-      \gamma = \frac{1}{(\hat v_t + \epsilon_{\text{root}})^{p(t)} + \epsilon},
-
-    with ``p`` a float or the same schedule given to the optimizer (called at
-    the state's count). Coordinates whose second moment is still exactly zero
-    (they never received a nonzero gradient, so they take no step) are left
-    out; the statistics are NaN while no coordinate has. Costs one pass over
-    ``nu``; call it at logging steps.
+    Summarises :func:`pexp_gain` over all coordinates. Coordinates whose second
+    moment is still exactly zero (they never received a nonzero gradient, so
+    they take no step) are left out; the statistics are NaN while no coordinate
+    has. Costs one pass over ``nu``; call it at logging steps.
 
     Args:
       opt_state: the optimizer state.
@@ -783,8 +850,8 @@ def gain_stats(
       eps_root: the optimizer's ``eps_root``.
 
     Returns:
-      A dict of float32 scalars: ``p``, and ``log10_gain_min``,
-      ``log10_gain_mean`` and ``log10_gain_max`` over all coordinates.
+      A dict of float32 scalars: ``p`` (the exponent of the next update), and
+      ``log10_gain_min``, ``log10_gain_mean`` and ``log10_gain_max``.
 
     Raises:
       ValueError: if ``opt_state`` holds no, or more than one, such state.
@@ -799,25 +866,18 @@ def gain_stats(
       >>> [round(float(stats[k]), 3) for k in ("log10_gain_min", "log10_gain_max")]
       [-2.0, 0.0]
     """
-    found = [
-        s
-        for s in jax.tree.leaves(opt_state, is_leaf=_is_pexp_state)
-        if _is_pexp_state(s)
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            "opt_state must hold exactly one ScaleByPexpState or "
-            f"ScaleByPexpMomentumState, found {len(found)}."
-        )
-    state = found[0]
+    state = _find_pexp_state(opt_state)
     p_t = jnp.asarray(_resolve_p(p, state.count), jnp.float32)
-    # Before the first step nu is zero: any positive count gives nu_hat = 0.
-    nu_hat = optax.tree.bias_correction(state.nu, b2, jnp.maximum(state.count, 1))
-    nu_hat = jnp.concatenate([v.ravel() for v in jax.tree.leaves(nu_hat)])
-    log_gains = -jnp.log10(_pgain_denominator(nu_hat, p_t, eps, eps_root))
+    gains = jax.tree.leaves(pexp_gain(state, p_t, b2=b2, eps=eps, eps_root=eps_root))
+    nu_hat = jax.tree.leaves(_nu_hat(state, b2))
     # Coordinates that never saw a nonzero gradient take no step whatever the
     # gain (mhat = 0 there); their gain, 1/eps or 0, would only swamp the spread.
-    log_gains = jnp.where(nu_hat > 0, log_gains, jnp.nan)
+    log_gains = jnp.concatenate(
+        [
+            jnp.where(v > 0, jnp.log10(g), jnp.nan).ravel()
+            for g, v in zip(gains, nu_hat, strict=True)
+        ]
+    )
     return {
         "p": p_t,
         "log10_gain_min": jnp.nanmin(log_gains),

@@ -306,9 +306,31 @@ class GainStatsTest(chex.TestCase):
         for key in ("log10_gain_min", "log10_gain_mean", "log10_gain_max"):
             self.assertTrue(np.isfinite(stats[key]))
 
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(0.5, -0.5, 0.3, 0.0, "tide")
+    def test_pexp_gain_matches_the_formula(self, p):
+        """The gain from the stored moment, against float64 1/(nu_hat**p + eps)."""
+        p_value = _TIDE if p == "tide" else p
+        grads = _grads(4, seed=7)
+        opt = nsf_optax.scale_by_pexp_momentum(p=p_value)
+        state = opt.init(_params())
+        for g in grads[:-1]:
+            _, state = opt.update(g, state)
+        gains = self.variant(lambda s: nsf_optax.pexp_gain(s, p=p_value))(state)
+        count = int(state.count)
+        p_now = float(_TIDE(count)) if p == "tide" else p
+        for key in ("w", "b"):
+            nu_hat = np.asarray(state.nu[key], np.float64) / (1 - 0.999**count)
+            want = 1.0 / (nu_hat**p_now + 1e-8)
+            np.testing.assert_allclose(gains[key], want, rtol=2e-5)
+            self.assertEqual(gains[key].shape, _params()[key].shape)
+
     def test_gain_stats_needs_exactly_one_state(self):
         with pytest.raises(ValueError, match="exactly one"):
             nsf_optax.gain_stats(optax.adam(1e-3).init(jnp.ones(2)), p=0.5)
+        with pytest.raises(ValueError, match="found 2"):
+            two = optax.chain(nsf_optax.nsf(1e-3), nsf_optax.nsf_sgd(1e-3))
+            nsf_optax.pexp_gain(two.init(jnp.ones(2)), p=0.5)
 
 
 class BadInputTest(parameterized.TestCase):

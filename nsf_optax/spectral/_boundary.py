@@ -208,29 +208,16 @@ def update_norms(
     References:
       Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.2.2.
     """
-    (state,) = [
-        s
-        for s in jax.tree.leaves(
-            opt_state, is_leaf=lambda s: isinstance(s, nsf_optax.ScaleByPexpState)
-        )
-        if isinstance(s, nsf_optax.ScaleByPexpState)
-    ]
-    nu_hat = optax.tree.bias_correction(state.nu, b2, jnp.maximum(state.count, 1))
-    p = jnp.asarray(p, jnp.float32)
-
-    def gain(v):
-        # v ** p with the IEEE limits at v = 0 (and 1 for p = 0), as in the core.
-        power = jnp.where(p == 0, 1.0, jnp.exp(p * jnp.log(v)))
-        return 1.0 / (power + eps)
+    gains = nsf_optax.pexp_gain(opt_state, jnp.asarray(p, jnp.float32), b2=b2, eps=eps)
 
     def loss_i(params, xi, yi):
         return _per_example_loss(params, xi[None], yi[None])[0]
 
     grads = jax.vmap(jax.grad(loss_i), in_axes=(None, 0, 0))(params, x, y)
     sq = jax.tree.map(
-        lambda g, v: jnp.sum((g * gain(v)) ** 2, axis=tuple(range(1, g.ndim))),
+        lambda g, gain: jnp.sum((g * gain) ** 2, axis=tuple(range(1, g.ndim))),
         grads,
-        nu_hat,
+        gains,
     )
     return jnp.sqrt(sum(jax.tree.leaves(sq)))
 
