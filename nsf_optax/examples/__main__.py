@@ -2,8 +2,8 @@
 
 Every field of :class:`~nsf_optax.examples.configs.default.Config` is a flag
 (``--optimizer sgd``, ``--num_steps 500``, ``--data_dir ~/cifar-10-batches-py``, ...).
-Several hosts: run the same command on each after ``jax.distributed.initialize()``
-(see :mod:`nsf_optax.examples.train`).
+Several hosts: run the same command on every host with ``--distributed``, which calls
+``jax.distributed.initialize()`` first (see :mod:`nsf_optax.examples.train`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="stop (with a checkpoint) after this many steps; continue with --resume",
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (one process per host)",
+    )
     configs.add_config_arguments(parser)
     args = parser.parse_args(argv)
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
     try:
         config = configs.config_from_args(configs.get_config(args.config), args)
         workdir = args.workdir or os.path.join(

@@ -249,16 +249,26 @@ def _eval_batches(data: input_pipeline.Dataset, batch_size: int, sharder: _Shard
     ]
 
 
-def evaluate(model: models.ResNet, batches: list[tuple[jax.Array, ...]]) -> dict:
-    """Mean test loss and accuracy over padded, weighted batches (eval mode)."""
+def evaluate(
+    model: models.ResNet, batches: list[tuple[jax.Array, ...]], count: int
+) -> dict[str, float]:
+    """Mean test loss and accuracy in eval mode.
+
+    Args:
+      model: the model (left in training mode afterwards).
+      batches: ``(x, y, weight)`` global batches; padding has weight 0.
+      count: the number of real (weight-1) examples.
+
+    Returns:
+      ``{"test_loss": ..., "test_accuracy": ...}``.
+    """
     model.eval()
     loss_sum, correct = 0.0, 0.0
-    count = 0.0
     for x, y, w in batches:
+        # The sums are replicated scalars, readable on every host.
         batch_loss, batch_correct = _eval_step(model, x, y, w)
         loss_sum += float(batch_loss)
         correct += float(batch_correct)
-        count += float(jnp.sum(w))
     model.train()
     return {"test_loss": loss_sum / count, "test_accuracy": correct / count}
 
@@ -464,7 +474,7 @@ def train_and_evaluate(
                     "p": float(p_fn(step - 1)),
                     "train_loss": train_sums["loss"] / train_sums["count"],
                     "train_accuracy": train_sums["accuracy"] / train_sums["count"],
-                    **evaluate(model, eval_batches),
+                    **evaluate(model, eval_batches, len(data.y_test)),
                     "elapsed_s": time.perf_counter() - start,
                 }
                 train_sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
