@@ -9,13 +9,14 @@ each per round, so that a slow spell of a shared machine hits all of them) and
 summarised by medians over rounds, compile and warm-up excluded, every call
 ended with ``block_until_ready``:
 
-1. ``update``: the jitted ``update`` of each transform (state donated, as in a
-   train step) on a ResNet-18-shaped tree (62 leaves, 11.17 M float32, the real
-   conv / batch-norm / dense shapes) and on one flat vector of the same size;
-   with each candidate's optimizer-state bytes.
-2. ``floor``: a single-pass C kernel (reads g, m, v once, writes m, v, u once)
-   against ``optax.scale_by_adam`` on the flat vector: the memory-bandwidth
-   floor XLA's three loops per leaf are compared with.
+1. ``update``: one optimizer step of each transform, ``update`` then
+   ``optax.apply_updates`` (params and state donated, as in a train step), on
+   a ResNet-18-shaped tree (62 leaves, 11.17 M float32, the real conv /
+   batch-norm / dense shapes) and on one flat vector of the same size; with
+   each candidate's optimizer-state bytes.
+2. ``floor``: a single-pass C kernel (reads g, m, v, params once, writes m, v,
+   params once) against the same step with ``optax.scale_by_adam`` on the flat
+   vector: the memory-bandwidth floor of XLA's three loops per leaf.
 3. ``train_step``: a full ResNet-18 step (forward, backward, update, apply) at a
    small batch, NSF against the optax optimizer it generalises.
 
@@ -71,6 +72,24 @@ def machine() -> dict[str, Any]:
         "optax": optax.__version__,
         "loadavg_start": list(os.getloadavg()),
     }
+
+
+def keep_freed_memory() -> bool:
+    """Stops glibc from returning large freed buffers to the OS.
+
+    Buffers above glibc's mmap threshold (32 MiB at most, here: the flat
+    vector, the 45 MB update) are otherwise unmapped when freed and the next
+    step page-faults fresh zeroed pages, a cost of the allocator, not of the
+    optimizer, that swamps the flat-vector figures. A train loop that donates
+    its buffers does not pay it either. Returns whether it took effect.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = libc.mallopt(m_mmap_threshold, 1 << 30) == 1
+    return ok and libc.mallopt(m_trim_threshold, 1 << 31 - 1) == 1
 
 
 def tree_bytes(tree: Any) -> int:
@@ -139,18 +158,30 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
 
 
 def bench_updates(grads: Any, rounds: int) -> dict[str, Any]:
+    """Median time of one optimizer step: ``update`` then ``apply_updates``.
+
+    Params and state are donated, as in a train step, so XLA fuses the update
+    into the in-place parameter write (``u`` is never materialised) and no
+    step allocates; the gradients are an input, like the backward pass's.
+    """
     cands = update_candidates()
     calls, bytes_ = {}, {}
     for name, (_, tx) in cands.items():
-        state = tx.init(grads)
+        params = jax.tree.map(jnp.zeros_like, grads)
+        state = tx.init(params)
         bytes_[name] = tree_bytes(state)
-        update = jax.jit(tx.update, donate_argnums=1)
-        box = [state]
 
-        def call(update=update, box=box) -> float:
+        def step(params, state, grads, tx=tx):
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        step = jax.jit(step, donate_argnums=(0, 1))
+        box = [params, state]
+
+        def call(step=step, box=box) -> float:
             t = time.perf_counter()
-            u, box[0] = update(grads, box[0])
-            jax.block_until_ready((u, box[0]))
+            box[0], box[1] = step(box[0], box[1], grads)
+            jax.block_until_ready(box)
             return time.perf_counter() - t
 
         calls[name] = call
@@ -180,11 +211,13 @@ def build_floor() -> ctypes.CDLL | None:
         return None
     out = Path(tempfile.mkdtemp()) / "floor.so"
     src = Path(__file__).resolve().parent / "_floor.c"
-    flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+    flags = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
     try:
         subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"], check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
+    # OpenMP threads must not spin between calls: XLA's threads run then.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     lib = ctypes.CDLL(str(out))
     f32p = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
     f32 = ctypes.c_float
@@ -195,24 +228,24 @@ def build_floor() -> ctypes.CDLL | None:
 
 
 def bench_floor(n: int, rounds: int) -> dict[str, Any] | None:
+    """The single-pass C Adam step against ``optax.scale_by_adam`` + apply."""
     lib = build_floor()
     if lib is None:
         return None
     rng = np.random.default_rng(0)
     g_np = (rng.standard_normal(n) * 1e-3).astype(np.float32)
     m_np, v_np = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    u_np = np.empty(n, np.float32)
+    p_np = np.zeros(n, np.float32)
     g = jnp.asarray(g_np)
     tx = optax.scale_by_adam()
-    update = jax.jit(tx.update, donate_argnums=1)
-    box = [tx.init(g)]
-    count = [0]
 
-    def adam() -> float:
-        t = time.perf_counter()
-        u, box[0] = update(g, box[0])
-        jax.block_until_ready((u, box[0]))
-        return time.perf_counter() - t
+    def adam_step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    step = jax.jit(adam_step, donate_argnums=(0, 1))
+    box = [jnp.zeros(n), tx.init(g)]
+    count = [0]
 
     def inv_bias_corrections(count: int) -> tuple[np.float32, np.float32]:
         one = np.float32(1)
@@ -221,21 +254,26 @@ def bench_floor(n: int, rounds: int) -> dict[str, Any] | None:
             one / (one - np.float32(0.999) ** count),
         )
 
+    def adam() -> float:
+        t = time.perf_counter()
+        box[0], box[1] = step(box[0], box[1], g)
+        jax.block_until_ready(box)
+        return time.perf_counter() - t
+
     def floor() -> float:
         count[0] += 1
         c1, c2 = inv_bias_corrections(count[0])
         t = time.perf_counter()
-        lib.adam_single_pass(g_np, m_np, v_np, u_np, n, 0.9, 0.999, c1, c2, 1e-8)
+        lib.adam_single_pass(g_np, m_np, v_np, p_np, n, 0.9, 0.999, c1, c2, 1e-8)
         return time.perf_counter() - t
 
-    # Same maths as optax.scale_by_adam (checked once, after the warm-up).
     times = interleave({"adam": adam, "single-pass C": floor}, rounds)
-    tx_ref = optax.scale_by_adam()
-    u_ref, _ = tx_ref.update(g, tx_ref.init(g))
-    m_np[:], v_np[:] = 0, 0
+    # Same maths as optax (checked once, from zero state, after the timing).
+    params, _ = adam_step(jnp.zeros(n), tx.init(g), g)
+    m_np[:], v_np[:], p_np[:] = 0, 0, 0
     c1, c2 = inv_bias_corrections(1)
-    lib.adam_single_pass(g_np, m_np, v_np, u_np, n, 0.9, 0.999, c1, c2, 1e-8)
-    np.testing.assert_allclose(u_np, np.asarray(u_ref), rtol=1e-5)
+    lib.adam_single_pass(g_np, m_np, v_np, p_np, n, 0.9, 0.999, c1, c2, 1e-8)
+    np.testing.assert_allclose(p_np, np.asarray(params), rtol=1e-5)
     return summarise(times, "adam")
 
 
@@ -317,14 +355,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--out", default="bench_results.json", help="JSON path")
     parser.add_argument("--batch", type=int, default=16, help="train-step batch")
+    parser.add_argument(
+        "--sections",
+        default="update,floor,train_step",
+        help="comma-separated subset of update,floor,train_step",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     rounds = 15 if args.quick else 60
-    step_rounds = 6 if args.quick else 20
+    step_rounds = 6 if args.quick else 15
     t0 = time.perf_counter()
+    malloc_kept = keep_freed_memory()
     results: dict[str, Any] = {
+        "glibc_keeps_freed_memory": malloc_kept,
         "command": " ".join(["python", *sys.argv]),
         "machine": machine(),
         "rounds": {"update": rounds, "train_step": step_rounds},
+        "train_batch": args.batch,
     }
 
     params = nnx.state(ResNet18(rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()
@@ -340,21 +387,25 @@ def main() -> None:
     n = sum(x.size for x in leaves)
     results["tree"] = {"leaves": len(leaves), "params": int(n)}
 
-    results["update_resnet18_tree"] = bench_updates(grads, rounds)
-    print_table(
-        f"update, ResNet-18 tree ({len(leaves)} leaves, {n} f32)",
-        results["update_resnet18_tree"],
-    )
-    flat = jax.random.normal(key, (n,)) * 1e-3
-    results["update_flat_vector"] = bench_updates(flat, rounds)
-    print_table(f"update, flat vector ({n} f32)", results["update_flat_vector"])
-    results["floor_flat_vector"] = bench_floor(n, rounds)
-    if results["floor_flat_vector"] is not None:
-        print_table("single-pass floor, flat vector", results["floor_flat_vector"])
-    results["train_step"] = bench_train_step(args.batch, step_rounds)
-    print_table(
-        f"train step, ResNet-18, batch {args.batch}x32x32x3", results["train_step"]
-    )
+    if "update" in sections:
+        results["update_resnet18_tree"] = bench_updates(grads, rounds)
+        print_table(
+            f"update, ResNet-18 tree ({len(leaves)} leaves, {n} f32)",
+            results["update_resnet18_tree"],
+        )
+        flat = jax.random.normal(key, (n,)) * 1e-3
+        results["update_flat_vector"] = bench_updates(flat, rounds)
+        print_table(f"update, flat vector ({n} f32)", results["update_flat_vector"])
+    if "floor" in sections:
+        results["floor_flat_vector"] = bench_floor(n, rounds)
+        if results["floor_flat_vector"] is not None:
+            print_table("single-pass floor, flat vector", results["floor_flat_vector"])
+    if "train_step" in sections:
+        results["train_step"] = bench_train_step(args.batch, step_rounds)
+        print_table(
+            f"train step, ResNet-18, batch {args.batch}x32x32x3",
+            results["train_step"],
+        )
     results["machine"]["loadavg_end"] = list(os.getloadavg())
     results["seconds"] = time.perf_counter() - t0
     Path(args.out).write_text(json.dumps(results, indent=1))
