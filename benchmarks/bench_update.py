@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,6 +71,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "optax": optax.__version__,
+        "flax": flax.__version__,
         "loadavg_start": list(os.getloadavg()),
     }
 
