@@ -6,14 +6,14 @@ schedule), uses the polynomial ``2 ** (p * log2 x)`` in float32; ``normalize=
 "rms"`` uses a one-pass sum of squares with a scaled fallback.
 
 The reference takes the float32 moments the transform stored (the moment
-updates are optax's own code) and evaluates, in float64,
-``mhat / ((vhat + eps_root) ** p + eps)``. Two documented float32 limits are
-applied to it: a second moment below the smallest normal float32 reads as 0
-(XLA's CPU ``sqrt`` and ``log`` do the same), and ``g**2`` above float32's max
-is ``inf`` in the stored moment (as in ``optax.adam``). The tolerance is the
-documented error bound of the polynomial, ``1e-6 + 1e-7 * |p * log2 x|``
-relative, and 2e-6 for the exact forms; zeros, infinities and NaNs must match
-exactly.
+updates and bias corrections are optax's own code, rounding included) and
+evaluates, in float64, ``mhat / ((vhat + eps_root) ** p + eps)``. The float32
+limits are applied to it as documented: ``g**2`` above float32's max is
+``inf`` in the stored moment (as in ``optax.adam``), and values below the
+smallest normal float32 read as 0, in the second moment (XLA's CPU ``sqrt``
+and ``log`` do the same) and in the update. The tolerance is the documented
+error bound of the polynomial, ``1e-6 + 1e-7 * |p * log2 x|`` relative, and
+2e-6 for the exact forms; zeros, infinities and NaNs must match exactly.
 """
 
 import chex
