@@ -75,6 +75,15 @@ def _check_normalize(normalize: Any) -> None:
         raise ValueError(f"normalize must be None or 'rms', got {normalize!r}.")
 
 
+def _check_gain_args(b2: Any, eps: Any, eps_root: Any, p: Any, normalize: Any) -> None:
+    """The checks shared by both transforms: everything that sets the p-gain."""
+    _check_decay("b2", b2)
+    _check_nonnegative("eps", eps)
+    _check_nonnegative("eps_root", eps_root)
+    _check_p(p)
+    _check_normalize(normalize)
+
+
 # ----------------------------------------------------------------------------
 # The p-gain.
 #
@@ -335,11 +344,7 @@ def scale_by_pexp(
       :class:`ScaleByPexpState`.
     """
     _check_decay("b1", b1)
-    _check_decay("b2", b2)
-    _check_nonnegative("eps", eps)
-    _check_nonnegative("eps_root", eps_root)
-    _check_p(p)
-    _check_normalize(normalize)
+    _check_gain_args(b2, eps, eps_root, p, normalize)
     mu_dtype = _canonical(mu_dtype)
     nu_dtype = _canonical(nu_dtype)
 
@@ -419,11 +424,7 @@ def scale_by_pexp_momentum(
       :class:`ScaleByPexpMomentumState`.
     """
     _check_decay("momentum", momentum)
-    _check_decay("b2", b2)
-    _check_nonnegative("eps", eps)
-    _check_nonnegative("eps_root", eps_root)
-    _check_p(p)
-    _check_normalize(normalize)
+    _check_gain_args(b2, eps, eps_root, p, normalize)
     accumulator_dtype = _canonical(accumulator_dtype)
     nu_dtype = _canonical(nu_dtype)
 
