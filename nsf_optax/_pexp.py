@@ -197,12 +197,10 @@ def _power(x: jax.Array, p: float | jax.Array) -> jax.Array:
             return jnp.sqrt(jnp.sqrt(x))
         if p == -0.25:
             return jax.lax.rsqrt(jnp.sqrt(x))
-        if x.dtype == jnp.float32:
-            return _power_f32(x, p)
-        return jnp.exp(p * jnp.log(x))
     if x.dtype == jnp.float32:
         return _power_f32(x, p)
-    # Traced p: 0 * log(0 or inf) is NaN, and x ** 0 is 1 for every x.
+    # Wider dtypes: 0 * log(0 or inf) is NaN, and x ** 0 is 1 for every x (for
+    # a static p the select folds away).
     p = jnp.asarray(p, x.dtype)
     return jnp.where(p == 0, jnp.ones_like(x), jnp.exp(p * jnp.log(x)))
 
