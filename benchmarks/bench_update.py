@@ -19,9 +19,15 @@ ended with ``block_until_ready``:
    vector: the memory-bandwidth floor of XLA's three loops per leaf.
 3. ``train_step``: a full ResNet-18 step (forward, backward, update, apply) at a
    small batch, NSF against the optax optimizer it generalises.
+4. ``vector_width`` (CPU only): the update on the ResNet-18 tree compiled with
+   XLA's ``xla_cpu_prefer_vector_width=512`` (the default is 256), against
+   default-compiled Adam: what a user with an AVX-512 CPU can set
+   (``XLA_FLAGS=--xla_cpu_prefer_vector_width=512``) when a general or
+   scheduled p makes the update compute-bound.
 
 The ratio of a candidate is the median over rounds of its time divided by the
-reference's time in the same round (robust to drift in the machine's load).
+reference's time in the same round (robust to drift in the machine's load);
+``overhead_ms`` is the median over rounds of the difference.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ from nsf_optax import p_schedule
 
 TIDAL = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
 SQUARE = p_schedule.square_tidal(0.25, -0.25, every_steps=5)
+# XLA CPU compiler option (default 256); "512-bit" candidates are built with it.
+WIDE_VECTORS = {"xla_cpu_prefer_vector_width": 512}
 
 
 def machine() -> dict[str, Any]:
@@ -112,15 +120,29 @@ def interleave(
 
 
 def summarise(times: dict[str, np.ndarray], reference: str) -> dict[str, Any]:
+    """Medians of time, of the per-round ratio and of the per-round difference."""
     ref = times[reference]
     return {
         name: {
             "median_ms": float(np.median(t) * 1e3),
             "ratio": float(np.median(t / ref)),
             "ratio_iqr": [float(q) for q in np.percentile(t / ref, [25, 75])],
+            "overhead_ms": float(np.median(t - ref) * 1e3),
         }
         for name, t in times.items()
     }
+
+
+def summarise_by_reference(
+    times: dict[str, np.ndarray], cands: dict[str, tuple[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """:func:`summarise` per group of candidates sharing a reference."""
+    out: dict[str, dict[str, Any]] = {}
+    for ref in dict.fromkeys(r for r, _ in cands.values()):
+        names = [n for n, (r, _) in cands.items() if r == ref]
+        rows = summarise({n: times[n] for n in names}, ref)
+        out.update({n: {**rows[n], "reference": ref} for n in names})
+    return {n: out[n] for n in cands}
 
 
 # ----------------------------------------------------------------------------
@@ -159,14 +181,22 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
     }
 
 
-def bench_updates(grads: Any, rounds: int) -> dict[str, Any]:
+def bench_updates(
+    grads: Any,
+    rounds: int,
+    cands: dict[str, tuple[str, optax.GradientTransformation]] | None = None,
+    compiler_options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Median time of one optimizer step: ``update`` then ``apply_updates``.
 
     Params and state are donated, as in a train step, so XLA fuses the update
     into the in-place parameter write (``u`` is never materialised) and no
     step allocates; the gradients are an input, like the backward pass's.
+    ``compiler_options`` maps a candidate name to the XLA options its step is
+    compiled with (others use the defaults).
     """
-    cands = update_candidates()
+    cands = update_candidates() if cands is None else cands
+    compiler_options = compiler_options or {}
     calls, bytes_ = {}, {}
     for name, (_, tx) in cands.items():
         params = jax.tree.map(jnp.zeros_like, grads)
@@ -177,7 +207,8 @@ def bench_updates(grads: Any, rounds: int) -> dict[str, Any]:
             updates, state = tx.update(grads, state, params)
             return optax.apply_updates(params, updates), state
 
-        step = jax.jit(step, donate_argnums=(0, 1))
+        step = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads)
+        step = step.compile(compiler_options=compiler_options.get(name))
         box = [params, state]
 
         def call(step=step, box=box) -> float:
@@ -187,19 +218,24 @@ def bench_updates(grads: Any, rounds: int) -> dict[str, Any]:
             return time.perf_counter() - t
 
         calls[name] = call
-    times = interleave(calls, rounds)
-    out = {}
-    for ref in ("adam", "sgd"):
-        names = [n for n, (r, _) in cands.items() if r == ref]
-        s = summarise({n: times[n] for n in names}, ref)
-        for n in names:
-            out[n] = {
-                **s[n],
-                "reference": ref,
-                "state_bytes": bytes_[n],
-                "state_bytes_ratio": bytes_[n] / bytes_[ref],
-            }
+    out = summarise_by_reference(interleave(calls, rounds), cands)
+    for name, row in out.items():
+        row["state_bytes"] = bytes_[name]
+        row["state_bytes_ratio"] = bytes_[name] / bytes_[row["reference"]]
     return out
+
+
+def bench_vector_width(grads: Any, rounds: int) -> dict[str, Any]:
+    """Updates compiled for 512-bit vectors against default-compiled Adam."""
+    txs = {
+        "adam": optax.scale_by_adam(),
+        "pexp p=0.3": nsf_optax.scale_by_pexp(p=0.3),
+        "pexp cosine tidal": nsf_optax.scale_by_pexp(p=TIDAL),
+    }
+    cands = {name: ("adam", tx) for name, tx in txs.items()}
+    cands.update({f"{name}, 512-bit": ("adam", tx) for name, tx in txs.items()})
+    options = {n: dict(WIDE_VECTORS) for n in cands if n.endswith("512-bit")}
+    return bench_updates(grads, rounds, cands, options)
 
 
 # ----------------------------------------------------------------------------
@@ -296,6 +332,15 @@ def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
         "adam": ("adam", optax.adam(1e-3)),
         "nsf cosine tidal": ("adam", nsf_optax.nsf(1e-3, p=TIDAL)),
     }
+    options: dict[str, dict[str, Any]] = {}
+    if jax.devices()[0].platform == "cpu":
+        # Both compiled for 512-bit vectors (see bench_vector_width).
+        cands["sgd, 512-bit"] = ("sgd, 512-bit", optax.sgd(0.05, momentum=0.9))
+        cands["nsf_sgd cosine tidal, 512-bit"] = (
+            "sgd, 512-bit",
+            nsf_optax.nsf_sgd(0.05, p=TIDAL),
+        )
+        options = {n: dict(WIDE_VECTORS) for n in cands if n.endswith("512-bit")}
 
     def make_step(tx: optax.GradientTransformation) -> Callable:
         def loss_fn(params, batch_stats):
@@ -314,9 +359,10 @@ def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
 
     calls = {}
     for name, (_, tx) in cands.items():
-        step = make_step(tx)
         box = [jax.tree.map(jnp.copy, (params, batch_stats)), None]
         box[1] = tx.init(box[0][0])
+        step = make_step(tx).lower(box[0][0], box[0][1], box[1])
+        step = step.compile(compiler_options=options.get(name))
 
         def call(step=step, box=box) -> float:
             t = time.perf_counter()
@@ -326,13 +372,7 @@ def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
             return time.perf_counter() - t
 
         calls[name] = call
-    times = interleave(calls, rounds)
-    out = {}
-    for ref in ("sgd", "adam"):
-        names = [n for n, (r, _) in cands.items() if r == ref]
-        s = summarise({n: times[n] for n in names}, ref)
-        out.update({n: {**s[n], "reference": ref} for n in names})
-    return out
+    return summarise_by_reference(interleave(calls, rounds), cands)
 
 
 # ----------------------------------------------------------------------------
@@ -347,8 +387,9 @@ def print_table(title: str, rows: dict[str, Any]) -> None:
             extra += f" ({r['state_bytes_ratio']:.2f}x)"
         ref = r.get("reference", "adam")
         print(
-            f"  {name:28s} {r['median_ms']:8.2f} ms  {r['ratio']:.3f}x {ref:4s}"
-            f"  [IQR {r['ratio_iqr'][0]:.2f}-{r['ratio_iqr'][1]:.2f}]{extra}"
+            f"  {name:30s} {r['median_ms']:8.2f} ms  {r['ratio']:.3f}x {ref:12s}"
+            f"  [IQR {r['ratio_iqr'][0]:.2f}-{r['ratio_iqr'][1]:.2f}]"
+            f"  {r['overhead_ms']:+7.2f} ms{extra}"
         )
 
 
@@ -359,13 +400,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="train-step batch")
     parser.add_argument(
         "--sections",
-        default="update,floor,train_step",
-        help="comma-separated subset of update,floor,train_step",
+        default="update,floor,train_step,vector_width",
+        help="comma-separated subset of update,floor,train_step,vector_width",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     rounds = 15 if args.quick else 60
-    step_rounds = 6 if args.quick else 15
+    step_rounds = 6 if args.quick else 40
     t0 = time.perf_counter()
     malloc_kept = keep_freed_memory()
     results: dict[str, Any] = {
@@ -407,6 +448,12 @@ def main() -> None:
         print_table(
             f"train step, ResNet-18, batch {args.batch}x32x32x3",
             results["train_step"],
+        )
+    if "vector_width" in sections and jax.devices()[0].platform == "cpu":
+        results["vector_width"] = bench_vector_width(grads, rounds)
+        print_table(
+            "update, ResNet-18 tree, compiled for 512-bit vectors",
+            results["vector_width"],
         )
     results["machine"]["loadavg_end"] = list(os.getloadavg())
     results["seconds"] = time.perf_counter() - t0

@@ -1,0 +1,85 @@
+"""The benchmark script's machinery, on tiny inputs (no timings asserted).
+
+``benchmarks/bench_update.py`` is outside the test run; these tests keep its
+pieces working and check the facts it reports that do not depend on the
+machine: state bytes, the reference grouping, the ratio arithmetic, the C
+floor computing what optax computes, and the compiler-options path.
+"""
+
+import importlib
+import shutil
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import nsf_optax
+
+_BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(_BENCH_DIR))
+    try:
+        yield importlib.import_module("bench_update")
+    finally:
+        sys.path.remove(str(_BENCH_DIR))
+
+
+def _grads():
+    return {"w": jnp.full((3, 5), 1e-3), "b": jnp.full((5,), -2e-3)}
+
+
+def test_summarise_is_median_of_per_round_ratio_and_difference(bench):
+    times = {"ref": np.array([1.0, 2.0, 4.0]), "x": np.array([1.5, 2.0, 6.0])}
+    rows = bench.summarise(times, "ref")
+    assert rows["ref"]["ratio"] == 1.0 and rows["ref"]["overhead_ms"] == 0.0
+    assert rows["x"]["ratio"] == 1.5  # per-round ratios 1.5, 1.0, 1.5
+    assert rows["x"]["overhead_ms"] == pytest.approx(500.0)  # 0.5, 0, 2 s
+    assert rows["x"]["median_ms"] == pytest.approx(2000.0)
+
+
+def test_state_bytes_and_reference_groups(bench):
+    cands = {
+        "adam": ("adam", optax.scale_by_adam()),
+        "pexp tidal": ("adam", nsf_optax.scale_by_pexp(p=bench.TIDAL)),
+        "pexp mu bf16": ("adam", nsf_optax.scale_by_pexp(mu_dtype=jnp.bfloat16)),
+        "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
+        "nsf_sgd": ("sgd", nsf_optax.nsf_sgd(0.1, p=bench.SQUARE)),
+    }
+    rows = bench.bench_updates(_grads(), rounds=1, cands=cands)
+    assert list(rows) == list(cands)
+    assert {n: r["reference"] for n, r in rows.items()} == {
+        n: ref for n, (ref, _) in cands.items()
+    }
+    n_params, count_bytes = 20, 4
+    assert rows["adam"]["state_bytes"] == 2 * 4 * n_params + count_bytes
+    assert rows["pexp tidal"]["state_bytes_ratio"] == 1.0
+    assert rows["pexp mu bf16"]["state_bytes"] == (2 + 4) * n_params + count_bytes
+    assert rows["nsf_sgd"]["state_bytes_ratio"] == pytest.approx(2.0, rel=0.1)
+    for row in rows.values():
+        assert np.isfinite(row["ratio"]) and row["ratio"] > 0
+
+
+@pytest.mark.skipif(jax.devices()[0].platform != "cpu", reason="XLA CPU option")
+def test_vector_width_candidates_compile_with_the_option(bench):
+    rows = bench.bench_vector_width(_grads(), rounds=1)
+    assert "pexp cosine tidal, 512-bit" in rows
+    assert all(r["reference"] == "adam" for r in rows.values())
+
+
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None,
+    reason="no C compiler",
+)
+def test_single_pass_floor_matches_optax(bench):
+    if bench.build_floor() is None:
+        pytest.skip("the C floor did not build (no OpenMP?)")
+    # bench_floor asserts the C step equals optax's Adam step (rtol 1e-5).
+    rows = bench.bench_floor(4096, rounds=1)
+    assert rows is not None and set(rows) == {"adam", "single-pass C"}
