@@ -226,7 +226,12 @@ def _compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
 def _pgain_denominator(
     nu_hat: jax.Array, p: float | jax.Array, eps: Any, eps_root: Any
 ) -> jax.Array:
-    """``(nu_hat + eps_root) ** p + eps`` in at least float32."""
+    """``(nu_hat + eps_root) ** p + eps`` in at least float32.
+
+    For complex parameters ``nu`` holds ``|g|**2`` in the params' complex dtype
+    (as in :func:`optax.scale_by_adam`); its real part is the moment.
+    """
+    nu_hat = jnp.real(nu_hat)
     nu_hat = nu_hat.astype(_compute_dtype(nu_hat.dtype))
     # XLA keeps x + 0.0 (it is not an identity for -0.0): one op per element.
     if not (isinstance(eps_root, numbers.Real) and eps_root == 0):
@@ -255,7 +260,10 @@ def _rms(x: jax.Array) -> jax.Array:
     (``2**-126``), at most ``2**31`` of them, then move it by under ``2**-35``
     relative. Otherwise (huge or tiny leaves) :func:`_rms_scaled` runs, under
     a ``lax.cond`` so that its two extra passes are only paid when needed.
+    Complex ``x`` is measured by its modulus.
     """
+    if jnp.iscomplexobj(x):
+        x = jnp.abs(x)
     sum_sq = jnp.sum(jnp.square(x))
     direct_ok = jnp.isfinite(sum_sq) & (sum_sq >= 2.0**-60)
     return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
