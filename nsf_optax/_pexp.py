@@ -260,8 +260,10 @@ def _rms(x: jax.Array) -> jax.Array:
     (``2**-126``), at most ``2**31`` of them, then move it by under ``2**-35``
     relative. Otherwise (huge or tiny leaves) :func:`_rms_scaled` runs, under
     a ``lax.cond`` so that its two extra passes are only paid when needed.
-    Complex ``x`` is measured by its modulus.
+    Complex ``x`` is measured by its modulus; an empty ``x`` has RMS 0.
     """
+    if x.size == 0:
+        return jnp.zeros([], jnp.real(x).dtype)
     if jnp.iscomplexobj(x):
         x = jnp.abs(x)
     sum_sq = jnp.sum(jnp.square(x))

@@ -239,6 +239,20 @@ class ReferenceTest(chex.TestCase):
                     jnp.linalg.norm(n[key]), jnp.linalg.norm(t[key]), rtol=1e-5
                 )
 
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(0.3, "tide")
+    def test_normalize_rms_is_per_leaf_with_empty_and_zero_leaves(self, p):
+        """Zero and empty leaves take the fallback; other leaves are unaffected."""
+        tx = nsf_optax.scale_by_pexp(p=_TIDE if p == "tide" else p, normalize="rms")
+        grads = _grads(4, seed=5)
+        alone, _ = _run(tx, grads, None, self.variant)
+        extra = {"zero": jnp.zeros(3), "empty": jnp.zeros((0, 2))}
+        params = {**_params(), **extra}
+        mixed, _ = _run(tx, [{**g, **extra} for g in grads], params, self.variant)
+        for a, m in zip(alone, mixed, strict=True):
+            chex.assert_trees_all_equal({k: m[k] for k in a}, a)
+            chex.assert_trees_all_equal({k: m[k] for k in extra}, extra)
+
     def test_normalize_rms_zero_gradients_give_zero(self):
         zeros = [jax.tree.map(jnp.zeros_like, _params())] * 3
         out, _ = _run(nsf_optax.scale_by_pexp(p=0.25, normalize="rms"), zeros)
