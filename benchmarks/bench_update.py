@@ -51,16 +51,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _resnet18 import ResNet18  # benchmarks/ is on sys.path when run as a script
 from flax import nnx
 
 import nsf_optax
 from nsf_optax import p_schedule
+from nsf_optax.examples.models import ResNet18
 
 TIDAL = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
 SQUARE = p_schedule.square_tidal(0.25, -0.25, every_steps=5)
 # XLA CPU compiler option (default 256); "512-bit" candidates are built with it.
 WIDE_VECTORS = {"xla_cpu_prefer_vector_width": 512}
+
+
+def resnet18() -> nnx.Module:
+    """The examples' CIFAR ResNet-18: 62 parameter leaves, 11.17 M float32."""
+    return ResNet18(num_classes=10, in_features=3, rngs=nnx.Rngs(0))
+
+
+def wide_vector_options(names: Any) -> dict[str, dict[str, Any]]:
+    """Compiler options for the candidates whose name ends in "512-bit"."""
+    return {n: dict(WIDE_VECTORS) for n in names if n.endswith("512-bit")}
 
 
 def machine() -> dict[str, Any]:
@@ -234,8 +244,7 @@ def bench_vector_width(grads: Any, rounds: int) -> dict[str, Any]:
     }
     cands = {name: ("adam", tx) for name, tx in txs.items()}
     cands.update({f"{name}, 512-bit": ("adam", tx) for name, tx in txs.items()})
-    options = {n: dict(WIDE_VECTORS) for n in cands if n.endswith("512-bit")}
-    return bench_updates(grads, rounds, cands, options)
+    return bench_updates(grads, rounds, cands, wide_vector_options(cands))
 
 
 # ----------------------------------------------------------------------------
@@ -320,7 +329,7 @@ def bench_floor(n: int, rounds: int) -> dict[str, Any] | None:
 
 
 def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
-    model = ResNet18(rngs=nnx.Rngs(0))
+    model = resnet18()
     graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
     key = jax.random.PRNGKey(0)
     x = jax.random.normal(key, (batch, 32, 32, 3))
@@ -340,7 +349,7 @@ def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
             "sgd, 512-bit",
             nsf_optax.nsf_sgd(0.05, p=TIDAL),
         )
-        options = {n: dict(WIDE_VECTORS) for n in cands if n.endswith("512-bit")}
+        options = wide_vector_options(cands)
 
     def make_step(tx: optax.GradientTransformation) -> Callable:
         def loss_fn(params, batch_stats):
@@ -417,7 +426,7 @@ def main() -> None:
         "train_batch": args.batch,
     }
 
-    params = nnx.state(ResNet18(rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()
+    params = nnx.state(resnet18(), nnx.Param).to_pure_dict()
     key = jax.random.PRNGKey(1)
     leaves, treedef = jax.tree.flatten(params)
     grads = jax.tree.unflatten(

@@ -95,7 +95,7 @@ def _check_gain_args(b2: Any, eps: Any, eps_root: Any, p: Any, normalize: Any) -
 # 8-wide AVX2 with fused multiply-adds: jnp.power is a scalar powf call per
 # element, exp(p * log(x)) about 1.9x Adam, a sqrt or rsqrt 1.0x. The
 # gain loop with the polynomial power below is about 45 vector instructions
-# per 8 elements (Adam's: 8); that count, not memory, is what a general p pays
+# per 8 elements (Adam's: 14); that count, not memory, is what a general p pays
 # for, so every instruction in it is accounted for (see the rounding note in
 # _power_f32; tests/test_fast_paths.py would catch a folded rounding).
 
@@ -125,7 +125,7 @@ _EXP2_COEFFS = (
 # integer n (ties to even, the hardware's rounding mode) and holds n in its low
 # mantissa bits.
 _ROUND_MAGIC = 12582912.0
-_ROUND_MAGIC_BITS = 0x4B400000
+_ROUND_MAGIC_BITS = int(np.float32(_ROUND_MAGIC).view(np.int32))
 _F32_TINY = float(jnp.finfo(jnp.float32).tiny)
 _F32_MAX = float(jnp.finfo(jnp.float32).max)
 

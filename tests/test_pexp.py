@@ -242,7 +242,7 @@ class ReferenceTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters(0.3, "tide")
     def test_normalize_rms_is_per_leaf_with_empty_and_zero_leaves(self, p):
-        """Zero and empty leaves take the fallback; other leaves are unaffected."""
+        """Zero leaves (scaled fallback) and empty ones leave the others unchanged."""
         tx = nsf_optax.scale_by_pexp(p=_TIDE if p == "tide" else p, normalize="rms")
         grads = _grads(4, seed=5)
         alone, _ = _run(tx, grads, None, self.variant)

@@ -157,23 +157,15 @@ def create_optimizer(config: Config) -> optax.GradientTransformation:
         return optax.adamw(
             lr, b1=config.momentum, weight_decay=wd, mask=decay_mask, **common
         )
-    if config.optimizer == "padam":
+    padam = config.optimizer == "padam"
+    if padam or (config.optimizer == "nsf" and config.nsf_flavour == "adam"):
         return nsf_optax.nsfw(
             lr,
             b1=config.momentum,
-            p=PADAM_P,
+            p=PADAM_P if padam else p,
             weight_decay=wd,
             mask=decay_mask,
-            **common,
-        )
-    if config.optimizer == "nsf" and config.nsf_flavour == "adam":
-        return nsf_optax.nsfw(
-            lr,
-            b1=config.momentum,
-            p=p,
-            weight_decay=wd,
-            mask=decay_mask,
-            normalize=normalize,
+            normalize=None if padam else normalize,
             **common,
         )
     if config.optimizer == "sgd":

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,7 @@ import optax
 import pytest
 from flax import nnx
 
+import nsf_optax
 from nsf_optax.examples import __main__ as cli
 from nsf_optax.examples import checkpointing, models, train
 from nsf_optax.examples.configs import CONFIG_NAMES, Config, get_config
@@ -99,6 +101,38 @@ def test_optimizers_by_name(overrides):
         updates, state = update(jax.tree.map(jnp.sin, params), state, params)
         params = optax.apply_updates(params, updates)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("normalize", ["rms", "none"])
+def test_adam_flavoured_optimizers_are_nsfw(normalize):
+    """padam: static p = 1/8, never normalized; nsf (adam): the p schedule."""
+    config = dataclasses.replace(TINY, normalize=normalize, nsf_flavour="adam")
+    lr = train.create_learning_rate_schedule(config)
+    common = dict(
+        b1=config.momentum,
+        b2=config.b2,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+        mask=train.decay_mask,
+    )
+    expected = {
+        "padam": nsf_optax.nsfw(lr, p=train.PADAM_P, **common),
+        "nsf": nsf_optax.nsfw(
+            lr,
+            p=train.create_p_schedule(dataclasses.replace(config, optimizer="nsf")),
+            normalize=None if normalize == "none" else normalize,
+            **common,
+        ),
+    }
+    params = {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))}
+    grads = jax.tree.map(jnp.sin, params)
+    for name, want_tx in expected.items():
+        got_tx = train.create_optimizer(dataclasses.replace(config, optimizer=name))
+        got_state, want_state = got_tx.init(params), want_tx.init(params)
+        for _ in range(3):
+            got, got_state = got_tx.update(grads, got_state, params)
+            want, want_state = want_tx.update(grads, want_state, params)
+            chex.assert_trees_all_equal(got, want)
 
 
 def test_schedules():
