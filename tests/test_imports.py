@@ -21,3 +21,29 @@ def test_core_import_is_light():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_no_module_shadows_an_exported_name():
+    # `import pkg.name` rebinds `pkg.name` to the module: a public function or
+    # class of that name would be replaced silently.
+    import importlib
+    import pkgutil
+    import types
+
+    import nsf_optax
+
+    packages = [nsf_optax]
+    while packages:
+        package = packages.pop()
+        exported = set(getattr(package, "__all__", ()))
+        for info in pkgutil.iter_modules(package.__path__):
+            shadowed = info.name in exported and not isinstance(
+                getattr(package, info.name), types.ModuleType
+            )
+            assert not shadowed, (
+                f"{package.__name__}.{info.name} is both a module and an export"
+            )
+            if info.ispkg and info.name != "examples":
+                packages.append(
+                    importlib.import_module(f"{package.__name__}.{info.name}")
+                )

@@ -1,56 +1,23 @@
-"""The paper's spectral analysis tools and low-dimensional experiments.
+"""Spectral diagnostics for NSF, and the paper's low-dimensional experiments.
 
-Imported explicitly (``import nsf_optax.spectral``); ``import nsf_optax`` does not
-load it. Plotting helpers import matplotlib lazily.
+The package itself is the reusable library: what other code imports to measure an
+optimizer (alignment between two training runs, confidence intervals over seeds).
+It is imported explicitly (``import nsf_optax.spectral``); ``import nsf_optax`` does
+not load it.
+
+The paper's experiments are modules of their own, each with a command line, and
+are not imported by the library:
+
+* :mod:`nsf_optax.spectral.decay`: the 1-D spectral decay table (Sec. 4.1),
+  ``python -m nsf_optax.spectral.decay``;
+* :mod:`nsf_optax.spectral.density`: the 1-D density demo (Sec. 4.2.1),
+  ``python -m nsf_optax.spectral.density``;
+* :mod:`nsf_optax.spectral.boundary`: the 2-D decision-boundary demo (Sec. 4.2.2),
+  ``python -m nsf_optax.spectral.boundary``;
+* :mod:`nsf_optax.spectral.plots`: their figures (needs matplotlib).
 """
 
-from nsf_optax.spectral._boundary import (
-    BoundaryResult,
-    BoundarySettings,
-    BoundarySnapshot,
-    boundary_demo,
-    init_mlp,
-    make_angle_data,
-    mean_ci,
-    mlp_apply,
-    update_norms,
-)
-from nsf_optax.spectral._decay import (
-    PAPER_MODES,
-    PAPER_TABLE,
-    SEARCH_GRID,
-    DecayFit,
-    DecaySettings,
-    DecayTable,
-    DecayTrace,
-    compare_with_paper,
-    decay_table,
-    default_rows,
-    fit_decay,
-    format_table,
-    robustness,
-    search_settings,
-    simulate_decay,
-    spectral_trend,
-    verdicts,
-)
-from nsf_optax.spectral._density import (
-    DensityResult,
-    DensityRun,
-    DensitySettings,
-    density,
-    density_demo,
-    density_target,
-    eq14_prediction,
-    simulate_density,
-)
-from nsf_optax.spectral._plotting import (
-    plot_accuracy_curves,
-    plot_boundary_grid,
-    plot_decay_mosaic,
-    plot_density_panels,
-    plot_lambda_vs_k,
-)
+from nsf_optax.spectral._stats import mean_ci
 from nsf_optax.spectral.alignment import (
     AlignmentReport,
     early_alignment,
@@ -58,46 +25,8 @@ from nsf_optax.spectral.alignment import (
 )
 
 __all__ = [
-    "PAPER_MODES",
-    "PAPER_TABLE",
-    "SEARCH_GRID",
     "AlignmentReport",
-    "BoundaryResult",
-    "BoundarySettings",
-    "BoundarySnapshot",
-    "DecayFit",
-    "DecaySettings",
-    "DecayTable",
-    "DecayTrace",
-    "DensityResult",
-    "DensityRun",
-    "DensitySettings",
-    "boundary_demo",
-    "compare_with_paper",
-    "decay_table",
-    "default_rows",
-    "density",
-    "density_demo",
-    "density_target",
     "early_alignment",
-    "eq14_prediction",
     "first_step_reaching",
-    "fit_decay",
-    "format_table",
-    "init_mlp",
-    "make_angle_data",
     "mean_ci",
-    "mlp_apply",
-    "plot_accuracy_curves",
-    "plot_boundary_grid",
-    "plot_decay_mosaic",
-    "plot_density_panels",
-    "plot_lambda_vs_k",
-    "robustness",
-    "search_settings",
-    "simulate_decay",
-    "simulate_density",
-    "spectral_trend",
-    "update_norms",
-    "verdicts",
 ]

@@ -11,12 +11,13 @@ import pytest
 
 import nsf_optax
 from nsf_optax import spectral
+from nsf_optax.spectral import boundary
 
 
 class AngleDataTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_shapes_and_balance(self):
-        make = self.variant(functools.partial(spectral.make_angle_data, n=200))
+        make = self.variant(functools.partial(boundary.make_angle_data, n=200))
         x, y, near = make(jax.random.key(0))
         chex.assert_shape(x, (200, 2))
         chex.assert_shape(y, (200,))
@@ -27,7 +28,7 @@ class AngleDataTest(chex.TestCase):
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_deterministic_by_seed(self):
-        make = self.variant(functools.partial(spectral.make_angle_data, n=64))
+        make = self.variant(functools.partial(boundary.make_angle_data, n=64))
         a, b, c = (
             make(jax.random.key(3)),
             make(jax.random.key(3)),
@@ -37,7 +38,7 @@ class AngleDataTest(chex.TestCase):
         assert not np.array_equal(np.asarray(a[0]), np.asarray(c[0]))
 
     def test_classes_are_point_reflections_without_noise(self):
-        x, y, _ = spectral.make_angle_data(jax.random.key(1), 100, noise=0.0)
+        x, y, _ = boundary.make_angle_data(jax.random.key(1), 100, noise=0.0)
         # Class 1 lies in its angle: far branch y = 0.2, near branch x = -0.5.
         x1 = np.asarray(x[y == 1])
         on_far = np.isclose(x1[:, 1], 0.2, atol=1e-6)
@@ -50,17 +51,17 @@ class AngleDataTest(chex.TestCase):
 def test_bad_arguments(kw):
     args = {"n": 10, **kw}
     with pytest.raises(ValueError):
-        spectral.make_angle_data(jax.random.key(0), **args)
+        boundary.make_angle_data(jax.random.key(0), **args)
 
 
 class UpdateNormsTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_at_p0_they_are_per_example_gradient_norms(self):
-        x, y, _ = spectral.make_angle_data(jax.random.key(0), 20)
-        params = spectral.init_mlp(jax.random.key(1))
+        x, y, _ = boundary.make_angle_data(jax.random.key(0), 20)
+        params = boundary.init_mlp(jax.random.key(1))
 
         def loss(params, x, y):
-            logits = spectral.mlp_apply(params, x)
+            logits = boundary.mlp_apply(params, x)
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
         @jax.jit
@@ -77,7 +78,7 @@ class UpdateNormsTest(chex.TestCase):
             return state, jnp.sqrt(sum(sq))
 
         state, ref = state_and_reference(params)
-        norms = self.variant(spectral.update_norms)(params, state, x, y, 0.0)
+        norms = self.variant(boundary.update_norms)(params, state, x, y, 0.0)
         chex.assert_shape(norms, (20,))
         # At p = 0 the gain is 1 / (1 + eps): the norms are the gradient norms.
         np.testing.assert_allclose(norms, ref, rtol=1e-5)
@@ -90,7 +91,7 @@ def test_mean_ci():
 
 
 def test_demo_small_is_deterministic():
-    settings = spectral.BoundarySettings(
+    settings = boundary.BoundarySettings(
         n_train=40,
         n_test=100,
         num_steps=40,
@@ -102,8 +103,8 @@ def test_demo_small_is_deterministic():
         checkpoints=(10, 40),
         grid_size=8,
     )
-    a = spectral.boundary_demo(settings)
-    b = spectral.boundary_demo(settings, snapshots=False)
+    a = boundary.boundary_demo(settings)
+    b = boundary.boundary_demo(settings, snapshots=False)
     assert a.labels == ["p=-0.25", "p=0", "p=0.5", "tidal[-0.5,0.5]"]
     assert a.accuracy.shape == (4, 2, 5)
     np.testing.assert_array_equal(a.accuracy, b.accuracy)

@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from nsf_optax.spectral._boundary import BoundaryResult, mean_ci
-from nsf_optax.spectral._decay import PAPER_MODES, PAPER_TABLE, DecayTable
-from nsf_optax.spectral._density import DensityResult, density_target
+from nsf_optax.spectral._stats import mean_ci
+from nsf_optax.spectral.boundary import BoundaryResult
+from nsf_optax.spectral.decay import PAPER_MODES, PAPER_TABLE, DecayTable
+from nsf_optax.spectral.density import DensityResult, density_target
 
 __all__ = [
     "plot_accuracy_curves",
