@@ -119,10 +119,10 @@ def power(x: jax.Array, p: float | jax.Array) -> jax.Array:
     ``jnp.power`` is avoided: XLA's CPU backend calls a scalar ``powf`` per
     element there. A traced ``p`` (a schedule, ``optax.inject_hyperparams``)
     that equals 0 gives exactly 1 and one that equals 1/2 gives ``sqrt(x)``
-    exactly, so that it is still Adam bit for bit. The select on a scalar
-    ``p`` compiles to a compare and a predicted branch per vector (the square
-    root only runs when ``p == 1/2``): about 1-2% of a traced-``p`` update on
-    the ResNet-18 tree (benchmarks/bench_update.py, "injected" rows).
+    exactly, so that it is still Adam bit for bit. XLA's CPU backend compiles
+    the select on a scalar ``p`` to a compare and a predicted branch per
+    vector: the square root only runs when ``p == 1/2``, the polynomial
+    always (a traced ``p = 1/2`` is exact, not fast).
     """
     static = isinstance(p, numbers.Real)
     if static:
