@@ -92,7 +92,7 @@ def nsf(
     they are used as given: a NaN ``p`` or ``eps`` gives NaN updates, as a
     NaN gradient would (:func:`optax.apply_if_finite` checks the gradients,
     not the hyperparameters). A traced ``p = 0.5`` is still Adam bit for bit
-    (for ``eps > 0``; to 1 ulp at ``eps = 0``), a traced ``p = 0`` is exactly
+    (for ``eps > 0``; to 3 ulp at ``eps = 0``), a traced ``p = 0`` is exactly
     the momentum direction over ``1 + eps``, and any other traced ``p`` takes
     the general power, as a scheduled one does; pass ``static_args=("p",)``
     to keep a constant ``p`` static, with its exact forms.
