@@ -127,9 +127,10 @@ def nsf(
       >>> solver = nsf_optax.nsf(learning_rate=0.05, p=tide)
       >>> params = jnp.array([1.0, 2.0, 3.0])
       >>> state = solver.init(params)
+      >>> update = jax.jit(solver.update)
       >>> for _ in range(200):
       ...   grad = jax.grad(f)(params)
-      ...   updates, state = solver.update(grad, state, params)
+      ...   updates, state = update(grad, state, params)
       ...   params = optax.apply_updates(params, updates)
       >>> bool(f(params) < 1e-2)
       True
