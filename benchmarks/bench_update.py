@@ -13,7 +13,9 @@ ended with ``block_until_ready``:
    ``optax.apply_updates`` (params and state donated, as in a train step), on
    a ResNet-18-shaped tree (62 leaves, 11.17 M float32, the real conv /
    batch-norm / dense shapes) and on one flat vector of the same size; with
-   each candidate's optimizer-state bytes.
+   each candidate's optimizer-state bytes. The "injected" rows wrap both sides
+   in ``optax.inject_hyperparams`` (every hyperparameter traced), against
+   injected Adam, with and without ``static_args="p"``.
 2. ``floor``: a single-pass C kernel (reads g, m, v, params once, writes m, v,
    params once) against the same step with ``optax.scale_by_adam`` on the flat
    vector: the memory-bandwidth floor of XLA's three loops per leaf.
@@ -162,6 +164,7 @@ def summarise_by_reference(
 def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
     """name -> (reference name, transform)."""
     bf16 = jnp.bfloat16
+    inject = optax.inject_hyperparams
     return {
         "adam": ("adam", optax.scale_by_adam()),
         "pexp p=0.5": ("adam", nsf_optax.scale_by_pexp(p=0.5)),
@@ -185,9 +188,20 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
             nsf_optax.scale_by_pexp(p=TIDAL, mu_dtype=bf16),
         ),
         "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
-        "nsf_sgd p=0": ("sgd", nsf_optax.nsf_sgd(0.1, p=0.0)),
-        "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.1, p=TIDAL)),
-        "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.1, p=SQUARE)),
+        "nsf_sgd p=0": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=0.0)),
+        "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=TIDAL)),
+        "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=SQUARE)),
+        # Hyperparameters traced by inject_hyperparams, against injected Adam.
+        "adam injected": ("adam injected", inject(optax.scale_by_adam)()),
+        "pexp p=0.5 injected": ("adam injected", inject(nsf_optax.scale_by_pexp)()),
+        "pexp p=0.5 injected, static p": (
+            "adam injected",
+            inject(nsf_optax.scale_by_pexp, static_args="p")(),
+        ),
+        "pexp p=0.3 injected": (
+            "adam injected",
+            inject(nsf_optax.scale_by_pexp)(p=0.3),
+        ),
     }
 
 
@@ -336,8 +350,8 @@ def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
     y = jax.random.randint(key, (batch,), 0, 10)
     cands = {
         "sgd": ("sgd", optax.sgd(0.05, momentum=0.9)),
-        "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.05, p=TIDAL)),
-        "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.05, p=SQUARE)),
+        "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.05, 0.9, p=TIDAL)),
+        "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.05, 0.9, p=SQUARE)),
         "adam": ("adam", optax.adam(1e-3)),
         "nsf cosine tidal": ("adam", nsf_optax.nsf(1e-3, p=TIDAL)),
     }
@@ -347,7 +361,7 @@ def bench_train_step(batch: int, rounds: int) -> dict[str, Any]:
         cands["sgd, 512-bit"] = ("sgd, 512-bit", optax.sgd(0.05, momentum=0.9))
         cands["nsf_sgd cosine tidal, 512-bit"] = (
             "sgd, 512-bit",
-            nsf_optax.nsf_sgd(0.05, p=TIDAL),
+            nsf_optax.nsf_sgd(0.05, 0.9, p=TIDAL),
         )
         options = wide_vector_options(cands)
 

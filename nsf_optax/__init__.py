@@ -9,14 +9,11 @@ the "tidal" and "pulse-tidal" schedules of ``p``.
 """
 
 from nsf_optax import p_schedule
-from nsf_optax._pexp import (
+from nsf_optax._alias import nsf, nsf_sgd, nsfw
+from nsf_optax._monitoring import gain_stats, pexp_gain
+from nsf_optax._transform import (
     ScaleByPexpMomentumState,
     ScaleByPexpState,
-    gain_stats,
-    nsf,
-    nsf_sgd,
-    nsfw,
-    pexp_gain,
     scale_by_pexp,
     scale_by_pexp_momentum,
 )

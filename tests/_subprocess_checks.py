@@ -45,13 +45,21 @@ def x64() -> None:
     for g, want in zip(grads, ref, strict=True):
         got, state = opt.update(jnp.asarray(g), state)
         np.testing.assert_allclose(got, want, rtol=1e-6)
-    # p = 1/2 is Adam in float64 too.
-    ours, theirs = nsf_optax.nsf(1e-2), optax.adam(1e-2)
-    s1, s2 = ours.init(jnp.zeros(6)), theirs.init(jnp.zeros(6))
-    for g in grads:
-        u1, s1 = ours.update(jnp.asarray(g), s1)
-        u2, s2 = theirs.update(jnp.asarray(g), s2)
-        np.testing.assert_allclose(u1, u2, rtol=1e-12)
+    # p = 1/2 is Adam in float64 too, static or traced (inject_hyperparams).
+    pairs = (
+        (nsf_optax.nsf(1e-2), optax.adam(1e-2)),
+        (
+            optax.inject_hyperparams(nsf_optax.nsf)(1e-2),
+            optax.inject_hyperparams(optax.adam)(1e-2),
+        ),
+    )
+    for ours, theirs in pairs:
+        s1, s2 = ours.init(jnp.zeros(6)), theirs.init(jnp.zeros(6))
+        for g in grads:
+            u1, s1 = jax.jit(ours.update)(jnp.asarray(g), s1)
+            u2, s2 = jax.jit(theirs.update)(jnp.asarray(g), s2)
+            np.testing.assert_array_equal(u1, u2)
+            assert u1.dtype == jnp.float64
 
 
 def sharding() -> None:
@@ -83,7 +91,7 @@ def sharding() -> None:
     for opt in (
         nsf_optax.nsf(1e-2, p=tide),
         nsf_optax.nsf(1e-2, p=-0.5, normalize="rms"),
-        nsf_optax.nsf_sgd(1e-2, p=tide),
+        nsf_optax.nsf_sgd(1e-2, 0.9, p=tide),
     ):
         # Eager init: every moment takes its parameter's sharding.
         state = opt.init(params)

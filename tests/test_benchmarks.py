@@ -50,18 +50,21 @@ def test_state_bytes_and_reference_groups(bench):
         "pexp tidal": ("adam", nsf_optax.scale_by_pexp(p=bench.TIDAL)),
         "pexp mu bf16": ("adam", nsf_optax.scale_by_pexp(mu_dtype=jnp.bfloat16)),
         "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
-        "nsf_sgd": ("sgd", nsf_optax.nsf_sgd(0.1, p=bench.SQUARE)),
+        "nsf_sgd": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=bench.SQUARE)),
     }
     rows = bench.bench_updates(_grads(), rounds=1, cands=cands)
     assert list(rows) == list(cands)
     assert {n: r["reference"] for n, r in rows.items()} == {
         n: ref for n, (ref, _) in cands.items()
     }
-    n_params, count_bytes = 20, 4
-    assert rows["adam"]["state_bytes"] == 2 * 4 * n_params + count_bytes
-    assert rows["pexp tidal"]["state_bytes_ratio"] == 1.0
-    assert rows["pexp mu bf16"]["state_bytes"] == (2 + 4) * n_params + count_bytes
-    assert rows["nsf_sgd"]["state_bytes_ratio"] == pytest.approx(2.0, rel=0.1)
+    # NSF's states hold Adam's count, mu and nu, plus p, b2, eps and eps_root.
+    n_params, count_bytes, gain_bytes = 20, 4, 4 * 4
+    adam_bytes = 2 * 4 * n_params + count_bytes
+    assert rows["adam"]["state_bytes"] == adam_bytes
+    assert rows["pexp tidal"]["state_bytes"] == adam_bytes + gain_bytes
+    assert rows["pexp mu bf16"]["state_bytes"] == (2 + 4) * n_params + 20
+    assert rows["sgd"]["state_bytes"] == 4 * n_params
+    assert rows["nsf_sgd"]["state_bytes"] == 2 * 4 * n_params + 20
     for row in rows.values():
         assert np.isfinite(row["ratio"]) and row["ratio"] > 0
 

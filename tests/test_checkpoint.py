@@ -25,7 +25,7 @@ def _loss(params, step):
         lambda: nsf_optax.nsfw(1e-2, p=_PULSE, weight_decay=1e-3),
         lambda: optax.chain(
             optax.add_decayed_weights(5e-4),
-            nsf_optax.nsf_sgd(1e-2, p=_PULSE, normalize="rms"),
+            nsf_optax.nsf_sgd(1e-2, 0.9, p=_PULSE, normalize="rms"),
         ),
         lambda: optax.inject_hyperparams(nsf_optax.nsf)(learning_rate=1e-2, p=_PULSE),
     ],

@@ -39,15 +39,28 @@ _OPTIMIZERS = (
         nsf_optax.nsfw,
         {"learning_rate": 1e-2, "p": _PULSE, "weight_decay": 1e-4},
     ),
-    ("nsf_sgd_p0", nsf_optax.nsf_sgd, {"learning_rate": 1e-3, "p": 0.0}),
+    (
+        "nsf_sgd_p0",
+        nsf_optax.nsf_sgd,
+        {"learning_rate": 1e-3, "momentum": 0.9, "p": 0.0},
+    ),
     (
         "nsf_sgd_pulse_rms",
         nsf_optax.nsf_sgd,
-        {"learning_rate": 1e-3, "p": _PULSE, "normalize": "rms"},
+        {"learning_rate": 1e-3, "momentum": 0.9, "p": _PULSE, "normalize": "rms"},
     ),
-    ("nsf_sgd_tidal", nsf_optax.nsf_sgd, {"learning_rate": 1e-3, "p": _TIDE}),
+    (
+        "nsf_sgd_tidal",
+        nsf_optax.nsf_sgd,
+        {"learning_rate": 1e-3, "momentum": 0.9, "p": _TIDE},
+    ),
     ("scale_by_pexp", nsf_optax.scale_by_pexp, {"p": -0.25}),
     ("scale_by_pexp_momentum", nsf_optax.scale_by_pexp_momentum, {"p": _TIDE}),
+    (
+        "scale_by_pexp_no_momentum",
+        nsf_optax.scale_by_pexp_momentum,
+        {"decay": None, "p": 0.25},
+    ),
 )
 _NAMED = tuple(
     {"testcase_name": n, "factory": f, "kwargs": k} for n, f, k in _OPTIMIZERS

@@ -62,7 +62,7 @@ class ComplexTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_nsf_sgd_at_zero_is_sgd_bit_for_bit(self):
         grads = _grads(8, seed=1)
-        ours, _ = _run(nsf_optax.nsf_sgd(0.1, p=0.0), grads, self.variant)
+        ours, _ = _run(nsf_optax.nsf_sgd(0.1, 0.9, p=0.0), grads, self.variant)
         theirs, _ = _run(optax.sgd(0.1, momentum=0.9), grads, self.variant)
         chex.assert_trees_all_equal(ours, theirs)
 
@@ -117,7 +117,7 @@ class ComplexTest(chex.TestCase):
     def test_gain_is_real(self):
         opt = nsf_optax.nsf_sgd(0.1, p=0.5)
         _, state = _run(opt, _grads(1, seed=4), self.variant)
-        gain = self.variant(lambda s: nsf_optax.pexp_gain(s, p=0.5))(state)
+        gain = self.variant(nsf_optax.pexp_gain)(state)
         g = np.asarray(_grads(1, seed=4)[0]["w"])
         for leaf in jax.tree.leaves(gain):
             self.assertEqual(leaf.dtype, jnp.float32)

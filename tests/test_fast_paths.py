@@ -1,6 +1,6 @@
 """Every fast path of the p-gain against a float64 reference of the formula.
 
-The fast paths (``nsf_optax/_pexp.py``): a static ``p`` in ``{0, 1, +-1/2,
+The fast paths (``nsf_optax/_power.py``): a static ``p`` in ``{0, 1, +-1/2,
 +-1/4}`` uses exact sqrt / rsqrt forms; any other ``p``, static or traced (a
 schedule), uses the polynomial ``2 ** (p * log2 x)`` in float32; ``normalize=
 "rms"`` uses a one-pass sum of squares with a scaled fallback.
@@ -24,7 +24,7 @@ import optax
 from absl.testing import parameterized
 
 import nsf_optax
-from nsf_optax import _pexp
+from nsf_optax import _power, _transform
 
 _F32_TINY = float(np.finfo(np.float32).tiny)
 _EXACT_P = (0.0, 1.0, 0.5, -0.5, 0.25, -0.25)
@@ -145,7 +145,7 @@ class PowerTest(chex.TestCase):
     @parameterized.parameters(*[(p,) for p in _EXACT_P + _GENERAL_P])
     def test_static_p(self, p):
         x = _power_inputs()
-        got = self.variant(lambda x: _pexp._power(x, p))(jnp.asarray(x))
+        got = self.variant(lambda x: _power.power(x, p))(jnp.asarray(x))
         # A static p = 1 returns x itself, so inf stays inf and NaN stays NaN.
         _assert_close(got, _reference_power(x, p), p, x, p in _EXACT_P)
 
@@ -153,13 +153,13 @@ class PowerTest(chex.TestCase):
     @parameterized.parameters(*[(p,) for p in (*_P_SEQUENCE, -0.9, 0.9)])
     def test_traced_p(self, p):
         x = _power_inputs()
-        got = self.variant(_pexp._power)(jnp.asarray(x), jnp.float32(p))
+        got = self.variant(_power.power)(jnp.asarray(x), jnp.float32(p))
         _assert_close(got, _reference_power(x, p), p, x, exact_form=False)
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_traced_p_zero_is_exactly_one(self):
         x = _power_inputs()
-        got = self.variant(_pexp._power)(jnp.asarray(x), jnp.float32(0.0))
+        got = self.variant(_power.power)(jnp.asarray(x), jnp.float32(0.0))
         np.testing.assert_array_equal(got, np.ones_like(x))
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -168,7 +168,7 @@ class PowerTest(chex.TestCase):
         # x ** p beyond [2**-126, 2**126] saturates there (documented); the
         # update it divides is then 0 to float32 precision either way.
         x = jnp.asarray([1e30, 1e-30, 3e38, 2e-38], jnp.float32)
-        got = np.asarray(self.variant(_pexp._power)(x, jnp.float32(p)))
+        got = np.asarray(self.variant(_power.power)(x, jnp.float32(p)))
         want = np.clip(_reference_power(np.asarray(x), p), 2.0**-126, 2.0**126)
         np.testing.assert_allclose(got, want, rtol=3e-5)
 
@@ -183,7 +183,7 @@ class UpdateTest(chex.TestCase):
         for step, g in enumerate(grads):
             p = p_of_count(step)
             u, state = update(g, state, params)
-            if isinstance(state, _pexp.ScaleByPexpState):
+            if isinstance(state, _transform.ScaleByPexpState):
                 scale = _inverse_bias_correction(0.9, step + 1, self.variant)
                 direction = {
                     k: np.asarray(m, np.float64) * scale for k, m in state.mu.items()
@@ -263,7 +263,7 @@ class UpdateTest(chex.TestCase):
     def test_scheduled_p_through_zero_is_sgd_bit_for_bit(self):
         seq = jnp.asarray(_P_SEQUENCE, jnp.float32)
         grads = _grads(len(_P_SEQUENCE))
-        ours = nsf_optax.nsf_sgd(0.1, p=lambda count: seq[count])
+        ours = nsf_optax.nsf_sgd(0.1, 0.9, p=lambda count: seq[count])
         theirs = optax.sgd(0.1, momentum=0.9)
         s1, s2 = ours.init(grads[0]), theirs.init(grads[0])
         update1, update2 = self.variant(ours.update), self.variant(theirs.update)

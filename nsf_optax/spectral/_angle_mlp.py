@@ -136,7 +136,8 @@ def update_norms(
     References:
       Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.2.2.
     """
-    gains = nsf_optax.pexp_gain(opt_state, jnp.asarray(p, jnp.float32), b2=b2, eps=eps)
+    del b2, eps  # pexp_gain reads them from opt_state
+    gains = nsf_optax.pexp_gain(opt_state, p=jnp.asarray(p, jnp.float32))
 
     def loss_i(params, xi, yi):
         return _per_example_loss(params, xi[None], yi[None])[0]

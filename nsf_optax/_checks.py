@@ -1,0 +1,186 @@
+"""Argument checks shared by every factory, run once when an optimizer is built.
+
+A number may be a Python ``int`` or ``float``, a NumPy scalar or 0-d array, or
+a 0-d JAX array; concrete values are checked like Python floats. A value known
+only under tracing (``optax.inject_hyperparams`` under ``jax.jit`` passes its
+hyperparameters as tracers) has a known shape and dtype, which are checked,
+and an unknown value, which cannot be: it is used as given. Booleans, strings,
+``None``, complex numbers, dtypes and types are refused as numbers. Errors are
+a ``TypeError`` for a value of the wrong kind and a ``ValueError`` for one of
+the wrong shape or range, each naming the argument and what it accepts.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_SCHEDULE_HINT = "to schedule it, wrap the factory in optax.inject_hyperparams"
+
+
+def _kind(value: Any) -> str:
+    """How ``value`` is named in an error message."""
+    if isinstance(value, type) or isinstance(value, np.dtype):
+        return f"the type or dtype {value!r}"
+    if isinstance(value, jax.Array | np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"{value!r} of type {type(value).__name__}"
+
+
+def is_schedule(value: Any) -> bool:
+    """A callable that is not a type or dtype (``jnp.bfloat16`` is callable)."""
+    return callable(value) and not isinstance(value, type | np.dtype)
+
+
+def is_traced(value: Any) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def real_scalar(name: str, value: Any, accepts: str) -> float | None:
+    """The value of a real scalar as a float, or ``None`` when it is traced.
+
+    Raises ``TypeError`` for anything that is not a real number and
+    ``ValueError`` for an array that is not 0-d; ``accepts`` completes the
+    message ("must be <accepts>").
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, numbers.Real | np.ndarray | jax.Array
+    ):
+        hint = f"; {_SCHEDULE_HINT}" if is_schedule(value) else ""
+        raise TypeError(f"{name} must be {accepts}, got {_kind(value)}{hint}.")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    dtype = value.dtype
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"{name} must be {accepts}, got {_kind(value)}.")
+    if value.shape != ():
+        raise ValueError(f"{name} must be {accepts} (0-d), got {_kind(value)}.")
+    if is_traced(value):
+        return None
+    return float(np.asarray(value, np.float64))
+
+
+def check_range(
+    name: str, value: Any, *, low: float, high: float | None = None
+) -> None:
+    """``low <= value`` (``< high`` when given), finite; unchecked if traced."""
+    if high is None:
+        accepts = f"a finite real number >= {low}"
+    else:
+        accepts = f"a real number in [{low}, {high})"
+    x = real_scalar(name, value, accepts)
+    if x is None:
+        return
+    ok = math.isfinite(x) and x >= low and (high is None or x < high)
+    if not ok:
+        raise ValueError(f"{name} must be {accepts}, got {value!r}.")
+
+
+def check_decay(name: str, value: Any) -> None:
+    """A decay rate (``b1``, ``b2``, ``momentum``): in ``[0, 1)``."""
+    check_range(name, value, low=0.0, high=1.0)
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+    """``eps``, ``eps_root``: finite and ``>= 0``."""
+    check_range(name, value, low=0.0)
+
+
+def check_scalar_or_schedule(name: str, value: Any, *, nonnegative: bool) -> None:
+    """A learning rate or weight decay: a finite scalar, or a schedule."""
+    if is_schedule(value):
+        return
+    if nonnegative:
+        check_range(name, value, low=0.0)
+        return
+    accepts = "a finite real number or an optax.Schedule"
+    x = real_scalar(name, value, accepts)
+    if x is not None and not math.isfinite(x):
+        raise ValueError(f"{name} must be {accepts}, got {value!r}.")
+
+
+def check_p(p: Any) -> float | jax.Array | Any:
+    """The exponent: a schedule, a tracer, or a concrete value made a float.
+
+    A concrete scalar (Python, NumPy or JAX) becomes a Python float, so that
+    the exact forms of :func:`nsf_optax._power.power` apply to it whatever
+    its type.
+    """
+    if is_schedule(p):
+        return p
+    accepts = "a finite real number (any sign) or an optax.Schedule of the count"
+    if isinstance(p, type | np.dtype):
+        raise TypeError(f"p must be {accepts}, got {_kind(p)}.")
+    x = real_scalar("p", p, accepts)
+    if x is None:
+        return p
+    if not math.isfinite(x):
+        raise ValueError(f"p must be {accepts}, got {p!r}.")
+    return x
+
+
+def check_schedule_output(p_t: Any) -> Any:
+    """What a ``p`` schedule returned: a real scalar (checked when traced)."""
+    accepts = "a schedule returning a real scalar"
+    if isinstance(p_t, bool | np.bool_) or not isinstance(
+        p_t, numbers.Real | np.ndarray | jax.Array
+    ):
+        raise TypeError(f"p must be {accepts}, but it returned {_kind(p_t)}.")
+    if not isinstance(p_t, numbers.Real):
+        real = jnp.issubdtype(p_t.dtype, jnp.floating) or jnp.issubdtype(
+            p_t.dtype, jnp.integer
+        )
+        if not real:
+            raise TypeError(f"p must be {accepts}, but it returned {_kind(p_t)}.")
+        if p_t.shape != ():
+            raise ValueError(f"p must be {accepts}, but it returned {_kind(p_t)}.")
+    return p_t
+
+
+def check_dtype(name: str, value: Any) -> jnp.dtype | None:
+    """``None`` or a floating / complex dtype, canonicalised."""
+    if value is None:
+        return None
+    accepts = "None or a floating-point or complex dtype such as jnp.bfloat16"
+    if isinstance(value, jax.Array | np.ndarray | numbers.Number):
+        raise TypeError(f"{name} must be {accepts}, got {_kind(value)}.")
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {accepts}, got {_kind(value)}.") from None
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(f"{name} must be {accepts}, got {_kind(value)}.")
+    return jax.dtypes.canonicalize_dtype(dtype)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {_kind(value)}.")
+    return bool(value)
+
+
+def check_normalize(value: Any) -> None:
+    if value is not None and not (isinstance(value, str) and value == "rms"):
+        raise ValueError(f"normalize must be None or 'rms', got {value!r}.")
+
+
+def check_inexact_leaves(name: str, tree: Any) -> None:
+    """Every leaf of ``tree`` floating or complex (at trace time).
+
+    Integer parameters would get integer moments that truncate to zero (and
+    updates rounded away by ``optax.apply_updates``): refused instead.
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and not jnp.issubdtype(dtype, jnp.inexact):
+            where = jax.tree_util.keystr(path)
+            raise TypeError(
+                f"{name}{where} has dtype {dtype}: the moments need floating-point "
+                "or complex leaves. Leave integer leaves out with optax.masked or "
+                "optax.partition (with optax.set_to_zero())."
+            )

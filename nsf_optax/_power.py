@@ -1,0 +1,211 @@
+"""The p-gain's arithmetic: ``x ** p`` for ``x >= 0``, its denominator, RMS.
+
+Cost model (XLA CPU; benchmarks/bench_update.py, one optimizer step on the
+ResNet-18 tree): every update is three elementwise loops per leaf (mu, nu,
+then the gain reading the new mu and nu), as in optax.scale_by_adam; the CPU
+backend makes no multi-output fusions, so that is also the floor for XLA.
+What is left is the arithmetic inside the gain loop, which XLA emits as
+8-wide AVX2 with fused multiply-adds: jnp.power is a scalar powf call per
+element, exp(p * log(x)) about 1.9x Adam, a sqrt or rsqrt 1.0x. The
+gain loop with the polynomial power below is about 45 vector instructions
+per 8 elements (Adam's: 14); that count, not memory, is what a general p pays
+for, so every instruction in it is accounted for (see the rounding note in
+power_f32; tests/test_fast_paths.py would catch a folded rounding).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# float32 bits of sqrt(1/2): x = 2**e * (1 + s) with 1 + s in [sqrt(1/2), sqrt(2)).
+_SQRT_HALF_BITS = 0x3F3504F3
+# log2(1 + s) / s on [sqrt(1/2) - 1, sqrt(2) - 1], least squares on Chebyshev
+# nodes; |error of log2(x)| < 6e-7 (a relative error of 4e-7 * |p| in x**p).
+_LOG2_COEFFS = (
+    1.442696452140808,
+    -0.7213640213012695,
+    0.4806291460990906,
+    -0.35935065150260925,
+    0.29563361406326294,
+    -0.2695062756538391,
+    0.17212873697280884,
+)
+# (2**f - 1) / f on [-1/2, 1/2]; relative error of 2**f < 2.1e-7, and exactly
+# 1 at f = 0 so that p = 0 gives x**0 = 1.
+_EXP2_COEFFS = (
+    0.6931471824645996,
+    0.2402234822511673,
+    0.055503569543361664,
+    0.009666373953223228,
+    0.0013390866806730628,
+)
+# 1.5 * 2**23: for |y| < 2**22, float32 y + _ROUND_MAGIC rounds y to the nearest
+# integer n (ties to even, the hardware's rounding mode) and holds n in its low
+# mantissa bits.
+_ROUND_MAGIC = 12582912.0
+_ROUND_MAGIC_BITS = int(np.float32(_ROUND_MAGIC).view(np.int32))
+_F32_TINY = float(jnp.finfo(jnp.float32).tiny)
+_F32_MAX = float(jnp.finfo(jnp.float32).max)
+
+
+def _horner(x: jax.Array, coeffs: Any) -> jax.Array:
+    acc = coeffs[-1]
+    for c in coeffs[-2::-1]:
+        acc = acc * x + c
+    return acc
+
+
+def power_f32(x: jax.Array, p: float | jax.Array) -> jax.Array:
+    r"""``x ** p`` for float32 ``x >= 0`` as ``2 ** (p * log2 x)``, polynomials.
+
+    XLA's ``log`` and ``exp`` are each accurate to the last ulp and cost more
+    than the memory traffic of the loop they sit in; here both are short
+    polynomials, vectorised like the rest of the loop:
+
+    .. math::
+
+      x = 2^e (1 + s), \quad y = p\,e + s\,(p\,q_{\log}(s)), \quad
+      y = n + f, \quad x^p = 2^n (1 + f\,q_{\exp}(f)),
+
+    with :math:`|f| \le 1/2` and the coefficients of :math:`p\,q_{\log}` scaled
+    by ``p`` once per call (scalar work). The relative error is below
+    ``1e-6 + 1e-7 * |p * log2 x|``, the latter from float32's own rounding of
+    ``y`` (``exp(p * log x)`` has the same term). ``y`` is clipped to
+    ``[-126, 126]`` (results beyond float32's normal range saturate); ``x``
+    below the smallest normal float32 (which XLA's CPU ``sqrt`` and ``log``
+    also read as zero), ``inf`` and ``NaN`` get the IEEE values of ``0 ** p``,
+    ``inf ** p`` and ``NaN ** p``.
+    """
+    p_static = p if isinstance(p, float) else None
+    bits = jax.lax.bitcast_convert_type(x, jnp.int32)
+    e = (bits - _SQRT_HALF_BITS) >> 23
+    s = jax.lax.bitcast_convert_type(bits - (e << 23), jnp.float32) - 1.0
+    p = jnp.asarray(p, jnp.float32)
+    y = p * e.astype(jnp.float32) + s * _horner(s, [p * c for c in _LOG2_COEFFS])
+    if not isinstance(p_static, float) or abs(p_static) * 128 > 126:
+        # A select, not jnp.clip: XLA's NaN-propagating max/min cost twice as
+        # much on CPU. Static |p| < 0.98 keeps y in range for all normal x.
+        y = jnp.where(y < -126.0, -126.0, y)
+        y = jnp.where(y > 126.0, 126.0, y)
+    # n = round(y) without jnp.round and astype: XLA's float-to-int conversion
+    # saturates and maps NaN to 0, five extra instructions per vector on x86
+    # (an eighth of the loop). The bits of y + 1.5 * 2**23 are those of
+    # 1.5 * 2**23 plus n (ties to even, the hardware rounding). n is read from
+    # the bits: XLA folds (y + c) - c to y.
+    n = jax.lax.bitcast_convert_type(y + _ROUND_MAGIC, jnp.int32) - _ROUND_MAGIC_BITS
+    f = y - n.astype(jnp.float32)
+    scale = jax.lax.bitcast_convert_type((n + 127) << 23, x.dtype)
+    out = (1.0 + f * _horner(f, _EXP2_COEFFS)) * scale
+    one = jnp.ones([], jnp.float32)
+    zero_pow = jnp.where(p > 0, 0.0, jnp.where(p < 0, jnp.inf, one))
+    inf_pow = jnp.where(p > 0, jnp.inf, jnp.where(p < 0, 0.0, one))
+    out = jnp.where(x < _F32_TINY, zero_pow, out)
+    # inf gives inf ** p; NaN stays NaN, except that NaN ** 0 is 1 (IEEE).
+    special = jnp.where((x == jnp.inf) | (p == 0), inf_pow, x)
+    return jnp.where(x <= _F32_MAX, out, special)
+
+
+def power(x: jax.Array, p: float | jax.Array) -> jax.Array:
+    """``x ** p`` for ``x >= 0``, with the IEEE limits at ``x = 0`` and ``inf``.
+
+    A static ``p`` (a Python number) in ``{0, 1, +-1/2, +-1/4}`` picks an
+    exact sqrt / rsqrt form (about the cost of Adam); any other ``p`` uses
+    :func:`power_f32` in float32 and ``exp(p * log x)`` in wider dtypes.
+    ``jnp.power`` is avoided: XLA's CPU backend calls a scalar ``powf`` per
+    element there. A traced ``p`` (a schedule, ``optax.inject_hyperparams``)
+    that equals 0 gives exactly 1 and one that equals 1/2 gives ``sqrt(x)``
+    exactly, so that it is still Adam bit for bit. XLA's CPU backend compiles
+    the select on a scalar ``p`` to a compare and a predicted branch per
+    vector: the square root only runs when ``p == 1/2``, the polynomial
+    always (a traced ``p = 1/2`` is exact, not fast).
+    """
+    static = isinstance(p, numbers.Real)
+    if static:
+        # The exponent as the power sees it: a tiny p rounds to 0 in float32.
+        p = float(np.asarray(p, x.dtype))
+        if p == 0.0:
+            return jnp.ones_like(x)
+        if p == 1.0:
+            return x
+        if p == 0.5:
+            return jnp.sqrt(x)
+        if p == -0.5:
+            return jax.lax.rsqrt(x)
+        if p == 0.25:
+            return jnp.sqrt(jnp.sqrt(x))
+        if p == -0.25:
+            return jax.lax.rsqrt(jnp.sqrt(x))
+    if x.dtype == jnp.float32:
+        out = power_f32(x, p)
+    else:
+        # Wider dtypes: 0 * log(0 or inf) is NaN, and x ** 0 is 1 for every x
+        # (for a static p the select folds away).
+        p = jnp.asarray(p, x.dtype)
+        out = jnp.where(p == 0, jnp.ones_like(x), jnp.exp(p * jnp.log(x)))
+    if static:
+        return out
+    return jnp.where(p == 0.5, jnp.sqrt(x), out)
+
+
+def compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
+    """The dtype the power is taken in: at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def gain_denominator(
+    nu_hat: jax.Array, p: float | jax.Array, eps: Any, eps_root: Any
+) -> jax.Array:
+    """``(nu_hat + eps_root) ** p + eps`` in at least float32.
+
+    For complex parameters ``nu`` holds ``|g|**2`` in the params' complex dtype
+    (as in :func:`optax.scale_by_adam`); its real part is the moment.
+    """
+    nu_hat = jnp.real(nu_hat)
+    nu_hat = nu_hat.astype(compute_dtype(nu_hat.dtype))
+    # XLA keeps x + 0.0 (it is not an identity for -0.0): one op per element.
+    if not (isinstance(eps_root, numbers.Real) and eps_root == 0):
+        nu_hat = nu_hat + eps_root
+    return power(nu_hat, p) + eps
+
+
+def _rms_scaled(x: jax.Array) -> jax.Array:
+    """Root mean square, scaled near ``max|x|`` so that squares cannot overflow.
+
+    The scale is a power of two clipped to ``2**+-120``: XLA divides by a
+    scalar by multiplying with its reciprocal, and a reciprocal below float32's
+    smallest normal (``max|x| > 2**126``) is flushed to zero, which made every
+    ``x / max|x|`` zero. ``max|x| = 0`` gives 0, ``inf`` gives ``inf``.
+    """
+    exponent = jnp.clip(jnp.floor(jnp.log2(jnp.max(jnp.abs(x)))), -120.0, 120.0)
+    scale = jnp.exp2(exponent)
+    return scale * jnp.sqrt(jnp.mean(jnp.square(x / scale)))
+
+
+def rms(x: jax.Array) -> jax.Array:
+    """Root mean square in one pass, with the scaled two-pass form as fallback.
+
+    ``sum(x**2)`` is exact enough whenever it is finite (no square overflowed)
+    and at least ``2**-60``: squares flushed below float32's smallest normal
+    (``2**-126``), at most ``2**31`` of them, then move it by under ``2**-35``
+    relative. Otherwise (huge or tiny leaves) :func:`_rms_scaled` runs, under
+    a ``lax.cond`` so that its two extra passes are only paid when needed.
+    Complex ``x`` is measured by its modulus; an empty ``x`` has RMS 0.
+    """
+    if x.size == 0:
+        return jnp.zeros([], jnp.real(x).dtype)
+    if jnp.iscomplexobj(x):
+        x = jnp.abs(x)
+    sum_sq = jnp.sum(jnp.square(x))
+    direct_ok = jnp.isfinite(sum_sq) & (sum_sq >= 2.0**-60)
+    return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
+
+
+def match_rms(update: jax.Array, target_rms: jax.Array) -> jax.Array:
+    """Rescales ``update`` so that its RMS equals ``target_rms``."""
+    rms_update = rms(update)
+    return update * (target_rms / jnp.where(rms_update > 0, rms_update, 1.0))

@@ -1,0 +1,388 @@
+"""The transforms: :func:`scale_by_pexp` (Adam-flavoured) and
+:func:`scale_by_pexp_momentum` (SGD-flavoured), with their states."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from nsf_optax import _checks
+from nsf_optax._power import compute_dtype, gain_denominator, match_rms, rms
+
+__all__ = [
+    "ScaleByPexpMomentumState",
+    "ScaleByPexpState",
+    "scale_by_pexp",
+    "scale_by_pexp_momentum",
+]
+
+Normalize = Literal["rms"] | None
+PLike = jax.typing.ArrayLike | optax.Schedule
+
+
+class ScaleByPexpState(NamedTuple):
+    """State for :func:`scale_by_pexp`."""
+
+    count: jax.Array  # shape=(), dtype=jnp.int32.
+    mu: optax.Updates  # like params, dtype mu_dtype.
+    nu: optax.Updates  # like params, dtype nu_dtype (>= float32 by default).
+    p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
+    b2: jax.Array  # shape=(), float: the hyperparameters of the gain,
+    eps: jax.Array  # shape=(), float: recorded so that the gain can be
+    eps_root: jax.Array  # shape=(), float: read from the state alone.
+
+
+class ScaleByPexpMomentumState(NamedTuple):
+    """State for :func:`scale_by_pexp_momentum`."""
+
+    count: jax.Array  # shape=(), dtype=jnp.int32.
+    trace: optax.Updates  # like params, accumulator_dtype; EmptyState() if no momentum.
+    nu: optax.Updates  # like params, dtype nu_dtype (>= float32 by default).
+    p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
+    b2: jax.Array  # shape=(), float: as in ScaleByPexpState.
+    eps: jax.Array  # shape=(), float.
+    eps_root: jax.Array  # shape=(), float.
+
+
+# ----------------------------------------------------------------------------
+# Shared pieces.
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _check_gain_args(b2: Any, eps: Any, eps_root: Any, p: Any, normalize: Any):
+    """The checks shared by both transforms; returns ``p`` made static if it can."""
+    _checks.check_decay("b2", b2)
+    _checks.check_nonnegative("eps", eps)
+    _checks.check_nonnegative("eps_root", eps_root)
+    _checks.check_normalize(normalize)
+    return _checks.check_p(p)
+
+
+def _resolve_p(p: Any, count: jax.Array) -> Any:
+    """A static float stays static (exact forms); a schedule is called at count."""
+    if _checks.is_schedule(p):
+        return _checks.check_schedule_output(p(count))
+    return p
+
+
+def _scalar(x: Any) -> jax.Array:
+    """A recorded hyperparameter: a strongly typed default-float scalar."""
+    return jnp.asarray(x, jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def _gain_fields(p_t: Any, b2: Any, eps: Any, eps_root: Any) -> dict[str, jax.Array]:
+    names = ("p", "b2", "eps", "eps_root")
+    return {k: _scalar(v) for k, v in zip(names, (p_t, b2, eps, eps_root), strict=True)}
+
+
+def _init_nu(params: optax.Params, nu_dtype: jnp.dtype | None) -> optax.Updates:
+    """Zeros like the params, in ``nu_dtype`` or, by default, at least float32.
+
+    Half-precision second moments underflow (float16: ``g**2`` is zero below
+    ``|g| ~ 2e-4``, and the update becomes ``mhat / eps``) or stall (bfloat16:
+    ``(1 - b2) g**2`` is below half an ulp of ``nu``), so they are kept in
+    float32 unless ``nu_dtype`` says otherwise.
+    """
+
+    def leaf(x):
+        dtype = nu_dtype
+        if dtype is None and jnp.issubdtype(x.dtype, jnp.floating):
+            dtype = jnp.promote_types(x.dtype, jnp.float32)
+        return jnp.zeros_like(x, dtype=dtype)
+
+    return jax.tree.map(leaf, params)
+
+
+def _update_nu(updates: optax.Updates, nu: optax.Updates, b2: Any) -> optax.Updates:
+    """optax's second-moment EMA, with ``g**2`` taken in ``nu``'s precision."""
+    updates = jax.tree.map(
+        lambda g, v: (
+            None if g is None else g.astype(jnp.promote_types(g.dtype, v.dtype))
+        ),
+        updates,
+        nu,
+        is_leaf=_is_none,
+    )
+    return optax.tree.update_moment_per_elem_norm(updates, nu, b2, 2)
+
+
+def _apply_pgain(
+    direction: optax.Updates,
+    nu_hat: optax.Updates,
+    like: optax.Updates,
+    p: Any,
+    eps: Any,
+    eps_root: Any,
+    normalize: Normalize,
+    rms_reference: tuple[optax.Updates, Any] | None = None,
+) -> optax.Updates:
+    """``direction / ((nu_hat + eps_root)**p + eps)``, per leaf, cast like ``like``.
+
+    ``None`` leaves (masked-out parameters) pass through. Each leaf is one
+    elementwise XLA loop reading the new moments (the power is fused into it).
+    With ``normalize="rms"`` each leaf is rescaled to the RMS of ``direction``,
+    computed as ``rms(tree leaf) / divisor`` from ``rms_reference = (tree,
+    divisor)`` when given: passing the stored first moment and its bias
+    correction reads an array that exists instead of materialising ``mhat``
+    for the reduction (XLA's CPU reductions do not fuse their producers).
+    """
+    reference, divisor = (direction, 1.0) if rms_reference is None else rms_reference
+
+    def leaf(d, v, g, r):
+        if d is None:
+            return None
+        # Trace-time only: a state restored for other params must not broadcast.
+        chex.assert_equal_shape([d, v, g])
+        d32 = d.astype(compute_dtype(d.dtype))
+        u = d32 / gain_denominator(v, p, eps, eps_root)
+        if normalize == "rms":
+            u = match_rms(u, rms(r.astype(d32.dtype)) / divisor)
+        return u.astype(g.dtype)
+
+    return jax.tree.map(leaf, direction, nu_hat, like, reference, is_leaf=_is_none)
+
+
+# ----------------------------------------------------------------------------
+# Transforms.
+
+
+def scale_by_pexp(
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
+    *,
+    nesterov: bool = False,
+    p: PLike = 0.5,
+    nu_dtype: jax.typing.DTypeLike | None = None,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rescales updates by a power ``p`` of the second moment (Adam-flavoured).
+
+    See :func:`nsf_optax.nsf` for the full algorithm. The positional arguments
+    are those of :func:`optax.scale_by_adam`, in its order and with its
+    defaults; ``p`` and the other extras are keyword-only. With ``p = 0.5`` it
+    is :func:`optax.scale_by_adam`; with ``p = 0`` it is the debiased EMA of
+    the gradients divided by ``1 + eps`` (momentum SGD up to a constant).
+
+    Args:
+      b1: decay of the first-moment EMA, in ``[0, 1)``.
+      b2: decay of the second-moment EMA, in ``[0, 1)``.
+      eps: added to the denominator after the power, finite and ``>= 0``. For
+        ``p < 0`` it bounds the update by ``|mhat| / eps``.
+      eps_root: added to the second moment before the power, finite, ``>= 0``.
+      mu_dtype: floating dtype of the first moment; ``None`` takes the params'.
+      nesterov: use Nesterov momentum (NAdam's first moment when ``p = 0.5``).
+      p: the exponent, any finite real scalar (negative, zero or positive;
+        Python, NumPy or JAX), or an :class:`optax.Schedule` of the step count
+        returning one (see :mod:`nsf_optax.p_schedule`), evaluated at
+        ``state.count`` before the increment, like
+        :func:`optax.inject_hyperparams`.
+      nu_dtype: floating dtype of the second moment; ``None`` takes the
+        params' dtype, but at least float32 (half-precision ``nu`` underflows).
+      normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
+        its RMS equals the RMS of ``mhat``, so that ``p`` only changes the
+        relative weighting of coordinates, not the step size. Costs two
+        reductions and one multiply per leaf.
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with state
+      :class:`ScaleByPexpState`.
+
+    Raises:
+      TypeError: an argument of the wrong kind (a string, ``None``, a dtype as
+        ``p``, ...); at ``init``, integer parameters.
+      ValueError: an argument out of its range, or not a scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import nsf_optax
+      >>> tx = nsf_optax.scale_by_pexp(p=-0.25)
+      >>> grads = jnp.array([1e-2, 1.0])
+      >>> updates, state = tx.update(grads, tx.init(grads))
+      >>> [round(float(u), 3) for u in updates]  # mhat / |g| ** (2 p) = g ** 1.5
+      [0.001, 1.0]
+      >>> float(state.p)
+      -0.25
+
+    References:
+      Zhang & Liu, `Natural Spectral Fusion
+      <https://arxiv.org/abs/2509.04713>`_, 2025.
+    """
+    _checks.check_decay("b1", b1)
+    p = _check_gain_args(b2, eps, eps_root, p, normalize)
+    mu_dtype = _checks.check_dtype("mu_dtype", mu_dtype)
+    nu_dtype = _checks.check_dtype("nu_dtype", nu_dtype)
+    nesterov = _checks.check_bool("nesterov", nesterov)
+
+    def init_fn(params: optax.Params) -> ScaleByPexpState:
+        _checks.check_inexact_leaves("params", params)
+        count = jnp.zeros([], jnp.int32)
+        return ScaleByPexpState(
+            count=count,
+            mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+            nu=_init_nu(params, nu_dtype),
+            **_gain_fields(_resolve_p(p, count), b2, eps, eps_root),
+        )
+
+    def update_fn(
+        updates: optax.Updates,
+        state: ScaleByPexpState,
+        params: optax.Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, ScaleByPexpState]:
+        del params, extra_args
+        _checks.check_inexact_leaves("updates", updates)
+        p_t = _resolve_p(p, state.count)
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = _update_nu(updates, state.nu, b2)
+        count_inc = optax.safe_increment(state.count)
+        if nesterov:
+            mu_hat = jax.tree.map(
+                lambda m, g: None if m is None else b1 * m + (1 - b1) * g,
+                optax.tree.bias_correction(mu, b1, optax.safe_increment(count_inc)),
+                optax.tree.bias_correction(updates, b1, count_inc),
+                is_leaf=_is_none,
+            )
+            rms_reference = None
+        else:
+            mu_hat = optax.tree.bias_correction(mu, b1, count_inc)
+            rms_reference = (mu, 1 - b1**count_inc)
+        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
+        new_updates = _apply_pgain(
+            mu_hat, nu_hat, updates, p_t, eps, eps_root, normalize, rms_reference
+        )
+        return new_updates, ScaleByPexpState(
+            count=count_inc,
+            mu=optax.tree.cast_like(mu, state.mu),
+            nu=optax.tree.cast_like(nu, state.nu),
+            **_gain_fields(p_t, b2, eps, eps_root),
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def scale_by_pexp_momentum(
+    decay: jax.typing.ArrayLike | None = 0.9,
+    nesterov: bool = False,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
+    *,
+    p: PLike = 0.0,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    nu_dtype: jax.typing.DTypeLike | None = None,
+    normalize: Normalize = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Heavy-ball momentum times the ``p``-gain (SGD-flavoured).
+
+    See :func:`nsf_optax.nsf_sgd` for the full algorithm. The positional
+    arguments are those of :func:`optax.trace`, in its order (with a default
+    ``decay``, the paper's 0.9); ``p`` and the other extras are keyword-only. With
+    ``p = 0`` (and any ``eps`` below float32's half ulp of one, such as the
+    default) the update is bit for bit :func:`optax.trace`.
+
+    Args:
+      decay: the momentum (trace decay), in ``[0, 1)``; ``None`` for none (the
+        direction is the gradient and no trace is stored).
+      nesterov: use Nesterov momentum, as :func:`optax.trace`.
+      accumulator_dtype: floating dtype of the trace; ``None`` takes the
+        params'.
+      p: the exponent, any finite real scalar, or an :class:`optax.Schedule`
+        evaluated at ``state.count`` before the increment.
+      b2: decay of the second-moment EMA that sets the gain, in ``[0, 1)``.
+      eps: added to the denominator after the power, finite and ``>= 0``.
+      eps_root: added to the second moment before the power, finite, ``>= 0``.
+      nu_dtype: floating dtype of the second moment; ``None`` takes the
+        params' dtype, but at least float32.
+      normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
+        its RMS equals that of the momentum direction (the ``p = 0`` update).
+
+    Returns:
+      An :class:`optax.GradientTransformationExtraArgs` with state
+      :class:`ScaleByPexpMomentumState`.
+
+    Raises:
+      TypeError: an argument of the wrong kind; at ``init``, integer params.
+      ValueError: an argument out of its range, or not a scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax
+      >>> import nsf_optax
+      >>> ours, theirs = nsf_optax.scale_by_pexp_momentum(0.9), optax.trace(0.9)
+      >>> grads = jnp.array([1e-3, 2.0])
+      >>> u1, _ = ours.update(grads, ours.init(grads))  # p = 0: optax.trace
+      >>> u2, _ = theirs.update(grads, theirs.init(grads))
+      >>> bool((u1 == u2).all())
+      True
+
+    References:
+      Zhang & Liu, `Natural Spectral Fusion
+      <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 5, ResNet-18).
+    """
+    if decay is not None:
+        _checks.check_decay("decay", decay)
+    nesterov = _checks.check_bool("nesterov", nesterov)
+    accumulator_dtype = _checks.check_dtype("accumulator_dtype", accumulator_dtype)
+    p = _check_gain_args(b2, eps, eps_root, p, normalize)
+    nu_dtype = _checks.check_dtype("nu_dtype", nu_dtype)
+
+    def init_fn(params: optax.Params) -> ScaleByPexpMomentumState:
+        _checks.check_inexact_leaves("params", params)
+        count = jnp.zeros([], jnp.int32)
+        if decay is None:
+            trace = optax.EmptyState()
+        else:
+            trace = optax.tree.zeros_like(params, dtype=accumulator_dtype)
+        return ScaleByPexpMomentumState(
+            count=count,
+            trace=trace,
+            nu=_init_nu(params, nu_dtype),
+            **_gain_fields(_resolve_p(p, count), b2, eps, eps_root),
+        )
+
+    def update_fn(
+        updates: optax.Updates,
+        state: ScaleByPexpMomentumState,
+        params: optax.Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, ScaleByPexpMomentumState]:
+        del params, extra_args
+        _checks.check_inexact_leaves("updates", updates)
+        p_t = _resolve_p(p, state.count)
+        if decay is None:
+            direction, trace = updates, state.trace
+        else:
+
+            def accumulate(g, t):
+                return None if g is None else g + decay * t
+
+            trace = jax.tree.map(accumulate, updates, state.trace, is_leaf=_is_none)
+            direction = (
+                jax.tree.map(accumulate, updates, trace, is_leaf=_is_none)
+                if nesterov
+                else trace
+            )
+            trace = optax.tree.cast_like(trace, state.trace)
+        nu = _update_nu(updates, state.nu, b2)
+        count_inc = optax.safe_increment(state.count)
+        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
+        new_updates = _apply_pgain(
+            direction, nu_hat, updates, p_t, eps, eps_root, normalize
+        )
+        return new_updates, ScaleByPexpMomentumState(
+            count=count_inc,
+            trace=trace,
+            nu=optax.tree.cast_like(nu, state.nu),
+            **_gain_fields(p_t, b2, eps, eps_root),
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
