@@ -20,6 +20,7 @@ from nsf_optax.spectral._decay_settings import (
     ENERGY,
     TAU_ENERGY,
     DecaySettings,
+    _choice,
 )
 
 __all__ = ["DecayFit", "DecayTrace", "fit_decay", "simulate_decay"]
@@ -140,11 +141,6 @@ def _integrate_rows(
     )
 
 
-def _check(name: str, value: object, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}.")
-
-
 def simulate_decay(
     p: PScheduleLike,
     amplitudes: jnp.ndarray,
@@ -234,9 +230,9 @@ def simulate_decay(
         )
     if num_steps < 1 or record_every < 1:
         raise ValueError("num_steps and record_every must be >= 1.")
-    _check("energy", energy, tuple(ENERGY))
-    _check("accumulate", accumulate, ACCUMULATE)
-    _check("tau_energy", tau_energy, TAU_ENERGY)
+    _choice("energy", energy, tuple(ENERGY))
+    _choice("accumulate", accumulate, ACCUMULATE)
+    _choice("tau_energy", tau_energy, TAU_ENERGY)
     for name, value in (("eta", eta), ("eps", eps), ("dt", dt)):
         if not isinstance(value, jax.core.Tracer) and not float(value) > 0:
             raise ValueError(f"{name} must be > 0, got {value}.")
@@ -314,7 +310,7 @@ def fit_decay(
     References:
       Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
-    _check("variable", variable, ("t", "tau"))
+    _choice("variable", variable, ("t", "tau"))
     times = np.asarray(trace.times, np.float64)
     keep = _window_mask(times, window)
     logc = np.log(np.abs(np.asarray(trace.coeffs, np.float64)[keep]) + 1e-30)

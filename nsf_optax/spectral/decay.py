@@ -250,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nreadings (one setting changed from the protocol above):")
         for name, entry in result["readings"].items():
             print(f"  {name:<26} {_score_line(entry['paper_comparison'])}")
+        for name, (_, other) in readings(settings).items():
+            if name != "default":
+                print(f"\n{name}:\n{format_table(other)}")
     if args.search:
         s = result["search"]
         print(
