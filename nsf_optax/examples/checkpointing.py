@@ -46,13 +46,23 @@ RESERVED_NAMES = ("meta", "metrics")
 FlatArrays = dict[str, np.ndarray]
 
 
+def key_string(path: tuple[Any, ...]) -> str:
+    """A pytree key path as "a/b/0/value" (dict keys, attributes, indices)."""
+    parts = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+        else:
+            parts.append(str(entry))
+    return "/".join(parts)
+
+
 def flatten(tree: Any) -> FlatArrays:
     """A pytree as ``{"a/b/0/value": host array}`` (the keys orbax's items get)."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {
-        jax.tree_util.keystr(path, simple=True, separator="/"): np.asarray(leaf)
-        for path, leaf in leaves
-    }
+    return {key_string(path): np.asarray(leaf) for path, leaf in leaves}
 
 
 def array_digest(flat: Mapping[str, np.ndarray]) -> str:
@@ -467,7 +477,7 @@ def restore_into(arrays: FlatArrays, target: Any, *, name: str) -> Any:
       CheckpointError: when keys, shapes or dtypes differ.
     """
     paths, treedef = jax.tree_util.tree_flatten_with_path(target)
-    keys = [jax.tree_util.keystr(p, simple=True, separator="/") for p, _ in paths]
+    keys = [key_string(p) for p, _ in paths]
     missing = sorted(set(keys) - set(arrays))
     extra = sorted(set(arrays) - set(keys))
     reshaped = [
