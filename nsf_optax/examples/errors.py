@@ -1,7 +1,8 @@
 """The errors a run reports to its user, all subclasses of :class:`UsageError`.
 
 A :class:`UsageError` is a problem with what a run was given (a flag, a config
-value, a path, the data, a checkpoint), detected before anything is written. The
+value, a path, the data, a checkpoint), detected before anything is written (the
+one exception: a checkpoint that reads back wrong right after a save). The
 command lines print it as one line and exit with status 2
 (:func:`nsf_optax.examples.cli.run`); every other exception is a bug and keeps its
 traceback. They subclass :class:`ValueError`, so Python callers can catch them as
