@@ -4,6 +4,17 @@ Run ``python -m nsf_optax.examples --help`` for one training run and
 ``python -m nsf_optax.examples.compare --help`` for the multi-seed comparison. The
 pieces follow flax's imagenet example: :mod:`.models`, :mod:`.input_pipeline`,
 :mod:`.configs`, :mod:`.train` (``train_and_evaluate(config, workdir)``) and
-:mod:`.compare`. This subpackage needs the ``examples`` extra
-(``pip install "nsf-optax[examples]"``); the core ``nsf_optax`` never imports it.
+:mod:`.compare`; the reusable run machinery is :mod:`.checkpointing` (verified
+checkpoints of named pytrees), :mod:`.workdirs` (one run per workdir),
+:mod:`.cli` (flags from the typed config, one-line errors) and :mod:`.errors`.
+This subpackage needs the ``examples`` extra (``pip install "nsf-optax[examples]"``);
+the core ``nsf_optax`` never imports it.
 """
+
+from nsf_optax._extras import require as _require
+
+_require(
+    "examples",
+    ("flax", "orbax.checkpoint", "matplotlib", "tqdm", "sklearn", "scipy", "mnist1d"),
+    feature="nsf_optax.examples",
+)

@@ -1,68 +1,105 @@
 """One training run: ``python -m nsf_optax.examples --config mnist1d --workdir runs/x``.
 
 Every field of :class:`~nsf_optax.examples.configs.default.Config` is a flag
-(``--optimizer sgd``, ``--num_steps 500``, ``--data_dir ~/cifar-10-batches-py``, ...).
-Several hosts: run the same command on every host with ``--distributed``, which calls
+(``--optimizer sgd``, ``--num_steps 500``, ``--data_dir ~/cifar-10-batches-py``,
+booleans as ``--flip`` / ``--no-flip``, ``none`` for None). Flags are parsed and
+checked before jax loads; a mistake is one line and exit status 2. Several hosts:
+run the same command on every host with ``--distributed``, which calls
 ``jax.distributed.initialize()`` first (see :mod:`nsf_optax.examples.train`).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 
-import numpy as np
+from nsf_optax.examples import cli, configs, workdirs
+from nsf_optax.examples.configs.default import Bound
+
+PROG = "python -m nsf_optax.examples"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parses flags, trains, prints the final metrics. Returns the exit status."""
-    from nsf_optax.examples import configs, train
-
-    parser = argparse.ArgumentParser(
-        prog="python -m nsf_optax.examples", description=__doc__.splitlines()[0]
+def build_parser() -> cli.ArgumentParser:
+    """The flags of one training run (no jax import)."""
+    parser = cli.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [--config NAME] [--workdir DIR] [--resume] [--<field> VALUE]...",
+        description=(
+            "Train one ResNet with NSF or an optax baseline on offline data; write "
+            "metrics, plots and verified checkpoints to --workdir."
+        ),
+        epilog=(
+            "Exit status: 0 done, 2 a mistake in the flags, paths, data or "
+            "checkpoints (one line on stderr, nothing written), 130 interrupted."
+        ),
     )
     parser.add_argument(
-        "--config", default="default", choices=configs.CONFIG_NAMES, help="preset"
+        "--config",
+        default="default",
+        choices=configs.CONFIG_NAMES,
+        help=f"the preset the other flags change: {configs.describe_all()}",
     )
     parser.add_argument(
         "--workdir",
         default=None,
-        help="output directory (default: runs/<config>-<method>-seed<seed>)",
+        help="output directory, one run at a time "
+        "(default: runs/<config>-<method>-seed<seed>)",
     )
     parser.add_argument(
         "--max_steps_this_run",
-        type=int,
+        type=cli.int_flag(Bound(low=0, low_open=True)),
         default=None,
+        metavar="INT",
         help="stop (with a checkpoint) after this many steps; continue with --resume",
+    )
+    parser.add_argument(
+        "--resume_step",
+        type=cli.int_flag(Bound(low=0)),
+        default=None,
+        metavar="INT",
+        help="continue from this verified checkpoint instead of the newest (implies "
+        "--resume); the newer ones are moved to <workdir>/checkpoints_set_aside/",
     )
     parser.add_argument(
         "--distributed",
         action="store_true",
         help="call jax.distributed.initialize() first (one process per host)",
     )
-    configs.add_config_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.distributed:
-        import jax
+    cli.add_config_flags(parser)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses flags, trains, prints the final metrics. Returns the exit status."""
+    return cli.run(PROG, lambda: _train(argv))
+
+
+def _train(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    config = cli.config_from_flags(configs.get_config(args.config), args)
+    if args.resume_step is not None:
+        config = dataclasses.replace(config, resume=True)
+    workdir = args.workdir or os.path.join(
+        "runs", f"{args.config}-{config.method}-seed{config.seed}"
+    )
+    workdirs.check(workdir)  # before the seconds jax takes to import
+    import jax
+
+    if args.distributed:
         jax.distributed.initialize()
-    try:
-        config = configs.config_from_args(configs.get_config(args.config), args)
-        workdir = args.workdir or os.path.join(
-            "runs", f"{args.config}-{config.method}-seed{config.seed}"
-        )
-        result = train.train_and_evaluate(
-            config, workdir, max_steps_this_run=args.max_steps_this_run
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if result.history:
+    from nsf_optax.examples import train
+
+    result = train.train_and_evaluate(
+        config,
+        workdir,
+        max_steps_this_run=args.max_steps_this_run,
+        resume_step=args.resume_step,
+    )
+    if result.history and jax.process_index() == 0:
         print(f"\n{config.method} on {config.dataset} ({config.model})\n")
         print(history_table(result.history))
         print(f"\nmetrics, plots and checkpoints in {os.path.abspath(workdir)}")
-    return 0
 
 
 def history_table(history: list[dict[str, float]], rows: int = 10) -> str:
@@ -75,6 +112,8 @@ def history_table(history: list[dict[str, float]], rows: int = 10) -> str:
     Returns:
       The table as text.
     """
+    import numpy as np
+
     picks = sorted({round(i) for i in np.linspace(0, len(history) - 1, rows)})
     lines = [
         "| step | lr | p | train loss | test loss | test accuracy |",

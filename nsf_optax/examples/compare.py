@@ -5,7 +5,9 @@
 
 Every method shares the config (model, data, LR schedule, weight decay, steps) and
 differs only in the optimizer fields of ``METHODS``. For each method the table gives,
-over seeds: the final test accuracy and test loss (mean ± std); the first evaluated
+over seeds: the final test accuracy and test loss (mean ± sample standard deviation,
+ddof 1; ``results.json`` adds the half-width of the 95 % Student-t interval of the
+mean, ``nsf_optax.spectral.mean_ci``); the first evaluated
 step at which the seed-mean test-accuracy curve reaches the SGD baseline's final
 (seed-mean) accuracy, and that step divided by the same quantity for SGD itself
 ("ratio": below 1 means earlier); per seed, how many seeds reach that target; and
@@ -14,9 +16,10 @@ against SGD over the first half of training (the fraction of evaluations where t
 method's mean accuracy leads SGD's while its mean test loss is not lower).
 
 Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
-``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). Pass
+``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). The
+comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
 ``--resume`` to continue an interrupted comparison: finished runs are reloaded from
-their final checkpoint, unfinished ones continue from their newest.
+their final checkpoint, unfinished ones continue from their newest verified one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -33,9 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from nsf_optax.examples import checkpointing, configs, plots
-from nsf_optax.examples.configs.default import Config
+from nsf_optax.examples import cli, configs, workdirs
+from nsf_optax.examples.configs.default import Bound, Config
+from nsf_optax.examples.errors import ConfigError
+from nsf_optax.spectral import mean_ci
 from nsf_optax.spectral.alignment import early_alignment, first_step_reaching
+
+PROG = "python -m nsf_optax.examples.compare"
 
 # Optimizer fields per method; everything else comes from the base config.
 METHODS: dict[str, dict[str, Any]] = {
@@ -75,12 +83,24 @@ def method_config(base: Config, method: str, seed: int) -> Config:
       unless ``base`` sets one).
     """
     if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose from {list(METHODS)}.")
+        raise ConfigError(
+            f"Unknown method {method!r}; choose from {list(METHODS)}.", ("methods",)
+        )
     return dataclasses.replace(base, seed=seed, resume=False, **METHODS[method])
 
 
 def _fmt(mean: float, std: float, digits: int) -> str:
+    if math.isnan(std):  # a single seed has no spread
+        return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _spread(values: Any) -> tuple[float, float, float]:
+    # Mean, sample standard deviation (ddof 1) and the 95 % t-interval half-width.
+    values = np.asarray(values, np.float64)
+    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    mean, half = mean_ci(values)
+    return float(mean), std, float(half)
 
 
 def summarize(
@@ -95,9 +115,11 @@ def summarize(
       baseline: the reference method.
 
     Returns:
-      ``(rows, curves)``: one dict per method with the raw numbers and the
-      formatted ``TABLE_COLUMNS``; and method -> {"step", "test_accuracy",
-      "test_loss"} arrays (``[seeds, n]``) for plotting.
+      ``(rows, curves)``: one dict per method with the raw numbers (means, sample
+      standard deviations with ddof 1, and ``*_ci95``: half-widths of the 95 %
+      Student-t intervals of the means; nan for a single seed) and the formatted
+      ``TABLE_COLUMNS``; and method -> {"step", "test_accuracy", "test_loss"}
+      arrays (``[seeds, n]``) for plotting.
     """
     if baseline not in histories:
         raise ValueError(f"The comparison needs the baseline method {baseline!r}.")
@@ -144,13 +166,17 @@ def summarize(
                 window=(0, half),
             )
             aligned = report.fraction_aligned
+        acc_mean, acc_std, acc_ci = _spread(acc_final)
+        loss_mean, loss_std, loss_ci = _spread(loss_final)
         row = {
             "method": method,
             "seeds": len(acc_final),
-            "final_test_accuracy_mean": float(acc_final.mean()),
-            "final_test_accuracy_std": float(acc_final.std()),
-            "final_test_loss_mean": float(loss_final.mean()),
-            "final_test_loss_std": float(loss_final.std()),
+            "final_test_accuracy_mean": acc_mean,
+            "final_test_accuracy_std": acc_std,
+            "final_test_accuracy_ci95": acc_ci,
+            "final_test_loss_mean": loss_mean,
+            "final_test_loss_std": loss_std,
+            "final_test_loss_ci95": loss_ci,
             "target_accuracy": target,
             "steps_to_target": steps,
             "ratio_vs_baseline": ratio,
@@ -159,8 +185,8 @@ def summarize(
         }
         row["table"] = {
             "method": method,
-            "final test acc": _fmt(100 * acc_final.mean(), 100 * acc_final.std(), 2),
-            "final test loss": _fmt(loss_final.mean(), loss_final.std(), 4),
+            "final test acc": _fmt(100 * acc_mean, 100 * acc_std, 2),
+            "final test loss": _fmt(loss_mean, loss_std, 4),
             "steps to SGD final acc": "never" if steps is None else f"{steps:.0f}",
             "ratio vs SGD": "-" if ratio is None else f"{ratio:.2f}",
             "seeds reaching": f"{len(reached)}/{len(per_seed)}",
@@ -183,6 +209,27 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _check_methods(methods: Sequence[str], seeds: int) -> list[str]:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:
+        raise ConfigError(
+            f"seeds must be a positive integer, got {seeds!r}.", ("seeds",)
+        )
+    methods = list(methods)
+    for method in methods:
+        if method not in METHODS:
+            raise ConfigError(
+                f"Unknown method {method!r}; choose from {list(METHODS)}.",
+                ("methods",),
+            )
+    if BASELINE not in methods:
+        raise ConfigError(
+            f"methods must include the baseline {BASELINE!r}.", ("methods",)
+        )
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"methods repeat a name: {methods}.", ("methods",))
+    return methods
+
+
 def run_comparison(
     base: Config,
     workdir: str | os.PathLike,
@@ -197,103 +244,144 @@ def run_comparison(
       workdir: output directory; each run goes to ``<workdir>/<method>/seed<k>``.
         With ``base.resume``, runs that already have a checkpoint there continue
         from it (a finished run is only reloaded) and the others start afresh, so an
-        interrupted comparison picks up where it stopped.
+        interrupted comparison picks up where it stopped. The comparison holds the
+        workdir's lock, and each run its own.
       methods: keys of ``METHODS``; must include "sgd" (the baseline).
       seeds: number of seeds (> 0).
 
     Returns:
       The table rows (see :func:`summarize`).
-    """
-    from nsf_optax.examples import train
 
-    if seeds <= 0:
-        raise ValueError(f"seeds must be positive, got {seeds}.")
-    methods = list(methods)
-    for method in methods:
-        method_config(base, method, 0)  # validates every name before training
-    if BASELINE not in methods:
-        raise ValueError(f"methods must include the baseline {BASELINE!r}.")
+    Raises:
+      UsageError: (:mod:`~nsf_optax.examples.errors`) for unknown methods, a bad
+        seed count, an unusable or busy workdir, and whatever a run refuses (see
+        :func:`~nsf_optax.examples.train.train_and_evaluate`).
+    """
+    import jax
+
+    from nsf_optax.examples import plots, train
+
+    methods = _check_methods(methods, seeds)
     workdir = os.fspath(workdir)
-    histories: dict[str, list] = {}
-    for method in methods:
-        histories[method] = []
-        for seed in range(seeds):
-            run_dir = os.path.join(workdir, method, f"seed{seed}")
-            config = dataclasses.replace(
-                method_config(base, method, seed),
-                resume=base.resume and checkpointing.has_checkpoint(run_dir),
-            )
-            result = train.train_and_evaluate(config, run_dir)
-            last = result.history[-1]
-            print(
-                f"{method:>14} seed {seed}: test acc {last['test_accuracy']:.4f} "
-                f"loss {last['test_loss']:.4f}",
-                flush=True,
-            )
-            histories[method].append(result.history)
-    rows, curves = summarize(histories)
-    table = markdown_table(rows)
-    title = (
-        f"{base.model} on {base.dataset}, {base.num_steps} steps, {seeds} seeds "
-        f"(mean ± std)"
-    )
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(f"{title}\n\n{table}\n")
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(
-            {"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
-            f,
-            indent=1,
-            default=lambda x: None if isinstance(x, float) and math.isnan(x) else x,
+    workdirs.check(workdir)
+    with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
+        histories: dict[str, list] = {}
+        for method in methods:
+            histories[method] = []
+            for seed in range(seeds):
+                run_dir = os.path.join(workdir, method, f"seed{seed}")
+                config = dataclasses.replace(
+                    method_config(base, method, seed),
+                    resume=base.resume
+                    and os.path.isdir(train.checkpoint_dir(run_dir))
+                    and bool(os.listdir(train.checkpoint_dir(run_dir))),
+                )
+                result = train.train_and_evaluate(config, run_dir)
+                last = result.history[-1]
+                print(
+                    f"{method:>14} seed {seed}: test acc {last['test_accuracy']:.4f} "
+                    f"loss {last['test_loss']:.4f}",
+                    flush=True,
+                )
+                histories[method].append(result.history)
+        rows, curves = summarize(histories)
+        table = markdown_table(rows)
+        title = (
+            f"{base.model} on {base.dataset}, {base.num_steps} steps, {seeds} seeds "
+            f"(mean ± sample std)"
         )
-    with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
+        _write(os.path.join(workdir, "results.md"), f"{title}\n\n{table}\n")
+        _write(
+            os.path.join(workdir, "results.json"),
+            json.dumps(
+                {"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
+                indent=1,
+                default=lambda x: None if isinstance(x, float) and math.isnan(x) else x,
+            ),
+        )
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS)
         writer.writeheader()
         writer.writerows(r["table"] for r in rows)
-    plots.plot_comparison(curves, os.path.join(workdir, "comparison.png"), title=title)
+        _write(os.path.join(workdir, "results.csv"), text.getvalue())
+        plots.plot_comparison(
+            curves, os.path.join(workdir, "comparison.png"), title=title
+        )
     print(f"\n{title}\n\n{table}\n\nwritten to {os.path.abspath(workdir)}")
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parses flags and runs :func:`run_comparison`. Returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m nsf_optax.examples.compare",
-        description="NSF against optax baselines over several seeds.",
+def _write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _methods_flag(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    try:
+        return _check_methods(methods, 1)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> cli.ArgumentParser:
+    """The flags of the comparison (no jax import)."""
+    parser = cli.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [--dataset NAME] [--seeds N] [--methods A,B,...] "
+        "[--workdir DIR] [--<field> VALUE]...",
+        description="NSF against optax baselines over several seeds: a results "
+        "table (mean ± sample std), comparison plots, one run per method and seed.",
+        epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
+        "checkpoints (one line on stderr), 130 interrupted.",
     )
     parser.add_argument(
         "--dataset",
         dest="preset",
         default="mnist1d",
         choices=[n for n in configs.CONFIG_NAMES if n != "default"],
-        help="the preset config to start from (its dataset; 'tiny' is for tests)",
+        help="the preset config to start from (its dataset; 'tiny' is for tests): "
+        + configs.describe_all(),
     )
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    parser.add_argument(
+        "--seeds",
+        type=cli.int_flag(Bound(low=0, low_open=True)),
+        default=5,
+        metavar="N",
+        help="train seeds 0..N-1 of every method [> 0]",
+    )
     parser.add_argument(
         "--methods",
-        default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated, from {', '.join(METHODS)}",
+        type=_methods_flag,
+        default=list(DEFAULT_METHODS),
+        metavar="A,B,...",
+        help=f"comma-separated, including sgd (the baseline), from: "
+        f"{', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})",
     )
     parser.add_argument(
-        "--workdir", default=None, help="default: runs/compare-<dataset>"
+        "--workdir",
+        default=None,
+        help="output directory (default: runs/compare-<dataset>)",
     )
-    configs.add_config_arguments(parser, exclude=("dataset",))
-    args = parser.parse_args(argv)
-    try:
-        base = configs.config_from_args(configs.get_config(args.preset), args)
-        base = dataclasses.replace(
-            base, progress=base.progress and args.progress is True
-        )
-        run_comparison(
-            base,
-            args.workdir or os.path.join("runs", f"compare-{args.preset}"),
-            methods=[m.strip() for m in args.methods.split(",") if m.strip()],
-            seeds=args.seeds,
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    cli.add_config_flags(parser, exclude=("dataset",))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses flags and runs :func:`run_comparison`. Returns the exit status."""
+    return cli.run(PROG, lambda: _compare(argv))
+
+
+def _compare(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    base = cli.config_from_flags(configs.get_config(args.preset), args)
+    # One bar per run would scroll away: bars only when asked for.
+    base = dataclasses.replace(base, progress=base.progress and args.progress is True)
+    workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
+    workdirs.check(workdir)  # before the seconds jax takes to import
+    run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nsf_optax.examples.errors import DataError
+
 DATASETS = ("digits", "mnist1d", "cifar10")
 
 _CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -131,23 +133,86 @@ def load_mnist1d() -> Dataset:
 
 
 def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
+    expected = (
+        "expected a pickled dict with b'data' (uint8 [N, 3072]) and b'labels' (N ints "
+        "in 0..9) as in cifar-10-python.tar.gz"
+    )
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], np.uint8)
-        labels = np.asarray(batch[b"labels"], np.int64)
-        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-            raise ValueError(f"data has shape {data.shape}, labels {labels.shape}")
-        if len(labels) and (labels.min() < 0 or labels.max() > 9):
-            raise ValueError("labels outside 0..9")
-    except Exception as e:  # any failure here means a malformed file.
-        raise ValueError(
-            f"Malformed CIFAR-10 batch file {path!r}: expected a pickled dict with "
-            "b'data' (uint8 [N, 3072]) and b'labels' (N ints in 0..9) as in "
-            f"cifar-10-python.tar.gz ({type(e).__name__}: {e})."
+    # What unpickling a file that is not a pickle raises.
+    except (
+        OSError,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+    ) as e:
+        raise DataError(
+            f"Malformed CIFAR-10 batch file {path!r}: {expected} "
+            f"({type(e).__name__}: {e})."
         ) from e
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"Malformed CIFAR-10 batch file {path!r}: {expected}.")
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"])
+    if (
+        data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+        or labels.shape != (len(data),)
+        or not np.issubdtype(labels.dtype, np.integer)
+        or (len(labels) and (labels.min() < 0 or labels.max() > 9))
+    ):
+        raise DataError(
+            f"Malformed CIFAR-10 batch file {path!r}: {expected}; got data "
+            f"{data.dtype} {data.shape}, labels {labels.dtype} {labels.shape}."
+        )
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels.astype(np.int32)
+
+
+def cifar10_dir(data_dir: str | os.PathLike | None) -> str:
+    """The directory holding the CIFAR-10 batch files; checks they exist.
+
+    Reads nothing but the directory listing.
+
+    Args:
+      data_dir: the directory holding ``data_batch_1``..``data_batch_5`` and
+        ``test_batch``, or its parent holding ``cifar-10-batches-py/``.
+
+    Returns:
+      The directory with the batch files.
+
+    Raises:
+      DataError: when the directory is not given, does not exist or lacks a
+        batch file.
+    """
+    if data_dir is None or str(data_dir) == "":
+        raise DataError(
+            "dataset 'cifar10' needs data_dir (--data_dir): a local directory with the "
+            "python-pickle batches of cifar-10-python.tar.gz; nothing is downloaded."
+        )
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise DataError(f"CIFAR-10 --data_dir {data_dir!r} does not exist.")
+    nested = os.path.join(data_dir, "cifar-10-batches-py")
+    if not os.path.exists(os.path.join(data_dir, _CIFAR_TEST_FILE)) and os.path.isdir(
+        nested
+    ):
+        data_dir = nested
+    expected = (*_CIFAR_TRAIN_FILES, _CIFAR_TEST_FILE)
+    missing = [f for f in expected if not os.path.isfile(os.path.join(data_dir, f))]
+    if missing:
+        raise DataError(
+            f"CIFAR-10 --data_dir {data_dir!r} lacks {missing}; expected the files "
+            f"{list(expected)} of cifar-10-python.tar.gz."
+        )
+    return data_dir
 
 
 def load_cifar10(data_dir: str | os.PathLike | None) -> Dataset:
@@ -161,29 +226,10 @@ def load_cifar10(data_dir: str | os.PathLike | None) -> Dataset:
       The dataset, standardised with the usual per-channel CIFAR-10 mean and std.
 
     Raises:
-      ValueError: when the directory is not given, does not exist, lacks a batch file
+      DataError: when the directory is not given, does not exist, lacks a batch file
         or holds a malformed one.
     """
-    if data_dir is None or str(data_dir) == "":
-        raise ValueError(
-            "dataset 'cifar10' needs data_dir (--data_dir): a local directory with the "
-            "python-pickle batches of cifar-10-python.tar.gz; nothing is downloaded."
-        )
-    data_dir = os.fspath(data_dir)
-    if not os.path.isdir(data_dir):
-        raise ValueError(f"CIFAR-10 data_dir {data_dir!r} does not exist.")
-    nested = os.path.join(data_dir, "cifar-10-batches-py")
-    if not os.path.exists(os.path.join(data_dir, _CIFAR_TEST_FILE)) and os.path.isdir(
-        nested
-    ):
-        data_dir = nested
-    expected = (*_CIFAR_TRAIN_FILES, _CIFAR_TEST_FILE)
-    missing = [f for f in expected if not os.path.isfile(os.path.join(data_dir, f))]
-    if missing:
-        raise ValueError(
-            f"CIFAR-10 data_dir {data_dir!r} lacks {missing}; expected the files "
-            f"{list(expected)} of cifar-10-python.tar.gz."
-        )
+    data_dir = cifar10_dir(data_dir)
     train = [_read_cifar_batch(os.path.join(data_dir, f)) for f in _CIFAR_TRAIN_FILES]
     x_test, y_test = _read_cifar_batch(os.path.join(data_dir, _CIFAR_TEST_FILE))
     x_train = np.concatenate([x for x, _ in train])
@@ -195,6 +241,22 @@ def load_cifar10(data_dir: str | os.PathLike | None) -> Dataset:
         )
 
     return Dataset(norm(x_train), y_train, norm(x_test), y_test, num_classes=10)
+
+
+def check_source(name: str, data_dir: str | os.PathLike | None = None) -> None:
+    """Checks, without loading, that dataset ``name`` can be read.
+
+    Args:
+      name: one of ``DATASETS``.
+      data_dir: the CIFAR-10 directory (cifar10 only).
+
+    Raises:
+      DataError: for an unknown name or a missing CIFAR-10 directory or file.
+    """
+    if name not in DATASETS:
+        raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+    if name == "cifar10":
+        cifar10_dir(data_dir)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
@@ -213,7 +275,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
         return load_mnist1d()
     if name == "cifar10":
         return load_cifar10(data_dir)
-    raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+    raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from nsf_optax.spectral import mean_ci
+
 
 def plot_run(
     history: Sequence[Mapping[str, float]],
@@ -63,7 +65,10 @@ def plot_comparison(
     *,
     title: str,
 ) -> str:
-    """Mean ± std test accuracy and loss per method against step.
+    """Seed-mean test accuracy and loss per method against step, with 95 % bands.
+
+    The band is the Student-t 95 % interval of the mean over seeds
+    (``nsf_optax.spectral.mean_ci``); with one seed only the mean is drawn.
 
     Args:
       curves: method -> {"step": [n], "test_accuracy": [seeds, n], "test_loss":
@@ -78,12 +83,16 @@ def plot_comparison(
     ax_acc, ax_loss = fig.subplots(1, 2)
     for method, c in curves.items():
         for ax, key in ((ax_acc, "test_accuracy"), (ax_loss, "test_loss")):
-            values = np.asarray(c[key])
-            mean, std = values.mean(0), values.std(0)
+            mean, half = mean_ci(np.asarray(c[key]), axis=0)
             (line,) = ax.plot(c["step"], mean, label=method)
-            ax.fill_between(
-                c["step"], mean - std, mean + std, color=line.get_color(), alpha=0.2
-            )
+            if np.all(np.isfinite(half)):
+                ax.fill_between(
+                    c["step"],
+                    mean - half,
+                    mean + half,
+                    color=line.get_color(),
+                    alpha=0.2,
+                )
     ax_acc.set(xlabel="step", ylabel="test accuracy", title="test accuracy")
     ax_loss.set(xlabel="step", ylabel="test cross-entropy", title="test loss")
     ax_loss.set_yscale("log")

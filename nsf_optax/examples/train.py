@@ -5,19 +5,27 @@ with an optimizer chosen by name, every one chained with the same optax learning
 schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
 
 * ``metrics.csv`` / ``metrics.json``: one row per evaluation (step, lr, p, running
-  train loss/accuracy, test loss/accuracy);
+  train loss/accuracy from an ``nnx.MultiMetric``, test loss/accuracy);
 * ``curves.png`` (train/test loss and accuracy) and ``schedules.png`` (lr and p);
-* ``config.json`` and ``checkpoints/<step>/`` (orbax; see :mod:`.checkpointing`).
+* ``config.json`` and ``checkpoints/<step>/``: verified orbax checkpoints of the
+  named pytrees ``model``, ``optimizer``, ``train_metrics`` and ``rng`` plus a JSON
+  ``meta`` (config, step, data-order position, history); see :mod:`.checkpointing`.
+
+One run per workdir: the run holds ``<workdir>/.lock`` (:mod:`.workdirs`) from its
+checks to its end. The step itself is :func:`train_step`, plain NNX code that
+``nnx.jit`` wraps here and that a population of runs can ``nnx.vmap``.
 
 Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
 (``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
 the gradient all-reduce. On several hosts, call ``jax.distributed.initialize()``
 before :func:`train_and_evaluate`: every host computes the same global batch order,
 feeds its own slice through ``jax.make_array_from_process_local_data``, and the code
-path is otherwise the same (only host 0 writes metrics and plots).
+path is otherwise the same (only host 0 locks the workdir and writes metrics,
+plots and digests).
 
-Resume: with ``config.resume`` the newest checkpoint is restored (model, optimizer
-state with its schedule counts, PRNG key, step, metrics); the data order is a pure
+Resume: with ``config.resume`` the newest verified checkpoint is read, checked
+against its digest and for finiteness, and restored (model, optimizer state with its
+schedule counts, running metrics, PRNG key, step, history); the data order is a pure
 function of ``(seed, step)``, so the resumed run continues exactly where the
 interrupted one stopped, bit for bit on CPU.
 """
@@ -27,7 +35,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import io
 import json
+import logging
 import math
 import os
 import time
@@ -45,8 +55,9 @@ from tqdm.auto import tqdm
 
 import nsf_optax
 from nsf_optax import p_schedule
-from nsf_optax.examples import checkpointing, input_pipeline, models, plots
+from nsf_optax.examples import checkpointing, input_pipeline, models, plots, workdirs
 from nsf_optax.examples.configs.default import PADAM_P, Config
+from nsf_optax.examples.errors import CheckpointError, ConfigError
 
 HISTORY_FIELDS = (
     "step",
@@ -177,30 +188,65 @@ def create_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.add_decayed_weights(wd, mask=decay_mask), inner)
 
 
-def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, ...]]:
-    """A jitted step ``(model, optimizer, x, y, rng) -> (loss, accuracy, rng)``.
+def create_metrics() -> nnx.MultiMetric:
+    """The running training metrics: mean loss and accuracy since the last reset."""
+    return nnx.MultiMetric(
+        loss=nnx.metrics.Average("loss"), accuracy=nnx.metrics.Accuracy()
+    )
 
-    It augments the batch on device with a fresh split of ``rng``, computes the mean
-    cross-entropy and its gradient, and updates ``model`` and ``optimizer`` in place.
+
+def train_step(
+    model: models.ResNet,
+    optimizer: nnx.Optimizer,
+    metrics: nnx.MultiMetric,
+    x: jax.Array,
+    y: jax.Array,
+    rng: jax.Array,
+    *,
+    crop_padding: int,
+    flip: bool,
+) -> tuple[jax.Array, jax.Array]:
+    """One training step, updating ``model``, ``optimizer`` and ``metrics`` in place.
+
+    Augments the batch with a fresh split of ``rng``, computes the mean
+    cross-entropy and its gradient, applies the optimizer and adds the batch to the
+    running metrics. Not jitted: wrap it in ``nnx.jit`` (:func:`make_train_step`),
+    or ``nnx.vmap`` it over a population of models and optimizers first.
+
+    Args:
+      model: the network, in training mode.
+      optimizer: its ``nnx.Optimizer``.
+      metrics: from :func:`create_metrics`.
+      x: the batch ``[B, *spatial, C]``.
+      y: its integer labels ``[B]``.
+      rng: the augmentation key of this step.
+      crop_padding: see :func:`.input_pipeline.augment`.
+      flip: see :func:`.input_pipeline.augment`.
+
+    Returns:
+      ``(loss, rng)``: the batch loss and the key for the next step.
     """
-    crop_padding, flip = config.crop_padding, config.flip
+    rng, aug_key = jax.random.split(rng)
+    x = input_pipeline.augment(aug_key, x, crop_padding=crop_padding, flip=flip)
 
-    @nnx.jit
-    def train_step(model, optimizer, x, y, rng):
-        rng, aug_key = jax.random.split(rng)
-        x = input_pipeline.augment(aug_key, x, crop_padding=crop_padding, flip=flip)
+    def loss_fn(model):
+        logits = model(x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, logits
 
-        def loss_fn(model):
-            logits = model(x)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, logits
+    (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    metrics.update(loss=loss, logits=logits, labels=y)
+    return loss, rng
 
-        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-        optimizer.update(model, grads)
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
-        return loss, accuracy, rng
 
-    return train_step
+def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """:func:`train_step` with the config's augmentation, under ``nnx.jit``."""
+    return nnx.jit(
+        functools.partial(
+            train_step, crop_padding=config.crop_padding, flip=config.flip
+        )
+    )
 
 
 @nnx.jit
@@ -276,17 +322,22 @@ _cached_optimizer = functools.lru_cache(maxsize=16)(create_optimizer)
 _cached_train_step = functools.lru_cache(maxsize=16)(make_train_step)
 
 
-def _check_against(config: Config, data: input_pipeline.Dataset, devices: int) -> None:
+def _check_devices(config: Config, devices: int) -> None:
     for name in ("batch_size", "eval_batch_size"):
         if getattr(config, name) % devices:
-            raise ValueError(
+            raise ConfigError(
                 f"{name} ({getattr(config, name)}) must be a multiple of the "
-                f"{devices} devices."
+                f"{devices} devices.",
+                (name,),
             )
+
+
+def _check_data(config: Config, data: input_pipeline.Dataset) -> None:
     if config.batch_size > len(data.y_train):
-        raise ValueError(
+        raise ConfigError(
             f"batch_size ({config.batch_size}) exceeds the {len(data.y_train)} "
-            "training examples."
+            "training examples.",
+            ("batch_size",),
         )
 
 
@@ -298,13 +349,41 @@ def _config_dict(config: Config) -> dict[str, Any]:
 _RESUMABLE_CHANGES = ("resume", "progress", "data_dir")
 
 
+def _check_same_config(config: Config, loaded: checkpointing.Loaded, where: str):
+    saved = loaded.meta.get("config", {})
+    changed = [
+        k
+        for k, v in _config_dict(config).items()
+        if k not in _RESUMABLE_CHANGES and saved.get(k) != v
+    ]
+    if changed:
+        raise CheckpointError(
+            f"The checkpoint of step {loaded.step} in {where!r} was written with a "
+            f"different config ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)})"
+            "; resume with the same settings."
+        )
+
+
+def _write_text(path: str, text: str) -> None:
+    # Write, then rename: a killed run never leaves a half-written file.
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def _write_metrics(workdir: str, history: list[dict[str, float]]) -> None:
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-        json.dump(history, f, indent=1)
-    with open(os.path.join(workdir, "metrics.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        writer.writerows(history)
+    _write_text(os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    _write_text(os.path.join(workdir, "metrics.csv"), table.getvalue())
+
+
+def checkpoint_dir(workdir: str | os.PathLike) -> str:
+    """``<workdir>/checkpoints`` as an absolute path."""
+    return os.path.abspath(os.path.join(os.fspath(workdir), "checkpoints"))
 
 
 def train_and_evaluate(
@@ -312,8 +391,15 @@ def train_and_evaluate(
     workdir: str | os.PathLike,
     *,
     max_steps_this_run: int | None = None,
+    resume_step: int | None = None,
 ) -> TrainResult:
     """Trains and evaluates one configuration, checkpointing into ``workdir``.
+
+    Everything that can be checked is checked before anything is written and
+    before the data loads: the workdir (see :func:`.workdirs.check`), the data
+    source, the workdir's lock (one run per workdir), and with ``config.resume``
+    the checkpoint (its digest, its finiteness, its config). A refused run leaves
+    the workdir as it was.
 
     Args:
       config: the run configuration (see :class:`~.configs.default.Config`).
@@ -321,33 +407,59 @@ def train_and_evaluate(
       max_steps_this_run: stop after this many steps of this call (a checkpoint is
         written), e.g. to fit a job's time limit; resume later with
         ``config.resume``. None trains to ``config.num_steps``.
+      resume_step: with ``config.resume``, continue from this verified checkpoint
+        instead of the newest (e.g. when the newest fails verification); the newer
+        step directories are moved to ``<workdir>/checkpoints_set_aside/``.
 
     Returns:
       A :class:`TrainResult` with the model, the optimizer and the metric history.
 
     Raises:
-      ValueError: for bad configurations and data directories, for a workdir that
-        already holds checkpoints when ``config.resume`` is False, and
-        (:class:`~.checkpointing.CheckpointError`) for a missing, corrupt or
-        mismatching checkpoint when it is True. Nothing in ``workdir`` is written
-        before these checks pass.
+      UsageError: (:mod:`~nsf_optax.examples.errors`) for a workdir that is a file
+        or cannot be written (``WorkdirError``), is in use by another run
+        (``WorkdirLockedError``), missing or malformed data (``DataError``), a
+        batch size the devices or data do not allow (``ConfigError``), a workdir
+        that holds checkpoints without ``config.resume`` or a missing, corrupt,
+        non-finite or other-config checkpoint with it (``CheckpointError``).
     """
     if not isinstance(config, Config):
-        raise ValueError(f"config must be a Config, got {type(config).__name__}.")
+        raise TypeError(f"config must be a Config, got {type(config).__name__}.")
     if max_steps_this_run is not None and max_steps_this_run <= 0:
         raise ValueError(
             f"max_steps_this_run must be positive, got {max_steps_this_run}."
         )
+    if resume_step is not None and not config.resume:
+        raise ValueError("resume_step needs config.resume=True.")
     workdir = os.fspath(workdir)
-    if not config.resume and checkpointing.has_checkpoint(workdir):
-        raise ValueError(
-            f"{checkpointing.checkpoint_dir(workdir)!r} already holds checkpoints; "
-            "pass --resume to continue that run or choose another --workdir "
-            "(nothing is overwritten)."
+    workdirs.check(workdir)
+    input_pipeline.check_source(config.dataset, config.data_dir)
+    _check_devices(config, jax.device_count())
+    primary = jax.process_index() == 0
+    with workdirs.Lock(workdir, enabled=primary):
+        return _train_locked(config, workdir, max_steps_this_run, resume_step, primary)
+
+
+def _train_locked(
+    config: Config,
+    workdir: str,
+    max_steps_this_run: int | None,
+    resume_step: int | None,
+    primary: bool,
+) -> TrainResult:
+    ckpts = checkpointing.Checkpoints(checkpoint_dir(workdir), primary=primary)
+    loaded = None
+    if config.resume:
+        # A finished run may be reloaded whatever it holds: nothing trains on it.
+        loaded = ckpts.find_resume(resume_step, nonfinite_from=config.num_steps)
+        _check_same_config(config, loaded, workdir)
+    elif ckpts.steps():
+        raise CheckpointError(
+            f"{ckpts.directory!r} already holds checkpoints; pass --resume to "
+            "continue that run or choose another --workdir (nothing is overwritten)."
         )
     data = input_pipeline.load_dataset(config.dataset, config.data_dir)
+    _check_data(config, data)
     sharder = _Sharder()
-    _check_against(config, data, jax.device_count())
 
     model = models.create_model(
         config.model,
@@ -358,49 +470,51 @@ def train_and_evaluate(
         num_filters=config.num_filters,
     )
     optimizer = nnx.Optimizer(model, _cached_optimizer(_static(config)), wrt=nnx.Param)
+    metrics = create_metrics()
     # Parameters come from key(seed); augmentation gets an independent stream.
     rng = jax.random.fold_in(jax.random.key(config.seed), 1)
     step, history = 0, []
-    train_sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
 
-    def arrays() -> dict[str, Any]:
+    def items() -> dict[str, Any]:
         return {
             "model": nnx.state(model),
             "optimizer": nnx.state(optimizer),
-            "rng": jax.random.key_data(rng),
+            "train_metrics": nnx.state(metrics),
+            "rng": {"key": jax.random.key_data(rng)},
         }
 
-    if config.resume:
-        step, restored, meta = checkpointing.restore_latest(workdir, arrays())
-        saved = meta.get("config", {})
-        changed = [
-            k
-            for k, v in _config_dict(config).items()
-            if k not in _RESUMABLE_CHANGES and saved.get(k) != v
-        ]
-        if changed:
-            raise checkpointing.CheckpointError(
-                f"The checkpoint in {workdir!r} was written with a different config "
-                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); resume "
-                "with the same settings."
+    if loaded is not None:
+        restored = {
+            name: checkpointing.restore_into(
+                loaded.items.get(name, {}), tree, name=name
             )
+            for name, tree in items().items()
+        }
         nnx.update(model, restored["model"])
         nnx.update(optimizer, restored["optimizer"])
-        rng = jax.random.wrap_key_data(restored["rng"])
-        history = meta["history"]
-        train_sums = meta["train_sums"]
+        nnx.update(metrics, restored["train_metrics"])
+        rng = jax.random.wrap_key_data(restored["rng"]["key"])
+        step, history = loaded.step, list(loaded.meta.get("history", []))
 
-    # Replicate parameters and optimizer state over the mesh.
-    state = jax.device_put(nnx.state((model, optimizer)), sharder.replicated)
-    nnx.update((model, optimizer), state)
+    # Every check passed: from here on the run writes to its workdir.
+    if loaded is not None and loaded.newer:
+        moved = ckpts.set_aside(
+            loaded.newer, os.path.join(workdir, "checkpoints_set_aside")
+        )
+        logging.warning(
+            "resuming from step %d; the newer checkpoints were moved to %s",
+            loaded.step,
+            ", ".join(moved),
+        )
+    # Replicate parameters, optimizer state and metrics over the mesh.
+    state = jax.device_put(nnx.state((model, optimizer, metrics)), sharder.replicated)
+    nnx.update((model, optimizer, metrics), state)
     rng = jax.device_put(rng, sharder.replicated)
-
-    is_host0 = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    if is_host0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(_config_dict(config), f, indent=1)
-    mngr = checkpointing.manager(workdir, create=True)
+    if primary:
+        _write_text(
+            os.path.join(workdir, "config.json"),
+            json.dumps(_config_dict(config), indent=1),
+        )
     eval_batches = _eval_batches(data, config.eval_batch_size, sharder)
     train_step = _cached_train_step(_static(config))
     lr_fn, p_fn = create_learning_rate_schedule(config), create_p_schedule(config)
@@ -416,69 +530,62 @@ def train_and_evaluate(
             "step": step,
             "data_order": {"seed": config.seed, "epoch": epoch, "position": position},
             "history": history,
-            "train_sums": train_sums,
         }
-        checkpointing.save(mngr, step, arrays(), meta)
-
-    def flush_pending() -> None:
-        # Fetch the per-step train metrics only now, to keep the device busy between.
-        for loss_i, acc_i in pending:
-            train_sums["loss"] += float(loss_i)
-            train_sums["accuracy"] += float(acc_i)
-            train_sums["count"] += 1
-        pending.clear()
+        ckpts.save(step, items(), meta)
 
     model.train()
     # elapsed_s counts training wall time across resumptions.
     start = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
-    pending: list[tuple[jax.Array, jax.Array]] = []
-    with tqdm(
-        total=config.num_steps,
-        initial=step,
-        disable=not config.progress or not is_host0,
-        desc=config.method,
-        dynamic_ncols=True,
-    ) as bar:
-        while step < last:
-            idx = input_pipeline.batch_indices(
-                config.seed, step, len(data.y_train), config.batch_size
-            )
-            x = sharder.shard(data.x_train[idx])
-            y = sharder.shard(data.y_train[idx])
-            loss, accuracy, rng = train_step(model, optimizer, x, y, rng)
-            pending.append((loss, accuracy))
-            step += 1
-            bar.update(1)
-            if step % 10 == 0 or step == last:
-                bar.set_postfix(
-                    loss=f"{float(loss):.3f}",
-                    acc=f"{float(accuracy):.3f}",
-                    lr=f"{float(lr_fn(step - 1)):.3g}",
-                    p=f"{float(p_fn(step - 1)):+.3f}",
-                    refresh=False,
+    try:
+        with tqdm(
+            total=config.num_steps,
+            initial=step,
+            disable=not config.progress or not primary,
+            desc=config.method,
+            dynamic_ncols=True,
+        ) as bar:
+            while step < last:
+                idx = input_pipeline.batch_indices(
+                    config.seed, step, len(data.y_train), config.batch_size
                 )
-            if step % config.eval_every_steps == 0 or step == config.num_steps:
-                flush_pending()
-                row = {
-                    "step": step,
-                    "epoch": step / per_epoch,
-                    "lr": float(lr_fn(step - 1)),
-                    "p": float(p_fn(step - 1)),
-                    "train_loss": train_sums["loss"] / train_sums["count"],
-                    "train_accuracy": train_sums["accuracy"] / train_sums["count"],
-                    **evaluate(model, eval_batches, len(data.y_test)),
-                    "elapsed_s": time.perf_counter() - start,
-                }
-                train_sums = {"loss": 0.0, "accuracy": 0.0, "count": 0}
-                history.append(row)
-                if is_host0:
-                    _write_metrics(workdir, history)
-            every = config.checkpoint_every_steps
-            if (every and step % every == 0) or step == last:
-                flush_pending()
-                save_checkpoint()
-    mngr.close()
-    if is_host0 and history:
+                x = sharder.shard(data.x_train[idx])
+                y = sharder.shard(data.y_train[idx])
+                loss, rng = train_step(model, optimizer, metrics, x, y, rng)
+                step += 1
+                bar.update(1)
+                if step % 10 == 0 or step == last:
+                    bar.set_postfix(
+                        loss=f"{float(loss):.3f}",
+                        lr=f"{float(lr_fn(step - 1)):.3g}",
+                        p=f"{float(p_fn(step - 1)):+.3f}",
+                        refresh=False,
+                    )
+                if step % config.eval_every_steps == 0 or step == config.num_steps:
+                    train = metrics.compute()
+                    metrics.reset()
+                    nnx.update(
+                        metrics, jax.device_put(nnx.state(metrics), sharder.replicated)
+                    )
+                    history.append(
+                        {
+                            "step": step,
+                            "epoch": step / per_epoch,
+                            "lr": float(lr_fn(step - 1)),
+                            "p": float(p_fn(step - 1)),
+                            "train_loss": float(train["loss"]),
+                            "train_accuracy": float(train["accuracy"]),
+                            **evaluate(model, eval_batches, len(data.y_test)),
+                            "elapsed_s": time.perf_counter() - start,
+                        }
+                    )
+                    if primary:
+                        _write_metrics(workdir, history)
+                every = config.checkpoint_every_steps
+                if (every and step % every == 0) or step == last:
+                    save_checkpoint()
+    finally:
+        ckpts.close()
+    if primary and history:
         steps = np.arange(config.num_steps)
         plots.plot_run(
             history,

@@ -1,6 +1,7 @@
 """The comparison harness: a well-formed table on a tiny config; its summary."""
 
 import json
+import math
 
 import pytest
 
@@ -38,6 +39,24 @@ def test_summarize_steps_ratio_and_alignment():
     assert curves["sgd"]["test_accuracy"].shape == (2, 4)
     table = compare.markdown_table(rows)
     assert table.count("\n") == 3 and "| nsf-pulse | 90.00 ± 0.00 |" in table
+
+
+def test_summarize_uses_sample_std_and_t_intervals():
+    histories = {
+        "sgd": [_history([0.5, 0.8], [1.0, 0.4]), _history([0.5, 0.9], [1.0, 0.2])],
+        "adam": [_history([0.5, 0.7], [1.0, 0.5])],
+    }
+    rows, _ = compare.summarize(histories)
+    sgd, adam = rows
+    # ddof 1: std of (0.8, 0.9) is 0.0707; the 95 % t-interval uses t(1) = 12.706.
+    assert sgd["final_test_accuracy_std"] == pytest.approx(0.1 / 2**0.5)
+    assert sgd["final_test_accuracy_ci95"] == pytest.approx(12.7062 * 0.05, rel=1e-4)
+    assert sgd["final_test_loss_std"] == pytest.approx(0.2 / 2**0.5)
+    assert sgd["table"]["final test acc"] == "85.00 ± 7.07"
+    # One seed: no spread to report.
+    assert math.isnan(adam["final_test_accuracy_std"])
+    assert math.isnan(adam["final_test_accuracy_ci95"])
+    assert adam["table"]["final test acc"] == "70.00"
 
 
 def test_summarize_needs_baseline_and_common_steps():

@@ -1,22 +1,35 @@
-"""Configurations by name: ``get_config("mnist1d")`` and friends."""
+"""Configurations by name: ``get_config("mnist1d")`` and friends.
+
+Imports only the standard library (the command lines read it before jax loads).
+"""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import functools
-
 from nsf_optax.examples.configs import cifar10, digits, mnist1d, tiny
 from nsf_optax.examples.configs.default import Config
+from nsf_optax.examples.errors import ConfigError
 
-_CONFIGS = {
-    "default": mnist1d.get_config,
-    "mnist1d": mnist1d.get_config,
-    "digits": digits.get_config,
-    "cifar10": cifar10.get_config,
-    "tiny": tiny.get_config,
+_MODULES = {
+    "default": mnist1d,
+    "mnist1d": mnist1d,
+    "digits": digits,
+    "cifar10": cifar10,
+    "tiny": tiny,
 }
-CONFIG_NAMES = tuple(_CONFIGS)
+CONFIG_NAMES = tuple(_MODULES)
+
+
+def describe(name: str) -> str:
+    """The one-line description of a preset (its module's summary line)."""
+    return _MODULES[name].__doc__.strip().splitlines()[0].rstrip(".")
+
+
+def describe_all() -> str:
+    """Every preset with its description, for ``--help``."""
+    return "; ".join(
+        f"{name}: {'same as mnist1d' if name == 'default' else describe(name)}"
+        for name in CONFIG_NAMES
+    )
 
 
 def get_config(name: str = "default") -> Config:
@@ -27,71 +40,15 @@ def get_config(name: str = "default") -> Config:
 
     Returns:
       A frozen :class:`Config`.
+
+    Raises:
+      ConfigError: for an unknown name.
     """
-    if name not in _CONFIGS:
-        raise ValueError(f"Unknown config {name!r}; choose one of {list(_CONFIGS)}.")
-    return _CONFIGS[name]()
+    if name not in _MODULES:
+        raise ConfigError(
+            f"Unknown config {name!r}; choose one of {list(_MODULES)}.", ("config",)
+        )
+    return _MODULES[name].get_config()
 
 
-def _parse_value(kind: str, text: str):
-    if "None" in kind and text.lower() == "none":
-        return None
-    if kind.startswith("int"):
-        return int(text)
-    if kind.startswith("float"):
-        return float(text)
-    return text
-
-
-def add_config_arguments(
-    parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()
-) -> None:
-    """Adds one ``--<field>`` option per :class:`Config` field (default: unchanged).
-
-    Booleans take ``--flag`` / ``--no-flag``; ``None`` is spelled ``none``. Fields
-    named in ``exclude`` get no option.
-    """
-    group = parser.add_argument_group("config overrides (default: the config's)")
-    for field in dataclasses.fields(Config):
-        if field.name in exclude:
-            continue
-        kind = str(field.type)
-        if kind == "bool":
-            group.add_argument(
-                f"--{field.name}", action=argparse.BooleanOptionalAction, default=None
-            )
-        else:
-            group.add_argument(
-                f"--{field.name}",
-                type=functools.partial(_parse_value, kind),
-                default=argparse.SUPPRESS,
-                metavar=kind.replace(" ", "").upper(),
-            )
-
-
-def config_from_args(config: Config, args: argparse.Namespace) -> Config:
-    """``config`` with the fields given on the command line replaced.
-
-    Args:
-      config: the base configuration.
-      args: parsed arguments from a parser set up by :func:`add_config_arguments`.
-
-    Returns:
-      The new, re-validated :class:`Config`.
-    """
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(Config)
-        if getattr(args, f.name, None) is not None
-        or (f.name in vars(args) and str(f.type) != "bool")
-    }
-    return dataclasses.replace(config, **given)
-
-
-__all__ = [
-    "CONFIG_NAMES",
-    "Config",
-    "add_config_arguments",
-    "config_from_args",
-    "get_config",
-]
+__all__ = ["CONFIG_NAMES", "Config", "describe", "describe_all", "get_config"]

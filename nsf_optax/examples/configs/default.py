@@ -1,26 +1,46 @@
-"""The training configuration: a frozen dataclass with checked values.
+"""The training configuration: a frozen, typed dataclass whose values are checked.
 
 ``Config`` holds every knob of :func:`nsf_optax.examples.train.train_and_evaluate`;
 the modules next to this one (``digits``, ``mnist1d``, ``cifar10``, ``tiny``) return
 dataset-specific copies through ``get_config()``. Override fields with
-``dataclasses.replace`` or on the command line (``--learning_rate 0.05``).
+``dataclasses.replace`` or on the command line (``--learning_rate 0.05``): the
+command line is generated from the field types (``Literal`` fields give the
+choices), :data:`FIELD_BOUNDS` (the allowed ranges) and the ``Attributes`` section
+below (the help texts), so the three cannot drift apart.
 
 The p-schedule defaults are this project's choice: the paper's extracted text lost the
 numbers of its pulse-tidal run, keeping only "a pulse phase, then alternating sign every
-200 iterations" (see ``NSF_METHOD.md``).
+200 iterations".
+
+This module imports only the standard library: ``--help`` reads it before jax loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import operator
+import typing
+from typing import Any, Literal
 
-OPTIMIZERS = ("sgd", "adam", "padam", "nsf")
-NSF_FLAVOURS = ("sgd", "adam")
-P_SCHEDULES = ("constant", "cosine_tidal", "pulse_tidal")
-LR_SCHEDULES = ("warmup_cosine", "piecewise")
-NORMALIZE = ("rms", "none")
-DATASETS = ("digits", "mnist1d", "cifar10")
-MODELS = ("resnet18", "resnet20", "resnet1d", "tiny")
+from nsf_optax.examples.errors import ConfigError, ConfigTypeError
+
+Dataset = Literal["digits", "mnist1d", "cifar10"]
+Model = Literal["resnet18", "resnet20", "resnet1d", "tiny"]
+Optimizer = Literal["sgd", "adam", "padam", "nsf"]
+NsfFlavour = Literal["sgd", "adam"]
+Normalize = Literal["rms", "none"]
+PSchedule = Literal["constant", "cosine_tidal", "pulse_tidal"]
+LrSchedule = Literal["warmup_cosine", "piecewise"]
+
+DATASETS = typing.get_args(Dataset)
+MODELS = typing.get_args(Model)
+OPTIMIZERS = typing.get_args(Optimizer)
+NSF_FLAVOURS = typing.get_args(NsfFlavour)
+NORMALIZE = typing.get_args(Normalize)
+P_SCHEDULES = typing.get_args(PSchedule)
+LR_SCHEDULES = typing.get_args(LrSchedule)
 
 # Peak learning rates when Config.learning_rate is None.
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "nsf": 0.1, "padam": 0.1, "adam": 1e-3}
@@ -28,32 +48,116 @@ PADAM_P = 0.125  # Padam's partial exponent (Chen et al. 2020).
 
 
 @dataclasses.dataclass(frozen=True)
+class Bound:
+    """An allowed interval for a numeric field; float fields must also be finite.
+
+    Attributes:
+      low: the lower end (None: unbounded).
+      high: the upper end (None: unbounded).
+      low_open: exclude ``low`` itself.
+      high_open: exclude ``high`` itself.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """The interval in words: "> 0", ">= 0", "in [0, 1)" or "finite"."""
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{low}, {high}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {low}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {high}"
+        return "finite"
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is finite and inside the interval."""
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (
+            value < self.low or (self.low_open and value == self.low)
+        ):
+            return False
+        return self.high is None or not (
+            value > self.high or (self.high_open and value == self.high)
+        )
+
+
+def _number(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+_POSITIVE = Bound(low=0, low_open=True)
+_NON_NEGATIVE = Bound(low=0)
+_FINITE = Bound()
+_UNIT = Bound(low=0, high=1, high_open=True)
+
+# The allowed range of every numeric field (float fields are also finite).
+FIELD_BOUNDS: dict[str, Bound] = {
+    "num_filters": _POSITIVE,
+    "p_value": _FINITE,
+    "p_min": _FINITE,
+    "p_max": _FINITE,
+    "p_period_steps": _POSITIVE,
+    "pulse_value": _FINITE,
+    "pulse_steps": _NON_NEGATIVE,
+    "tidal_high_value": _FINITE,
+    "tidal_low_value": _FINITE,
+    "tidal_every_steps": _POSITIVE,
+    "learning_rate": _POSITIVE,
+    "warmup_steps": _NON_NEGATIVE,
+    "momentum": _UNIT,
+    "b2": _UNIT,
+    "eps": _NON_NEGATIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "batch_size": _POSITIVE,
+    "eval_batch_size": _POSITIVE,
+    "num_steps": _POSITIVE,
+    "eval_every_steps": _POSITIVE,
+    "checkpoint_every_steps": _NON_NEGATIVE,
+    "crop_padding": _NON_NEGATIVE,
+    # jax.random.key and numpy's default_rng both take any 32-bit unsigned seed.
+    "seed": Bound(low=0, high=2**32, high_open=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything one training run depends on.
 
     Attributes:
-      dataset: "digits", "mnist1d" or "cifar10".
+      dataset: the offline dataset: scikit-learn's 8x8 digits, MNIST-1D generated
+        procedurally, or CIFAR-10 read from data_dir.
       data_dir: local CIFAR-10 directory (python-pickle batches); cifar10 only.
-      model: "resnet18", "resnet20", "resnet1d" or "tiny" (test-only).
+      model: the ResNet preset ("tiny" is for tests).
       num_filters: the model's base width; None keeps the preset's (64, 16, 32, 4).
-      optimizer: "sgd" (momentum 0.9: the paper's p = 0 baseline), "adam", "padam"
-        (Adam-flavoured, p = 1/8) or "nsf" (p from ``p_schedule``).
-      nsf_flavour: "sgd" (``nsf_optax.nsf_sgd``: momentum times the p-gain, the
-        paper's ResNet setting) or "adam" (``nsf_optax.nsfw``).
-      normalize: "rms" (each leaf's update keeps the RMS of the p = 0 direction, so p
-        changes only the relative weighting across coordinates) or "none" (the raw
-        gain ``vhat**-p``, which also changes the step size by orders of magnitude).
-      p_schedule: "constant", "cosine_tidal" or "pulse_tidal" (nsf only).
-      p_value: the constant p.
-      p_min, p_max, p_period_steps: cosine tidal p(t) sweeping [p_min, p_max] with
-        period p_period_steps, starting at p_max.
-      pulse_value, pulse_steps: the pulse phase of pulse_tidal.
-      tidal_high_value, tidal_low_value, tidal_every_steps: after the pulse, p
-        alternates between the two values every tidal_every_steps steps.
-      learning_rate: peak learning rate; None uses ``DEFAULT_LEARNING_RATES``.
-      lr_schedule: "warmup_cosine" (linear warmup, cosine decay to 0) or "piecewise"
-        (constant, divided by 10 at 50 % and 75 % of num_steps).
-      warmup_steps: warmup length of warmup_cosine.
+      optimizer: "sgd" (momentum: the paper's p = 0 baseline), "adam", "padam"
+        (Adam-flavoured, p = 1/8) or "nsf" (p from p_schedule).
+      nsf_flavour: "sgd" (nsf_optax.nsf_sgd: momentum times the p-gain, the
+        paper's ResNet setting) or "adam" (nsf_optax.nsfw).
+      normalize: "rms" (each leaf's update keeps the RMS of the p = 0 direction, so
+        p changes only the relative weighting across coordinates) or "none" (the
+        raw gain vhat**-p, which also changes the step size by orders of magnitude).
+      p_schedule: the p(t) of optimizer "nsf".
+      p_value: the constant p of p_schedule "constant".
+      p_min, p_max: cosine_tidal sweeps p over [p_min, p_max], starting at p_max.
+      p_period_steps: the period of cosine_tidal, in steps.
+      pulse_value: p during the pulse phase of pulse_tidal.
+      pulse_steps: the length of the pulse phase of pulse_tidal.
+      tidal_high_value, tidal_low_value: after the pulse, p alternates between these.
+      tidal_every_steps: steps between the alternations of pulse_tidal.
+      learning_rate: peak learning rate; None uses the optimizer's default (0.1 for
+        sgd, padam and nsf; 1e-3 for adam).
+      lr_schedule: "warmup_cosine" (linear warmup, cosine decay to 0) or
+        "piecewise" (constant, divided by 10 at 50 % and 75 % of num_steps).
+      warmup_steps: warmup length of warmup_cosine (below num_steps).
       momentum: heavy-ball momentum of the SGD flavour; b1 of the Adam flavour.
       b2: second-moment EMA decay.
       eps: denominator guard.
@@ -63,24 +167,24 @@ class Config:
       eval_batch_size: evaluation batch size (a multiple of the device count).
       num_steps: training steps.
       eval_every_steps: evaluate on the test set (and log) every this many steps.
-      checkpoint_every_steps: save a checkpoint every this many steps (0: only at
-        the end).
+      checkpoint_every_steps: save a verified checkpoint every this many steps (0:
+        only at the end).
       crop_padding: random-crop padding in pixels (0 disables).
       flip: random horizontal flips (images without a handedness only).
       seed: seeds parameters, data order and augmentation.
-      resume: continue from the latest checkpoint in the workdir (an error when
-        there is none); when False, a workdir that holds checkpoints is an error.
+      resume: continue from the newest verified checkpoint in the workdir (an error
+        when there is none); without it a workdir holding checkpoints is refused.
       progress: show a tqdm progress bar.
     """
 
-    dataset: str = "mnist1d"
+    dataset: Dataset = "mnist1d"
     data_dir: str | None = None
-    model: str = "resnet1d"
+    model: Model = "resnet1d"
     num_filters: int | None = None
-    optimizer: str = "nsf"
-    nsf_flavour: str = "sgd"
-    normalize: str = "rms"
-    p_schedule: str = "pulse_tidal"
+    optimizer: Optimizer = "nsf"
+    nsf_flavour: NsfFlavour = "sgd"
+    normalize: Normalize = "rms"
+    p_schedule: PSchedule = "pulse_tidal"
     p_value: float = -0.125
     p_min: float = -0.25
     p_max: float = 0.25
@@ -91,7 +195,7 @@ class Config:
     tidal_low_value: float = -0.25
     tidal_every_steps: int = 200
     learning_rate: float | None = None
-    lr_schedule: str = "warmup_cosine"
+    lr_schedule: LrSchedule = "warmup_cosine"
     warmup_steps: int = 100
     momentum: float = 0.9
     b2: float = 0.999
@@ -109,68 +213,30 @@ class Config:
     progress: bool = True
 
     def __post_init__(self):
-        choices = {
-            "dataset": DATASETS,
-            "model": MODELS,
-            "optimizer": OPTIMIZERS,
-            "nsf_flavour": NSF_FLAVOURS,
-            "p_schedule": P_SCHEDULES,
-            "lr_schedule": LR_SCHEDULES,
-            "normalize": NORMALIZE,
-        }
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(
-                    f"Unknown {name} {value!r}; choose one of {list(allowed)}."
-                )
-        for name in (
-            "num_steps",
-            "batch_size",
-            "eval_batch_size",
-            "eval_every_steps",
-            "p_period_steps",
-            "tidal_every_steps",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
-        for name in ("warmup_steps", "checkpoint_every_steps", "pulse_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"{name} must be non-negative, got {getattr(self, name)}."
-                )
-        if self.num_filters is not None and self.num_filters <= 0:
-            raise ValueError(f"num_filters must be positive, got {self.num_filters}.")
-        if self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}.")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be positive, got {self.learning_rate}."
-            )
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}.")
-        if not 0 <= self.momentum < 1 or not 0 <= self.b2 < 1:
-            raise ValueError(
-                f"momentum and b2 must be in [0, 1), got {self.momentum}, {self.b2}."
-            )
-        if self.eps < 0:
-            raise ValueError(f"eps must be >= 0, got {self.eps}.")
+        for name, kind in field_types().items():
+            value = check_field(name, kind, getattr(self, name))
+            object.__setattr__(self, name, value)  # numpy/jax scalars -> Python
         if self.p_min > self.p_max:
-            raise ValueError(
-                f"p_min ({self.p_min}) must not exceed p_max ({self.p_max})."
+            raise ConfigError(
+                f"p_min ({self.p_min}) must not exceed p_max ({self.p_max}).",
+                ("p_min", "p_max"),
             )
         if self.lr_schedule == "warmup_cosine" and self.warmup_steps >= self.num_steps:
-            raise ValueError(
+            raise ConfigError(
                 f"warmup_steps ({self.warmup_steps}) must be below num_steps "
-                f"({self.num_steps})."
+                f"({self.num_steps}).",
+                ("warmup_steps", "num_steps"),
             )
         if self.dataset == "cifar10" and not self.data_dir:
-            raise ValueError(
-                "dataset 'cifar10' needs data_dir (--data_dir): a local directory with "
-                "the python-pickle batches of cifar-10-python.tar.gz."
+            raise ConfigError(
+                "dataset 'cifar10' needs data_dir: a local directory with the "
+                "python-pickle batches of cifar-10-python.tar.gz.",
+                ("data_dir",),
             )
         if self.model == "resnet1d" and self.dataset != "mnist1d":
-            raise ValueError("model 'resnet1d' needs dataset 'mnist1d'.")
+            raise ConfigError(
+                "model 'resnet1d' needs dataset 'mnist1d'.", ("model", "dataset")
+            )
 
     @property
     def peak_learning_rate(self) -> float:
@@ -195,6 +261,83 @@ class Config:
         if self.normalize == "none":
             label += "-raw"
         return label
+
+
+@functools.cache
+def field_types() -> dict[str, Any]:
+    """Field name -> its resolved type (``int``, ``float | None``, a ``Literal``...)."""
+    return typing.get_type_hints(Config)
+
+
+def _is_bool(value: Any) -> bool:
+    # Python and numpy/jax booleans (numpy's bool_ is not a bool subclass).
+    return (
+        isinstance(value, bool)
+        or getattr(getattr(value, "dtype", None), "kind", None) == "b"
+    )
+
+
+def check_field(name: str, kind: Any, value: Any) -> Any:
+    """Checks one field's value against its type and bound; returns it as Python.
+
+    Integers and floats may be Python, numpy or 0-d jax values; they come back as
+    ``int`` / ``float``. Booleans are not numbers here.
+
+    Args:
+      name: the field name (for the message).
+      kind: its type from :func:`field_types`.
+      value: the value to check.
+
+    Returns:
+      The value, converted to the Python type of the field.
+
+    Raises:
+      ConfigTypeError: for a value of the wrong type.
+      ConfigError: for a value outside the field's choices or bound.
+    """
+    args = typing.get_args(kind)
+    if type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        kind = next(a for a in args if a is not type(None))
+        args = typing.get_args(kind)
+    if typing.get_origin(kind) is Literal:
+        if value not in args or not isinstance(value, str):
+            raise ConfigError(
+                f"Unknown {name} {value!r}; choose one of {list(args)}.", (name,)
+            )
+        return value
+    if kind is bool:
+        if not _is_bool(value):
+            raise ConfigTypeError(
+                f"{name} must be a bool, got {type(value).__name__}.", (name,)
+            )
+        return bool(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigTypeError(
+                f"{name} must be a str, got {type(value).__name__}.", (name,)
+            )
+        return value
+    if _is_bool(value) or isinstance(value, str | bytes):
+        raise ConfigTypeError(
+            f"{name} must be a number, got {type(value).__name__} {value!r}.",
+            (name,),
+        )
+    try:
+        number = operator.index(value) if kind is int else float(value)
+    except TypeError:
+        raise ConfigTypeError(
+            f"{name} must be {'an integer' if kind is int else 'a float'}, got "
+            f"{type(value).__name__} {value!r}.",
+            (name,),
+        ) from None
+    bound = FIELD_BOUNDS.get(name)
+    if bound is not None and not bound.contains(number):
+        raise ConfigError(
+            f"{name} must be {bound.describe()}, got {number!r}.", (name,)
+        )
+    return number
 
 
 def get_config() -> Config:

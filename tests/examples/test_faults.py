@@ -1,0 +1,136 @@
+"""Runs that never lose work: kill -9, corrupt checkpoints, two runs in one workdir."""
+
+import hashlib
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from nsf_optax.examples import __main__ as run_cli
+from nsf_optax.examples import checkpointing, workdirs
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _snapshot(directory):
+    out = {}
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            out[os.path.join(root, name)] = "dir"
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                out[os.path.join(root, name)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def _final(workdir):
+    """The newest verified checkpoint of a run: (step, items, history without times)."""
+    loaded = checkpointing.Checkpoints(
+        os.path.join(workdir, "checkpoints")
+    ).find_resume()
+    history = [
+        {k: v for k, v in row.items() if k != "elapsed_s"}
+        for row in loaded.meta["history"]
+    ]
+    return loaded.step, loaded.items, history
+
+
+def _assert_same_run(a, b):
+    (step_a, items_a, history_a), (step_b, items_b, history_b) = a, b
+    assert step_a == step_b and history_a == history_b
+    assert items_a.keys() == items_b.keys()
+    for name in items_a:
+        assert items_a[name].keys() == items_b[name].keys(), name
+        for key in items_a[name]:
+            np.testing.assert_array_equal(items_a[name][key], items_b[name][key])
+
+
+def _stderr_line(capsys):
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capsys):
+    """Also: a second run into the busy workdir is refused naming the holder, and
+    the lock file the killed run leaves behind does not block the resume."""
+    rng = random.Random()
+    kill_after = rng.randint(1, 5)  # the checkpoint after which the kill lands
+    delay = rng.uniform(0.0, 0.3)  # anywhere in the next steps, mid-save included
+    context = f"killed after checkpoint {kill_after} + {delay:.3f} s"
+    workdir = tmp_path / "run"
+    argv = ["--config", "tiny", "--num_steps", "8", "--eval_every_steps", "2"]
+    argv += ["--checkpoint_every_steps", "1", "--workdir", str(workdir)]
+    log = open(tmp_path / "log.txt", "w")  # closed in the finally below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsf_optax.examples", *argv],
+        cwd=_ROOT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        digest = workdir / "checkpoints" / str(kill_after) / checkpointing.DIGEST_FILE
+        deadline = time.monotonic() + 300
+        while not digest.exists():
+            assert proc.poll() is None, (tmp_path / "log.txt").read_text()
+            assert time.monotonic() < deadline, "the run never saved a checkpoint"
+            time.sleep(0.01)
+        # A second run into the same workdir is refused while the first lives.
+        assert run_cli.main(argv) == 2
+        assert f"is in use by pid {proc.pid} on" in _stderr_line(capsys)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode in (-signal.SIGKILL, 0), context  # 0: it finished first
+    if proc.returncode:
+        assert (workdir / workdirs.LOCK_NAME).exists(), context  # left behind
+    assert run_cli.main([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert not (workdir / workdirs.LOCK_NAME).exists()
+    # Uninterrupted, with one checkpoint at the end (the frequency changes no number).
+    reference = tmp_path / "reference"
+    argv[-3:] = ["0", "--workdir", str(reference)]
+    assert run_cli.main(argv) == 0
+    _assert_same_run(_final(workdir), _final(reference))
+
+
+def test_corrupt_checkpoint_is_refused_then_resumed_from_an_older_one(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    # Width 32 stores the kernels out of line, in the data files.
+    argv = ["--config", "tiny", "--num_filters", "32", "--workdir", str(workdir)]
+    assert run_cli.main(argv) == 0
+    uninterrupted = _final(workdir)
+    model_dir = workdir / "checkpoints" / "6" / "model"
+    files = [os.path.join(r, f) for r, _, fs in os.walk(model_dir) for f in fs]
+    data = max(files, key=os.path.getsize)
+    size = os.path.getsize(data)
+    with open(data, "r+b") as f:
+        f.seek(size // 2)
+        chunk = f.read(256)
+        f.seek(size // 2)
+        f.write(bytes(b ^ 0x5A for b in chunk))
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    assert run_cli.main([*argv, "--resume"]) == 2
+    line = _stderr_line(capsys)
+    # Where the bytes land decides: a chunk that still decompresses reads back
+    # wrong numbers (caught by the digest), a broken one fails to read.
+    assert "Checkpoint step 6" in line, line
+    assert "fails verification" in line or "cannot be read" in line, line
+    assert "Older verified checkpoints: step 3" in line
+    assert "--resume_step 3" in line
+    assert _snapshot(tmp_path) == before  # nothing deleted, nothing written
+    # The way out the message names: the corrupt step is set aside, not deleted.
+    assert run_cli.main([*argv, "--resume_step", "3"]) == 0
+    assert (workdir / "checkpoints_set_aside" / "6" / "model").is_dir()
+    _assert_same_run(_final(workdir), uninterrupted)
