@@ -6,11 +6,15 @@ import sys
 _CHECK = """
 import sys
 import nsf_optax
+assert "jax" not in sys.modules, "import nsf_optax must not import jax"
 from nsf_optax import p_schedule
 heavy = {"flax", "matplotlib", "sklearn", "orbax", "tqdm", "mnist1d"}
 loaded = sorted(heavy & {name.split(".")[0] for name in sys.modules})
 assert not loaded, loaded
+assert set(nsf_optax.__all__) == set(nsf_optax._LAZY) | {"__version__"}
 assert set(nsf_optax.__all__) <= set(dir(nsf_optax))
+for name in nsf_optax.__all__:
+    getattr(nsf_optax, name)
 print("ok")
 """
 
