@@ -278,6 +278,61 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
 
 
+def training_set(
+    data: Dataset, *, train_size: int | None, label_noise: float, seed: int
+) -> Dataset:
+    """The training set a run sees: a seeded subset with seeded label noise.
+
+    The subset is the first ``train_size`` examples of the permutation
+    ``default_rng([seed, 0])``; then exactly ``round(label_noise * n)`` of its
+    labels, chosen by ``default_rng([seed, 1])``, are replaced by a class drawn
+    uniformly from the *other* classes. The test set is returned unchanged.
+
+    Args:
+      data: the full dataset.
+      train_size: the number of training examples to keep (None: all).
+      label_noise: the fraction of training labels to corrupt, in ``[0, 1)``.
+      seed: the data seed (independent of the runs' seeds).
+
+    Returns:
+      A :class:`Dataset` (the input itself when neither option is set).
+
+    Raises:
+      DataError: when ``train_size`` exceeds the training set.
+
+    Examples:
+      >>> import numpy as np
+      >>> from nsf_optax.examples import input_pipeline
+      >>> y = np.arange(1000, dtype=np.int32) % 10
+      >>> x = np.zeros((1000, 4, 1), np.float32)
+      >>> data = input_pipeline.Dataset(x, y, x[:10], y[:10], num_classes=10)
+      >>> noisy = input_pipeline.training_set(
+      ...     data, train_size=None, label_noise=0.2, seed=0)
+      >>> float(np.mean(noisy.y_train != y)), bool((noisy.y_test == y[:10]).all())
+      (0.2, True)
+    """
+    x, y = data.x_train, data.y_train
+    if train_size is not None:
+        if train_size > len(y):
+            raise DataError(
+                f"train_size ({train_size}) exceeds the {len(y)} training examples."
+            )
+        perm = np.random.default_rng([seed, 0]).permutation(len(y))
+        keep = np.sort(perm[:train_size])
+        x, y = x[keep], y[keep]
+    if label_noise > 0:
+        rng = np.random.default_rng([seed, 1])
+        flip = rng.permutation(len(y))[: round(label_noise * len(y))]
+        shift = rng.integers(1, data.num_classes, len(flip))
+        y = y.copy()
+        y[flip] = (y[flip] + shift) % data.num_classes
+    if x is data.x_train and y is data.y_train:
+        return data
+    return _read_only(
+        Dataset(x, y.astype(np.int32), data.x_test, data.y_test, data.num_classes)
+    )
+
+
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Full batches per epoch (the remainder of each permutation is dropped)."""
     return num_examples // batch_size

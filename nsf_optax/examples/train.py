@@ -457,7 +457,12 @@ def _train_locked(
             f"{ckpts.directory!r} already holds checkpoints; pass --resume to "
             "continue that run or choose another --workdir (nothing is overwritten)."
         )
-    data = input_pipeline.load_dataset(config.dataset, config.data_dir)
+    data = input_pipeline.training_set(
+        input_pipeline.load_dataset(config.dataset, config.data_dir),
+        train_size=config.train_size,
+        label_noise=config.label_noise,
+        seed=config.data_seed,
+    )
     _check_data(config, data)
     sharder = _Sharder()
 

@@ -1,5 +1,6 @@
 """Offline data sources, batch order and augmentation."""
 
+import dataclasses
 import pickle
 
 import jax
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from nsf_optax.examples import input_pipeline
+from nsf_optax.examples.errors import DataError
 
 
 @pytest.mark.parametrize(
@@ -87,3 +89,59 @@ def test_augment_is_jittable_seeded_and_a_crop(shape):
         assert set(np.asarray(y[i]).ravel()) <= set(np.asarray(x[i]).ravel()) | {0.0}
     unchanged = input_pipeline.augment(key, x, crop_padding=0, flip=False)
     np.testing.assert_array_equal(unchanged, x)
+
+
+def _labelled(n=1000, classes=10):
+    y = (np.arange(n) % classes).astype(np.int32)
+    x = np.arange(n, dtype=np.float32).reshape(n, 1, 1)
+    return input_pipeline.Dataset(x, y, x[:50], y[:50], num_classes=classes)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4, 0.9])
+def test_label_noise_fraction_other_class_and_clean_test_set(fraction):
+    data = _labelled()
+    noisy = input_pipeline.training_set(
+        data, train_size=None, label_noise=fraction, seed=3
+    )
+    changed = noisy.y_train != data.y_train
+    assert changed.sum() == round(fraction * len(data.y_train))
+    assert noisy.y_train.min() >= 0 and noisy.y_train.max() < data.num_classes
+    np.testing.assert_array_equal(noisy.x_train, data.x_train)
+    assert noisy.x_test is data.x_test and noisy.y_test is data.y_test
+    if fraction:
+        # Uniform over the other classes: every wrong class is used.
+        wrong = (noisy.y_train[changed] - data.y_train[changed]) % data.num_classes
+        assert set(wrong.tolist()) == set(range(1, data.num_classes))
+
+
+def test_label_noise_and_subset_are_deterministic_in_the_data_seed():
+    data = _labelled()
+    a = input_pipeline.training_set(data, train_size=300, label_noise=0.2, seed=1)
+    b = input_pipeline.training_set(data, train_size=300, label_noise=0.2, seed=1)
+    c = input_pipeline.training_set(data, train_size=300, label_noise=0.2, seed=2)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert not np.array_equal(a.x_train, c.x_train)
+    assert len(a.y_train) == 300 and len(np.unique(a.x_train)) == 300
+    # The subset keeps the examples' (x, clean y) pairs, in dataset order.
+    idx = a.x_train[:, 0, 0].astype(int)
+    assert np.all(np.diff(idx) > 0)
+    assert np.sum(a.y_train != data.y_train[idx]) == 60
+
+
+def test_training_set_unchanged_without_options_and_refuses_a_large_subset():
+    data = _labelled()
+    assert (
+        input_pipeline.training_set(data, train_size=None, label_noise=0.0, seed=0)
+        is data
+    )
+    with pytest.raises(DataError, match="train_size"):
+        input_pipeline.training_set(data, train_size=1001, label_noise=0.0, seed=0)
+
+
+def test_label_noise_is_a_checked_config_field():
+    from nsf_optax.examples.configs import get_config
+
+    assert get_config("tiny").label_noise == 0.0
+    with pytest.raises(ValueError, match="label_noise"):
+        dataclasses.replace(get_config("tiny"), label_noise=1.0)

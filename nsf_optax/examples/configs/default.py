@@ -123,6 +123,9 @@ FIELD_BOUNDS: dict[str, Bound] = {
     "eval_every_steps": _POSITIVE,
     "checkpoint_every_steps": _NON_NEGATIVE,
     "crop_padding": _NON_NEGATIVE,
+    "label_noise": _UNIT,
+    "train_size": _POSITIVE,
+    "data_seed": Bound(low=0, high=2**32, high_open=True),
     # jax.random.key and numpy's default_rng both take any 32-bit unsigned seed.
     "seed": Bound(low=0, high=2**32, high_open=True),
 }
@@ -171,6 +174,12 @@ class Config:
         only at the end).
       crop_padding: random-crop padding in pixels (0 disables).
       flip: random horizontal flips (images without a handedness only).
+      label_noise: the fraction of training labels replaced by a uniformly drawn
+        other class (test labels stay clean); 0 disables.
+      train_size: train on this many examples, a seeded subset of the training
+        set (None: all of it).
+      data_seed: seeds the training subset and the label noise, so that runs with
+        different seeds see the same (noisy) training set.
       seed: seeds parameters, data order and augmentation.
       resume: continue from the newest verified checkpoint in the workdir (an error
         when there is none); without it a workdir holding checkpoints is refused.
@@ -208,6 +217,9 @@ class Config:
     checkpoint_every_steps: int = 500
     crop_padding: int = 2
     flip: bool = False
+    label_noise: float = 0.0
+    train_size: int | None = None
+    data_seed: int = 0
     seed: int = 0
     resume: bool = False
     progress: bool = True
