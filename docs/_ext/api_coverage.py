@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sphinx.application import Sphinx
-from sphinx.environment import BuildEnvironment
-from sphinx.util import logging
-
-_LOGGER = logging.getLogger(__name__)
+if TYPE_CHECKING:  # Sphinx is imported only by the build: the tests run without it.
+    from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
 
 #: Modules whose ``__all__`` is the public API; packages listed in
 #: ``_RECURSIVE`` add every public module below them.
@@ -49,6 +47,8 @@ def public_names() -> dict[str, list[str]]:
 
 
 def _check(app: Sphinx, env: BuildEnvironment) -> None:
+    from sphinx.util import logging
+
     del app
     py = env.domaindata["py"]
     documented = set(py["objects"]) | set(py["modules"])
@@ -57,7 +57,7 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
         if module_name not in documented:
             missing.insert(0, "(the module itself)")
         if missing:
-            _LOGGER.warning(
+            logging.getLogger(__name__).warning(
                 "%s: not in the API reference: %s (add them to a page under docs/api/)",
                 module_name,
                 ", ".join(missing),
