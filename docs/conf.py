@@ -74,7 +74,20 @@ autodoc_default_options = {
     "exclude-members": "__repr__, __str__, __weakref__, __new__, __getnewargs__",
 }
 autodoc_typehints = "signature"
-autodoc_type_aliases = {"PLike": "PLike", "Normalize": "Normalize"}
+# Keep optax's and our aliases by name in signatures (not their expansions).
+autodoc_type_aliases = {
+    name: name
+    for name in (
+        "PLike",
+        "Normalize",
+        "optax.ScalarOrSchedule",
+        "optax.Schedule",
+        "optax.Params",
+        "optax.Updates",
+        "optax.OptState",
+        "ArrayLike",
+    )
+}
 maximum_signature_line_length = 88
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
