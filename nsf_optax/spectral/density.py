@@ -70,7 +70,10 @@ def density_target(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def sample_density(x: jnp.ndarray, slope: float) -> jnp.ndarray:
-    r"""Sample density :math:`\rho(x) = 1 + s\,(x - \tfrac12)`, positive for |s| < 2."""
+    r"""Sample density :math:`\rho(x) = 1 + s\,(x - \tfrac12)`.
+
+    Positive on :math:`[0, 1]` for :math:`|s| < 2`.
+    """
     return 1.0 + slope * (x - 0.5)
 
 

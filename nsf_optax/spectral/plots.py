@@ -64,7 +64,7 @@ def plot_lambda_vs_k(table: DecayTable, *, paper: bool = True) -> Any:
 
 
 def plot_decay_mosaic(table: DecayTable) -> Any:
-    """|c_k| traces (log axis) for every row against its regression variable.
+    """:math:`|c_k|` traces (log axis) for every row against its regression variable.
 
     One panel per row; the horizontal axis is tau or t, the variable the
     protocol fits that row against, with the fit window shaded.
