@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -203,7 +203,7 @@ class DensityResult(NamedTuple):
     final_frmse: dict[tuple[float, float], float]
     steps_to_threshold: dict[tuple[float, float], int | None]
     eq14_rel_error: dict[tuple[float, float], float]
-    verdicts: dict[str, object]
+    verdicts: dict[str, Any]
 
 
 def _first_below(curve: np.ndarray, threshold: float) -> int | None:
@@ -275,7 +275,7 @@ def density_demo(settings: DensitySettings = DensitySettings()) -> DensityResult
         return a / b
 
     ratios = {p: ratio(p) for p in s.ps}
-    verdicts: dict[str, object] = {"density_sensitivity": ratios}
+    verdicts: dict[str, Any] = {"density_sensitivity": ratios}
     if 0.5 in ratios:
         verdicts["adam_insensitive"] = bool(0.9 <= ratios[0.5] <= 1.1)
     if 0.0 in ratios:
