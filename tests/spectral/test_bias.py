@@ -334,7 +334,9 @@ def test_cli_help():
     assert "--quick" in out.stdout and "--json" in out.stdout
 
 
-@pytest.mark.parametrize("module", [bias, nsf_optax.spectral._bias_mlp])
+@pytest.mark.parametrize(
+    "module", [bias, nsf_optax.spectral._bias_mlp], ids=["bias", "_bias_mlp"]
+)
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
