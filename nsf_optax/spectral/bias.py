@@ -532,6 +532,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small size (CI)")
     ap.add_argument("--num-steps", type=int, help="override num_steps")
     ap.add_argument("--num-seeds", type=int, help="override the number of seeds")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="evaluation seeds start here"
+    )
     ap.add_argument("--threshold", type=float, help="override threshold")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--figures", metavar="DIR", help="save the figures (matplotlib)")
@@ -539,8 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = BiasSettings.quick() if args.quick else BiasSettings()
     if args.num_steps is not None:
         s = dataclasses.replace(s, num_steps=args.num_steps)
-    if args.num_seeds is not None:
-        s = dataclasses.replace(s, seeds=tuple(range(args.num_seeds)))
+    if args.num_seeds is not None or args.first_seed:
+        n = len(s.seeds) if args.num_seeds is None else args.num_seeds
+        s = dataclasses.replace(
+            s, seeds=tuple(range(args.first_seed, args.first_seed + n))
+        )
     if args.threshold is not None:
         s = dataclasses.replace(s, threshold=args.threshold)
     result = bias_experiment(s)

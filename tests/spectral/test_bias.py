@@ -323,6 +323,18 @@ def test_quick_learns_the_lowest_frequency(quick_json):
     assert all(t is not None for t in quick_json["time_to_learn"]["p=0.5"]["1"])
 
 
+def test_cli_overrides(quick_result, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        bias, "bias_experiment", lambda st: seen.append(st) or quick_result
+    )
+    args = ["--quick", "--first-seed", "5", "--num-seeds", "3", "--threshold", "0.3"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert bias.main([*args, "--num-steps", "200", "--json"]) == 0
+    assert seen[0].seeds == (5, 6, 7) and seen[0].threshold == 0.3
+    assert seen[0].num_steps == 200 and seen[0].width == bias.BiasSettings.quick().width
+
+
 def test_cli_help():
     out = subprocess.run(
         [sys.executable, "-m", "nsf_optax.spectral.bias", "--help"],
