@@ -291,13 +291,17 @@ def _run_score(loss: np.ndarray) -> np.ndarray:
 
 
 def bias_experiment(settings: BiasSettings = BiasSettings()) -> BiasResult:
-    """Tunes, trains and measures every setting; scores the claims.
+    r"""Tunes, trains and measures every setting; scores the claims.
 
     Every setting (a p schedule with one ``normalize``) gets its own learning
-    rate from its grid: the one with the lowest late loss (log10 of the mean
-    training loss over the last 10 % of steps, averaged over ``tune_seeds``).
-    It is then trained on ``seeds`` (the same inits and targets for every
-    setting) and the per-frequency relative error is logged after every step.
+    rate from ``lr_grid``: the one with the lowest mean over the run of
+    :math:`\log_{10}` training loss, averaged over ``tune_seeds`` (a diverged
+    run scores :math:`+\infty`). It is then trained on ``seeds`` (the same inits
+    and targets for every setting) and the per-frequency relative error
+    :math:`|\hat f_\theta(k) - \hat f(k)| / |\hat f(k)|` is logged after every
+    step; every ``probe_every`` steps the paper's Eq. 4 bridge is probed (see
+    :class:`BiasTrace`). All runs of one ``normalize`` share one compiled
+    program (``jit`` of a ``vmap`` over runs of a ``lax.scan`` over steps).
 
     Args:
       settings: :class:`BiasSettings`.

@@ -261,16 +261,12 @@ def test_bad_settings():
 
 
 # ---------------------------------------------------------------------------
-# The command line, --quick (one run for the module).
-
-
-@pytest.fixture(scope="module")
-def quick_result():
-    return bias.bias_experiment(bias.BiasSettings.quick())
+# The command line and the module's doctests, on one --quick run: one test, so
+# that the compiled programs are shared (also under pytest-xdist).
 
 
 def _cli(monkeypatch, result, args):
-    # The command line on the module's one quick run (no second training).
+    # The command line on the quick run (no second training).
     monkeypatch.setattr(bias, "bias_experiment", lambda settings: result)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -278,61 +274,52 @@ def _cli(monkeypatch, result, args):
     return out.getvalue()
 
 
-@pytest.fixture
-def quick_json(quick_result, monkeypatch):
-    text = _cli(monkeypatch, quick_result, ["--quick", "--json"])
-    return json.loads(text, parse_constant=lambda c: pytest.fail(c))
-
-
-def test_cli_text_and_figures(quick_result, monkeypatch, tmp_path):
-    pytest.importorskip("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    text = _cli(monkeypatch, quick_result, ["--quick", "--figures", str(tmp_path)])
-    assert "high - low" in text and "(eq4)" in text
-    names = sorted(f.name for f in tmp_path.iterdir())
-    assert names == ["bias_eq4.png", "bias_heatmaps.png", "bias_time_to_learn.png"]
-
-
-def test_quick_json_structure(quick_json):
+def _check_quick_json(data):
     s = bias.BiasSettings.quick()
-    assert {"settings", "time_to_learn", "summary", "verdicts"} <= set(quick_json)
-    rows = quick_json["settings"]["rows"]
+    assert {"settings", "time_to_learn", "summary", "verdicts"} <= set(data)
+    rows = data["settings"]["rows"]
     keys = [r["key"] for r in rows]
     assert len(keys) == len(s.schedules()) * len(s.normalizes) == len(set(keys))
     assert "p=0.5" in keys and "cosine[-0.5,0.5] rms" in keys
     for r in rows:
         assert r["lr"] in s.lr_grid and len(r["tune_mean_log10_loss"]) == len(s.lr_grid)
-    assert set(quick_json["time_to_learn"]) == set(keys)
-    for per_k in quick_json["time_to_learn"].values():
+    assert set(data["time_to_learn"]) == set(keys)
+    for per_k in data["time_to_learn"].values():
         assert list(per_k) == [str(k) for k in s.freqs]
         for per_seed in per_k.values():
             assert len(per_seed) == len(s.seeds)
             assert all(t is None or 0 <= t <= s.num_steps for t in per_seed)
     for claim in ("a", "b", "c", "eq4"):
-        assert isinstance(quick_json["verdicts"][claim]["holds"], bool)
-        assert quick_json["verdicts"][claim]["cases"]
-    sensitivity = quick_json["verdicts"]["threshold_sensitivity"]
+        assert isinstance(data["verdicts"][claim]["holds"], bool)
+        assert data["verdicts"][claim]["cases"]
+    sensitivity = data["verdicts"]["threshold_sensitivity"]
     assert list(sensitivity) == [f"{t:g}" for t in s.sensitivity_thresholds]
     assert all(set(v) == {"a", "b", "c"} for v in sensitivity.values())
-
-
-def test_quick_learns_the_lowest_frequency(quick_json):
     # Adam (p = 1/2) at its tuned rate learns k = 1 in every seed.
-    assert all(t is not None for t in quick_json["time_to_learn"]["p=0.5"]["1"])
+    assert all(t is not None for t in data["time_to_learn"]["p=0.5"]["1"])
 
 
-def test_cli_overrides(quick_result, monkeypatch):
+def test_quick_run_cli_and_doctests(monkeypatch, tmp_path):
+    doc = doctest.testmod(bias, optionflags=doctest.ELLIPSIS)  # runs --quick
+    assert doc.attempted > 0 and doc.failed == 0
+    result = bias.bias_experiment(bias.BiasSettings.quick())
+    text = _cli(monkeypatch, result, ["--quick", "--json"])
+    _check_quick_json(json.loads(text, parse_constant=lambda c: pytest.fail(c)))
+    # Overrides reach the settings.
     seen = []
-    monkeypatch.setattr(
-        bias, "bias_experiment", lambda st: seen.append(st) or quick_result
-    )
+    monkeypatch.setattr(bias, "bias_experiment", lambda st: seen.append(st) or result)
     args = ["--quick", "--first-seed", "5", "--num-seeds", "3", "--threshold", "0.3"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert bias.main([*args, "--num-steps", "200", "--json"]) == 0
     assert seen[0].seeds == (5, 6, 7) and seen[0].threshold == 0.3
     assert seen[0].num_steps == 200 and seen[0].width == bias.BiasSettings.quick().width
+    # The text table, verdicts and figures.
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    text = _cli(monkeypatch, result, ["--quick", "--figures", str(tmp_path)])
+    assert "high - low" in text and "(eq4)" in text
+    names = sorted(f.name for f in tmp_path.iterdir())
+    assert names == ["bias_eq4.png", "bias_heatmaps.png", "bias_time_to_learn.png"]
 
 
 def test_cli_help():
@@ -346,10 +333,7 @@ def test_cli_help():
     assert "--quick" in out.stdout and "--json" in out.stdout
 
 
-@pytest.mark.parametrize(
-    "module", [bias, nsf_optax.spectral._bias_mlp], ids=["bias", "_bias_mlp"]
-)
-def test_doctests(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+def test_doctests_of_the_model():
+    result = doctest.testmod(nsf_optax.spectral._bias_mlp, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
