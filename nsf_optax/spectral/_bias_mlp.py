@@ -24,6 +24,10 @@ __all__ = ["BiasTrace", "init_relu_mlp", "make_sine_target", "relu_mlp_apply"]
 Params = list[tuple[jax.Array, jax.Array]]
 
 
+def _is_pexp_state(x) -> bool:
+    return isinstance(x, nsf_optax.ScaleByPexpState)
+
+
 def init_relu_mlp(key: jax.Array, width: int = 128, depth: int = 3) -> Params:
     r"""A 1-input, 1-output ReLU MLP with PyTorch's default initialisation.
 
@@ -141,11 +145,13 @@ class BiasTrace(NamedTuple):
     :math:`|J_{ki}|^2`-weighted mean of :math:`\\log_{10} \\hat v_i`.
     """
 
-    errors: jax.Array  # [T + 1, K] relative error per frequency after t updates
-    loss: jax.Array  # [T + 1] mean squared error after t updates
-    kernel_gain: jax.Array  # [P, K]
-    kernel: jax.Array  # [P, K]
-    log_nu: jax.Array  # [P, K]
+    errors: (
+        jax.Array | np.ndarray
+    )  # [T + 1, K] relative error per frequency after t updates
+    loss: jax.Array | np.ndarray  # [T + 1] mean squared error after t updates
+    kernel_gain: jax.Array | np.ndarray  # [P, K]
+    kernel: jax.Array | np.ndarray  # [P, K]
+    log_nu: jax.Array | np.ndarray  # [P, K]
 
 
 @functools.lru_cache(maxsize=8)
@@ -188,9 +194,15 @@ def make_train_program(
     def probe(params, opt_state, p_fn):
         jac = jax.jacrev(coefficients)(params)
         energy = jax.tree.map(lambda j: j[:num_k] ** 2 + j[num_k:] ** 2, jac)
-        gain = nsf_optax.pexp_gain(opt_state, p_fn, b2=b2, eps=eps)
-        # p = 1 and eps = 0 turn the gain into 1 / vhat.
-        inv_nu = nsf_optax.pexp_gain(opt_state, 1.0, b2=b2, eps=0.0)
+        (state,) = [
+            s
+            for s in jax.tree.leaves(opt_state, is_leaf=_is_pexp_state)
+            if _is_pexp_state(s)
+        ]
+        # The gain the next update applies, at the next step's p.
+        gain = nsf_optax.pexp_gain(opt_state, p=p_fn(state.count))
+        nu_hat = optax.tree.bias_correction(state.nu, state.b2, state.count)
+        inv_nu = jax.tree.map(lambda v: 1.0 / v, nu_hat)
 
         def per_leaf(e, g, iv):
             e = e.reshape(num_k, -1)
@@ -214,7 +226,7 @@ def make_train_program(
             )
         ]
         kg, kf, lv, w = (sum(p[i] for p in parts) for i in range(4))
-        return kg, kf, lv / w
+        return jnp.asarray(kg), jnp.asarray(kf), jnp.asarray(lv / w)
 
     def run(params, f, lr, p_values):
         def p_fn(count):

@@ -45,7 +45,7 @@ def _ci(values: np.ndarray) -> dict[str, float]:
 def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    return float(stats.spearmanr(a, b).statistic)
+    return float(stats.spearmanr(a, b).statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _error_area(errors: np.ndarray) -> np.ndarray:

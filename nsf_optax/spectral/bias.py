@@ -207,7 +207,7 @@ class BiasResult(NamedTuple):
     kernel_gain: dict[str, np.ndarray]  # [S, P, K] (see BiasTrace)
     kernel: dict[str, np.ndarray]  # [S, P, K]
     log_nu: dict[str, np.ndarray]  # [S, P, K]
-    summary: dict[str, dict[str, float]]
+    summary: dict[str, dict[str, Any]]
     verdicts: dict[str, Any]
 
 
@@ -278,7 +278,7 @@ def _run_batched(program, chunk: int, params, target, lr, p_values) -> BiasTrace
     return BiasTrace(*(np.concatenate(f)[:n] for f in zip(*out, strict=True)))
 
 
-def _run_score(loss: np.ndarray) -> np.ndarray:
+def _run_score(loss: jax.Array | np.ndarray) -> np.ndarray:
     """Mean of log10 training loss over the run; inf if any step is not finite.
 
     The area under the log-loss curve rewards learning early as well as a

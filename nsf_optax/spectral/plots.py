@@ -285,6 +285,7 @@ def plot_bias_heatmaps(result: BiasResult, *, max_columns: int = 400) -> Any:
             ax.set_title(f"{label}" + ("" if norm is None else f", {norm}"), fontsize=8)
     fig.supxlabel("step")
     fig.supylabel("frequency k")
+    assert image is not None  # at least one row and one normalize were drawn
     fig.colorbar(image, ax=axes, shrink=0.8, label="log10 relative error")
     return fig
 
