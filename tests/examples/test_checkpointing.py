@@ -1,6 +1,5 @@
 """Verified checkpoints: digest, read-back, retention, standard orbax restore."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,17 +14,7 @@ from flax import nnx
 from nsf_optax.examples import checkpointing, models
 from nsf_optax.examples.errors import CheckpointError
 
-
-def _snapshot(directory):
-    out = {}
-    for root, dirs, files in os.walk(directory):
-        for name in dirs:
-            out[os.path.join(root, name)] = "dir"
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[path] = hashlib.sha256(f.read()).hexdigest()
-    return out
+from ._files import snapshot
 
 
 def _items(value: float = 0.0):
@@ -121,7 +110,7 @@ def test_silently_changed_arrays_fail_verification(tmp_path):
     shutil.copytree(
         os.path.join(scratch.directory, "2", "model"), tmp_path / "2" / "model"
     )
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     with pytest.raises(CheckpointError) as info:
         ckpts.find_resume()
     message = str(info.value)
@@ -129,7 +118,7 @@ def test_silently_changed_arrays_fail_verification(tmp_path):
     assert "step 2" in message and "model changed on disk" in message
     assert "Older verified checkpoints: step 1" in message
     assert "--resume_step 1" in message
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
     # The named fallback works, and the corrupt step is moved aside, not deleted.
     loaded = ckpts.find_resume(1)
     assert loaded.step == 1 and loaded.newer == (2,)
@@ -144,13 +133,13 @@ def test_unreadable_data_is_one_line_and_other_errors_propagate(tmp_path, monkey
     data = _largest_file(tmp_path / "1" / "model")
     with open(data, "r+b") as f:
         f.write(bytes(os.path.getsize(data)))  # zeros: no longer a zstd frame
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     with pytest.raises(CheckpointError) as info:
         ckpts.find_resume()
     # orbax raises a bare Exception (with a 60-line spec) caused by a ValueError.
     assert "cannot be read (ValueError: " in str(info.value)
     assert "\n" not in str(info.value) and len(str(info.value)) < 500
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
     def bug(*args, **kwargs):
         raise RuntimeError("a bug, not a bad file")

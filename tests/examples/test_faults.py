@@ -1,6 +1,5 @@
 """Runs that never lose work: kill -9, corrupt checkpoints, two runs in one workdir."""
 
-import hashlib
 import os
 import pathlib
 import random
@@ -14,18 +13,9 @@ import numpy as np
 from nsf_optax.examples import __main__ as run_cli
 from nsf_optax.examples import checkpointing, workdirs
 
+from ._files import snapshot
+
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _snapshot(directory):
-    out = {}
-    for root, dirs, files in os.walk(directory):
-        for name in dirs:
-            out[os.path.join(root, name)] = "dir"
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                out[os.path.join(root, name)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def _final(workdir):
@@ -120,7 +110,7 @@ def test_corrupt_checkpoint_is_refused_then_resumed_from_an_older_one(tmp_path, 
         f.seek(size // 2)
         f.write(bytes(b ^ 0x5A for b in chunk))
     capsys.readouterr()
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     assert run_cli.main([*argv, "--resume"]) == 2
     line = _stderr_line(capsys)
     # Where the bytes land decides: a chunk that still decompresses reads back
@@ -129,7 +119,7 @@ def test_corrupt_checkpoint_is_refused_then_resumed_from_an_older_one(tmp_path, 
     assert "fails verification" in line or "cannot be read" in line, line
     assert "Older verified checkpoints: step 3" in line
     assert "--resume_step 3" in line
-    assert _snapshot(tmp_path) == before  # nothing deleted, nothing written
+    assert snapshot(tmp_path) == before  # nothing deleted, nothing written
     # The way out the message names: the corrupt step is set aside, not deleted.
     assert run_cli.main([*argv, "--resume_step", "3"]) == 0
     assert (workdir / "checkpoints_set_aside" / "6" / "model").is_dir()

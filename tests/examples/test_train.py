@@ -3,7 +3,6 @@ the step under vmap."""
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 
@@ -21,21 +20,13 @@ from nsf_optax.examples import input_pipeline, models, train
 from nsf_optax.examples.configs import CONFIG_NAMES, Config, get_config
 from nsf_optax.examples.errors import CheckpointError, ConfigError, DataError
 
+from ._files import snapshot
+
 TINY = get_config("tiny")
 
 
 def _leaves(result):
     return jax.tree.leaves(nnx.state((result.model, result.optimizer)))
-
-
-def _snapshot(directory):
-    out = {}
-    for root, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[path] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 @pytest.mark.parametrize(
@@ -227,10 +218,10 @@ def test_checkpoint_errors_overwrite_nothing(tmp_path):
         for name in files:
             with open(os.path.join(root, name), "wb") as f:
                 f.write(b"garbage")
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     with pytest.raises(CheckpointError, match=r"step 6 .* cannot be read"):
         train.train_and_evaluate(dataclasses.replace(config, resume=True), workdir)
-    assert _snapshot(workdir) == before
+    assert snapshot(workdir) == before
 
 
 def test_missing_and_bad_data_dir_at_train_time(tmp_path):
