@@ -20,6 +20,17 @@ Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
 comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
 ``--resume`` to continue an interrupted comparison: finished runs are reloaded from
 their final checkpoint, unfinished ones continue from their newest verified one.
+
+Budgeted training (:mod:`.budgets`): ``--budgets 0.25 0.5 1`` trains every method
+and seed again at every budget, a separate run planned for that fraction of
+``num_steps`` (learning-rate warmup and decay end at the budget; ``--p_periods``
+says whether the p-schedule periods scale with it, the default, or stay fixed in
+steps). It writes ``budgets-<p_periods>.md``, ``.csv``, ``.json`` and ``.png``
+(final test accuracy and loss against budget, with 95 % t-intervals over seeds, and
+per method the smallest budget reaching SGD's full-budget accuracy, paired over
+seeds) plus ``budgets-curves.png`` (the full-budget runs' curves) and one
+sub-directory per run, ``<method>/budget<b>/seed<k>/`` (``budget<b>-pfixed`` for
+the runs that ``--p_periods fixed`` changes, so the others are shared).
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from nsf_optax.examples import budgets as budgeting
 from nsf_optax.examples import cli, configs, workdirs
 from nsf_optax.examples.configs.default import Bound, Config
 from nsf_optax.examples.errors import ConfigError
@@ -259,7 +271,7 @@ def run_comparison(
     """
     import jax
 
-    from nsf_optax.examples import plots, train
+    from nsf_optax.examples import plots
 
     methods = _check_methods(methods, seeds)
     workdir = os.fspath(workdir)
@@ -270,20 +282,8 @@ def run_comparison(
             histories[method] = []
             for seed in range(seeds):
                 run_dir = os.path.join(workdir, method, f"seed{seed}")
-                config = dataclasses.replace(
-                    method_config(base, method, seed),
-                    resume=base.resume
-                    and os.path.isdir(train.checkpoint_dir(run_dir))
-                    and bool(os.listdir(train.checkpoint_dir(run_dir))),
-                )
-                result = train.train_and_evaluate(config, run_dir)
-                last = result.history[-1]
-                print(
-                    f"{method:>14} seed {seed}: test acc {last['test_accuracy']:.4f} "
-                    f"loss {last['test_loss']:.4f}",
-                    flush=True,
-                )
-                histories[method].append(result.history)
+                config = method_config(base, method, seed)
+                histories[method].append(_train_run(config, run_dir, base.resume))
         rows, curves = summarize(histories)
         table = markdown_table(rows)
         title = (
@@ -311,6 +311,229 @@ def run_comparison(
     return rows
 
 
+def budget_plan(
+    base: Config,
+    methods: Sequence[str],
+    seeds: int,
+    budgets: Sequence[float],
+    p_periods: budgeting.PPeriods = budgeting.DEFAULT_P_PERIODS,
+) -> list[tuple[str, float, Config, str]]:
+    """Every run of a budgeted comparison, in training order.
+
+    Args:
+      base: the shared full-budget configuration.
+      methods: keys of ``METHODS``.
+      seeds: number of seeds.
+      budgets: checked budgets (:func:`~nsf_optax.examples.budgets.check_budgets`).
+      p_periods: "scaled" or "fixed".
+
+    Returns:
+      ``(method, budget, config, run_dir)`` per run, ``run_dir`` relative to the
+      comparison's workdir: ``<method>/budget<b>/seed<k>``, with ``-p<p_periods>``
+      after ``budget<b>`` when ``p_periods`` makes the run differ from the scaled
+      one, so that runs the two settings share are trained once.
+
+    Examples:
+      >>> from nsf_optax.examples.configs import get_config
+      >>> plan = budget_plan(get_config("mnist1d"), ["sgd"], 1, (0.5, 1.0))
+      >>> [(name, config.num_steps) for _, _, config, name in plan]
+      [('sgd/budget0.5/seed0', 1000), ('sgd/budget1/seed0', 2000)]
+    """
+    plan = []
+    for method in methods:
+        for b in budgets:
+            name = f"budget{b:g}"
+            run = method_config(base, method, 0)
+            fitted = budgeting.budget_config(run, b, p_periods=p_periods)
+            if fitted != budgeting.budget_config(run, b):
+                name += f"-p{p_periods}"
+            plan += [
+                (
+                    method,
+                    b,
+                    dataclasses.replace(fitted, seed=seed),
+                    os.path.join(method, name, f"seed{seed}"),
+                )
+                for seed in range(seeds)
+            ]
+    return plan
+
+
+def run_budget_comparison(
+    base: Config,
+    workdir: str | os.PathLike,
+    *,
+    budgets: Sequence[float],
+    methods: Sequence[str] = DEFAULT_METHODS,
+    seeds: int = 5,
+    p_periods: budgeting.PPeriods = budgeting.DEFAULT_P_PERIODS,
+) -> list[dict[str, Any]]:
+    """Trains every method and seed at every budget and writes the results.
+
+    Each budget is a separate run planned for that fraction of ``base.num_steps``
+    (:func:`~nsf_optax.examples.budgets.budget_config`). The results: final test
+    accuracy and loss against budget (mean and 95 % t-interval over seeds), the
+    smallest budget at which each method reaches SGD's full-budget accuracy
+    (:func:`~nsf_optax.examples.budgets.smallest_budget`, paired over seeds), and
+    the ordinary table of the full-budget runs (:func:`summarize`).
+
+    Args:
+      base: the shared full-budget configuration.
+      workdir: output directory; each run goes to ``<workdir>/<method>/budget<b>/
+        seed<k>`` (``budget<b>-pfixed`` when ``p_periods="fixed"`` changes the
+        run). With ``base.resume`` finished runs are reloaded and unfinished ones
+        continue, so an interrupted comparison picks up where it stopped.
+      budgets: fractions of ``num_steps`` in (0, 1], including 1.
+      methods: keys of ``METHODS``; must include "sgd" (the baseline).
+      seeds: number of seeds (> 0).
+      p_periods: "scaled" (p-schedule periods scale with the budget) or "fixed".
+
+    Returns:
+      The rows of :func:`~nsf_optax.examples.budgets.summarize_budgets`.
+
+    Raises:
+      UsageError: as :func:`run_comparison`, and for bad budgets or p_periods.
+    """
+    import jax
+
+    from nsf_optax.examples import plots
+
+    methods = _check_methods(methods, seeds)
+    budgets = budgeting.check_budgets(budgets, base.num_steps)
+    plan = budget_plan(base, methods, seeds, budgets, p_periods)
+    workdir = os.fspath(workdir)
+    workdirs.check(workdir)
+    with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
+        finals: dict[str, dict[float, list]] = {
+            m: {b: [] for b in budgets} for m in methods
+        }
+        full: dict[str, list] = {m: [] for m in methods}
+        for method, b, config, name in plan:
+            run_dir = os.path.join(workdir, name)
+            history = _train_run(config, run_dir, base.resume, f" budget {b:g}")
+            finals[method][b].append(history[-1])
+            if b == budgeting.FULL_BUDGET:
+                full[method].append(history)
+        rows = budgeting.summarize_budgets(finals, BASELINE)
+        steps = [budgeting.budget_steps(base.num_steps, b) for b in budgets]
+        in_run, curves = summarize(full)
+        title = (
+            f"{base.model} on {base.dataset}, budgets of {base.num_steps} steps, "
+            f"{seeds} seeds, p periods {p_periods}"
+        )
+        text = (
+            f"{title}\n\nFinal test accuracy and loss per budget (mean ± 95 % "
+            "t-interval over seeds); Δ: paired difference to SGD's full-budget "
+            "accuracy of the same seed; smallest budget: the first whose mean Δ >= "
+            "0, interval: first budget whose Δ interval reaches 0 to first whose "
+            "interval lies above 0.\n\n"
+            f"{budgeting.markdown_tables(rows, steps)}\n\n"
+            "Within the full-budget runs (mean ± sample std):\n\n"
+            f"{markdown_table(in_run)}\n"
+        )
+        stem = os.path.join(workdir, f"budgets-{p_periods}")
+        _write(f"{stem}.md", text)
+        _write(
+            f"{stem}.json",
+            json.dumps(
+                _strict_json(
+                    {
+                        "config": dataclasses.asdict(base),
+                        "seeds": seeds,
+                        "budgets": list(budgets),
+                        "steps": steps,
+                        "p_periods": p_periods,
+                        "rows": rows,
+                        "full_budget_rows": in_run,
+                    }
+                ),
+                indent=1,
+                allow_nan=False,
+            ),
+        )
+        _write(f"{stem}.csv", _budget_csv(rows, steps))
+        plots.plot_budgets(rows, steps, f"{stem}.png", title=title)
+        plots.plot_comparison(
+            curves,
+            os.path.join(workdir, "budgets-curves.png"),
+            title=f"{base.model} on {base.dataset}, full budget, {seeds} seeds",
+        )
+    print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
+    return rows
+
+
+def _strict_json(x: Any) -> Any:
+    # Standard JSON: nan (one seed has no interval) becomes null.
+    if isinstance(x, dict):
+        return {k: _strict_json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_strict_json(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _budget_csv(rows: Sequence[dict[str, Any]], steps: Sequence[int]) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(
+        [
+            "method",
+            "budget",
+            "steps",
+            "seeds",
+            "test_accuracy_mean",
+            "test_accuracy_ci95",
+            "test_loss_mean",
+            "test_loss_ci95",
+            "accuracy_minus_sgd_full_mean",
+            "accuracy_minus_sgd_full_ci95",
+            "seeds_reaching_sgd_full",
+        ]
+    )
+    for r in rows:
+        reach = r["reach"]
+        for i, b in enumerate(r["budgets"]):
+            acc, loss = r["test_accuracy"][i], r["test_loss"][i]
+            writer.writerow(
+                [
+                    r["method"],
+                    b,
+                    steps[i],
+                    r["seeds"],
+                    acc["mean"],
+                    acc["ci95"],
+                    loss["mean"],
+                    loss["ci95"],
+                    reach["mean_difference"][i],
+                    reach["ci_difference"][i],
+                    reach["seeds_reaching"][i],
+                ]
+            )
+    return text.getvalue()
+
+
+def _train_run(
+    config: Config, run_dir: str, resume: bool, label: str = ""
+) -> list[dict[str, float]]:
+    # With resume, a run that has a checkpoint continues from it (a finished one is
+    # only reloaded); the others start afresh.
+    from nsf_optax.examples import train
+
+    ckpt = train.checkpoint_dir(run_dir)
+    resume = resume and os.path.isdir(ckpt) and bool(os.listdir(ckpt))
+    result = train.train_and_evaluate(
+        dataclasses.replace(config, resume=resume), run_dir
+    )
+    last = result.history[-1]
+    print(
+        f"{config.method:>14}{label} seed {config.seed}: test acc "
+        f"{last['test_accuracy']:.4f} loss {last['test_loss']:.4f}",
+        flush=True,
+    )
+    return result.history
+
+
 def _write(path: str, text: str) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as f:
@@ -326,12 +549,23 @@ def _methods_flag(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _budget_flag(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def build_parser() -> cli.ArgumentParser:
     """The flags of the comparison (no jax import)."""
     parser = cli.ArgumentParser(
         prog=PROG,
         usage=f"{PROG} [--dataset NAME] [--seeds N] [--methods A,B,...] "
-        "[--workdir DIR] [--<field> VALUE]...",
+        "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
+        "[--<field> VALUE]...",
         description="NSF against optax baselines over several seeds: a results "
         "table (mean ± sample std), comparison plots, one run per method and seed.",
         epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
@@ -365,6 +599,25 @@ def build_parser() -> cli.ArgumentParser:
         default=None,
         help="output directory (default: runs/compare-<dataset>)",
     )
+    parser.add_argument(
+        "--budgets",
+        type=_budget_flag,
+        nargs="+",
+        default=None,
+        metavar="F",
+        help="budgeted training: train every method and seed again at each of these "
+        "fractions of num_steps, in (0, 1] and including 1, each run with its "
+        "learning-rate warmup and decay fitted to its budget",
+    )
+    parser.add_argument(
+        "--p_periods",
+        choices=budgeting.P_PERIODS,
+        default=None,
+        help="with --budgets: 'scaled' (the default) multiplies the p-schedule "
+        "periods (p_period_steps, pulse_steps, tidal_every_steps) by the budget, "
+        "so every budget sees the same p cycles; 'fixed' keeps them in steps (the "
+        "paper's 'every 200 iterations'), so short budgets see fewer",
+    )
     cli.add_config_flags(parser, exclude=("dataset",))
     return parser
 
@@ -381,7 +634,19 @@ def _compare(argv: list[str] | None) -> None:
     base = dataclasses.replace(base, progress=base.progress and args.progress is True)
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
     workdirs.check(workdir)  # before the seconds jax takes to import
-    run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
+    if args.budgets is None:
+        if args.p_periods is not None:
+            raise ConfigError("p_periods needs --budgets.", ("p_periods",))
+        run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
+        return
+    run_budget_comparison(
+        base,
+        workdir,
+        budgets=args.budgets,
+        methods=args.methods,
+        seeds=args.seeds,
+        p_periods=args.p_periods or budgeting.DEFAULT_P_PERIODS,
+    )
 
 
 if __name__ == "__main__":

@@ -102,3 +102,61 @@ def plot_comparison(
     fig.suptitle(title)
     fig.savefig(os.fspath(path), dpi=100)
     return os.fspath(path)
+
+
+def plot_budgets(
+    rows: Sequence[Mapping],
+    steps: Sequence[int],
+    path: str | os.PathLike,
+    *,
+    title: str,
+) -> str:
+    """Final test accuracy and loss against training budget, one line per method.
+
+    Error bars are the Student-t 95 % intervals of the means over seeds; the dashed
+    line is SGD's full-budget mean accuracy (the target of the budget statistic).
+
+    Args:
+      rows: from :func:`nsf_optax.examples.budgets.summarize_budgets`.
+      steps: the step count of each budget (the x axis).
+      path: the PNG to write.
+      title: figure title.
+
+    Returns:
+      ``path``.
+    """
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    for row in rows:
+        for ax, key in ((ax_acc, "test_accuracy"), (ax_loss, "test_loss")):
+            mean = np.asarray([s["mean"] for s in row[key]])
+            half = np.asarray([s["ci95"] for s in row[key]])
+            ax.errorbar(
+                steps,
+                mean,
+                yerr=half if np.all(np.isfinite(half)) else None,
+                marker="o",
+                capsize=3,
+                label=row["method"],
+            )
+    target = next((r for r in rows if r["method"] == "sgd"), None)
+    if target is not None:
+        ax_acc.axhline(
+            target["test_accuracy"][-1]["mean"],
+            color="gray",
+            linestyle="--",
+            linewidth=1,
+            label="SGD, full budget",
+        )
+    ax_acc.set(xlabel="budget (steps)", ylabel="final test accuracy")
+    ax_loss.set(xlabel="budget (steps)", ylabel="final test cross-entropy")
+    ax_loss.set_yscale("log")
+    for ax in (ax_acc, ax_loss):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(steps), [str(s) for s in steps])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(os.fspath(path), dpi=100)
+    return os.fspath(path)
