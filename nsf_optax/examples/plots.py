@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from nsf_optax.spectral import mean_ci
 
@@ -154,7 +155,7 @@ def plot_budgets(
     for ax in (ax_acc, ax_loss):
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(steps), [str(s) for s in steps])
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=8)
     fig.suptitle(title)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from nsf_optax.examples import budgets, compare, train
+from nsf_optax.examples import budgets, compare, compare_budgets, train
 from nsf_optax.examples.configs import get_config
 from nsf_optax.examples.errors import ConfigError
 
@@ -217,8 +217,8 @@ def test_budgeted_comparison_on_tiny_config_resumes(tmp_path, capsys):
 def test_fixed_p_periods_share_the_runs_they_do_not_change():
     base = get_config("tiny")
     methods, b = ["sgd", "adam", "nsf-pulse"], (0.5, 1.0)
-    scaled = compare.budget_plan(base, methods, 2, b, "scaled")
-    fixed = compare.budget_plan(base, methods, 2, b, "fixed")
+    scaled = compare_budgets.budget_plan(base, methods, 2, b, "scaled")
+    fixed = compare_budgets.budget_plan(base, methods, 2, b, "fixed")
     assert len(scaled) == len(fixed) == 12
     assert [run[3] for run in scaled][:2] == [
         "sgd/budget0.5/seed0",
@@ -266,7 +266,7 @@ def test_budget_flag_mistakes_are_one_line(argv, expected, tmp_path, capsys):
     assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("module", [budgets, compare])
+@pytest.mark.parametrize("module", [budgets, compare_budgets])
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
