@@ -139,7 +139,7 @@ def budget_config(
       p_periods: "scaled" or "fixed".
 
     Returns:
-      The budget run's :class:`Config` (``base`` itself's values at fraction 1).
+      The budget run's :class:`Config` (equal to ``base`` at fraction 1).
 
     Raises:
       ConfigError: for a bad fraction or ``p_periods``.
