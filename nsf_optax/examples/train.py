@@ -163,27 +163,26 @@ def create_optimizer(config: Config) -> optax.GradientTransformation:
     p = create_p_schedule(config)
     normalize = None if config.normalize == "none" else config.normalize
     wd = config.weight_decay
-    common = dict(b2=config.b2, eps=config.eps)
+    b1, b2, eps = config.momentum, config.b2, config.eps
     if config.optimizer == "adam":
-        return optax.adamw(
-            lr, b1=config.momentum, weight_decay=wd, mask=decay_mask, **common
-        )
+        return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=wd, mask=decay_mask)
     padam = config.optimizer == "padam"
     if padam or (config.optimizer == "nsf" and config.nsf_flavour == "adam"):
         return nsf_optax.nsfw(
             lr,
-            b1=config.momentum,
+            b1=b1,
+            b2=b2,
+            eps=eps,
             p=PADAM_P if padam else p,
             weight_decay=wd,
             mask=decay_mask,
             normalize=None if padam else normalize,
-            **common,
         )
     if config.optimizer == "sgd":
-        inner = optax.sgd(lr, momentum=config.momentum)
+        inner = optax.sgd(lr, momentum=b1)
     else:
         inner = nsf_optax.nsf_sgd(
-            lr, momentum=config.momentum, p=p, normalize=normalize, **common
+            lr, momentum=b1, b2=b2, eps=eps, p=p, normalize=normalize
         )
     return optax.chain(optax.add_decayed_weights(wd, mask=decay_mask), inner)
 
@@ -372,10 +371,15 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_metrics(workdir: str, history: list[dict[str, float]]) -> None:
+def _at(schedule: optax.Schedule, step: int) -> float:
+    """A schedule's value at ``step`` as a Python float."""
+    return float(np.asarray(schedule(step)))
+
+
+def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
     _write_text(os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1))
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
+    writer: csv.DictWriter[str] = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
     writer.writeheader()
     writer.writerows(history)
     _write_text(os.path.join(workdir, "metrics.csv"), table.getvalue())
@@ -561,8 +565,8 @@ def _train_locked(
                 if step % 10 == 0 or step == last:
                     bar.set_postfix(
                         loss=f"{float(loss):.3f}",
-                        lr=f"{float(lr_fn(step - 1)):.3g}",
-                        p=f"{float(p_fn(step - 1)):+.3f}",
+                        lr=f"{_at(lr_fn, step - 1):.3g}",
+                        p=f"{_at(p_fn, step - 1):+.3f}",
                         refresh=False,
                     )
                 if step % config.eval_every_steps == 0 or step == config.num_steps:
@@ -575,8 +579,8 @@ def _train_locked(
                         {
                             "step": step,
                             "epoch": step / per_epoch,
-                            "lr": float(lr_fn(step - 1)),
-                            "p": float(p_fn(step - 1)),
+                            "lr": _at(lr_fn, step - 1),
+                            "p": _at(p_fn, step - 1),
                             "train_loss": float(train["loss"]),
                             "train_accuracy": float(train["accuracy"]),
                             **evaluate(model, eval_batches, len(data.y_test)),
