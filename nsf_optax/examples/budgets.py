@@ -11,12 +11,17 @@ that budget; this module holds that logic, :mod:`.compare` runs it.
 * :func:`budget_config`: a run of ``round(fraction * num_steps)`` steps whose
   learning-rate warmup and decay end at the budget, and whose p-schedule periods
   either scale with it (``"scaled"``, the default) or keep their length in steps
-  (``"fixed"``, the paper's "alternate every 200 iterations").
+  (``"fixed"``, the paper's "alternate every 200 iterations"). Scaled is the
+  default because it compresses the p schedule exactly as the learning-rate
+  schedule is compressed, so a shorter budget is the same plan run faster; with
+  fixed periods a short budget also changes which p values it sees (a quarter of
+  a run may be all pulse), mixing two effects.
 * :func:`smallest_budget` / :func:`summarize_budgets`: per method and budget the
   final test accuracy and loss over seeds, and the smallest budget at which a
   method reaches the baseline's full-budget accuracy, paired over seeds.
 
-Imports only numpy and the standard library.
+Plain numpy (and scipy's t quantile, through :func:`nsf_optax.spectral.mean_ci`);
+no JAX computation.
 """
 
 from __future__ import annotations
@@ -47,32 +52,47 @@ def budget_steps(num_steps: int, fraction: float) -> int:
     """The step count of a budget: ``round(fraction * num_steps)``.
 
     Args:
-      num_steps: the full budget in steps (> 0).
-      fraction: the budget as a fraction of it, in (0, 1].
+      num_steps: the full budget in steps, an integer > 0.
+      fraction: the budget as a fraction of it, a real scalar (Python, numpy or a
+        0-d jax array) in (0, 1].
 
     Returns:
       The number of steps (at least 1).
 
     Raises:
-      ConfigError: for a fraction outside (0, 1] or one that rounds to 0 steps.
+      ConfigError: (a ``ValueError``) for a ``num_steps`` that is not a positive
+        integer, a fraction that is not a real scalar in (0, 1], or one that
+        rounds to 0 steps.
 
     Examples:
       >>> budget_steps(600, 0.25)
       150
     """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int | np.integer):
+        raise ConfigError(
+            f"num_steps must be a positive integer, got {num_steps!r}.",
+            ("num_steps",),
+        )
+    if num_steps <= 0:
+        raise ConfigError(
+            f"num_steps must be a positive integer, got {num_steps!r}.",
+            ("num_steps",),
+        )
+    value = None if isinstance(fraction, bool) else np.asarray(fraction)
     if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, int | float | np.number)
-        or not 0 < float(fraction) <= 1
+        value is None
+        or value.ndim != 0
+        or value.dtype.kind not in "iuf"
+        or not 0 < float(value) <= 1
     ):
         raise ConfigError(
             f"budgets must be fractions of num_steps in (0, 1], got {fraction!r}.",
             ("budgets",),
         )
-    steps = round(float(fraction) * num_steps)
+    steps = round(float(value) * int(num_steps))
     if steps < 1:
         raise ConfigError(
-            f"budget {fraction:g} of {num_steps} steps rounds to 0 steps.",
+            f"budget {float(value):g} of {num_steps} steps rounds to 0 steps.",
             ("budgets",),
         )
     return steps

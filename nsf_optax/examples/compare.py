@@ -410,8 +410,11 @@ def build_parser() -> cli.ArgumentParser:
         default=None,
         help="with --budgets: 'scaled' (the default) multiplies the p-schedule "
         "periods (p_period_steps, pulse_steps, tidal_every_steps) by the budget, "
-        "so every budget sees the same p cycles; 'fixed' keeps them in steps (the "
-        "paper's 'every 200 iterations'), so short budgets see fewer",
+        "so every budget runs the whole p schedule (pulse, then the same number "
+        "of alternations), compressed like its learning-rate schedule, and a "
+        "budget changes only the length of the run; 'fixed' keeps them in steps "
+        "(the paper's 'every 200 iterations'), so short budgets see fewer cycles "
+        "or only the pulse",
     )
     cli.add_config_flags(parser, exclude=("dataset",))
     return parser

@@ -6,6 +6,7 @@ import doctest
 import json
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -82,6 +83,10 @@ def test_warmup_stays_below_a_tiny_budget():
         ([1.5, 1.0], r"in \(0, 1\]"),
         ([math.nan, 1.0], r"in \(0, 1\]"),
         ([True, 1.0], r"in \(0, 1\]"),
+        ([np.bool_(True), 1.0], r"in \(0, 1\]"),
+        (["0.5", 1.0], r"in \(0, 1\]"),
+        ([0.5 + 0j, 1.0], r"in \(0, 1\]"),
+        ([np.array([0.5]), 1.0], r"in \(0, 1\]"),
         ([0.5], "include 1"),
         ([0.5, 0.501, 1.0], "same step count"),
         ([0.001, 1.0], "rounds to 0"),
@@ -92,8 +97,14 @@ def test_bad_budgets(values, match):
         budgets.check_budgets(values, 100)
 
 
-def test_check_budgets_sorts():
+def test_check_budgets_sorts_any_real_scalar():
     assert budgets.check_budgets([1, 0.25, 0.5], 100) == (0.25, 0.5, 1.0)
+    mixed = [np.float32(0.5), jnp.asarray(0.25), np.int64(1)]
+    assert budgets.check_budgets(mixed, 100) == (0.25, 0.5, 1.0)
+    assert budgets.budget_steps(np.int64(8), jnp.asarray(0.5)) == 4
+    for num_steps in (0, 2.0, True):
+        with pytest.raises(ConfigError, match="num_steps must be a positive"):
+            budgets.budget_steps(num_steps, 0.5)
     with pytest.raises(ConfigError, match="p_periods"):
         budgets.budget_config(get_config("tiny"), 1.0, p_periods="linear")
 
@@ -174,33 +185,33 @@ def _run_configs(workdir):
 
 
 def test_budgeted_comparison_on_tiny_config_resumes(tmp_path, capsys):
-    # One seed keeps it short; the statistics have their own tests above.
-    argv = ["--dataset", "tiny", "--seeds", "1", "--methods", "sgd,nsf-pulse"]
+    # One method and seed keep it short: the schedules and the statistics have
+    # their own tests above.
+    argv = ["--dataset", "tiny", "--seeds", "1", "--methods", "sgd"]
     argv += ["--budgets", "0.5", "1", "--workdir", str(tmp_path)]
     assert compare.main(argv) == 0
     assert "smallest budget" in capsys.readouterr().out
     configs = _run_configs(tmp_path)
-    assert len(configs) == 4
+    assert set(configs) == {"sgd/budget0.5/seed0", "sgd/budget1/seed0"}
     for name, config in configs.items():
         full = "budget1/" in name
         assert config["num_steps"] == (6 if full else 3), name
         assert config["warmup_steps"] == (2 if full else 1), name
-        if name.startswith("nsf-pulse"):
-            assert config["tidal_every_steps"] == (2 if full else 1), name
     with open(tmp_path / "budgets-scaled.json") as f:
         results = json.load(f)
     assert results["budgets"] == [0.5, 1.0] and results["steps"] == [3, 6]
-    assert [r["method"] for r in results["rows"]] == ["sgd", "nsf-pulse"]
+    assert [r["method"] for r in results["rows"]] == ["sgd"]
     for suffix in ("md", "csv", "png"):
         assert (tmp_path / f"budgets-scaled.{suffix}").stat().st_size > 100
     assert (tmp_path / "budgets-curves.png").read_bytes()[:4] == b"\x89PNG"
 
-    # Interrupt one run after 2 of its 3 steps; --resume finishes it and reloads
-    # the others, and the results are the same.
-    run = tmp_path / "nsf-pulse" / "budget0.5" / "seed0"
+    # Interrupt the half-budget run after 2 of its 3 steps; --resume finishes it
+    # (not from scratch: the first 2 steps' evaluations are kept) and only reloads
+    # the finished full-budget run, and the results are the same.
+    run = tmp_path / "sgd" / "budget0.5" / "seed0"
     kept = (tmp_path / "sgd" / "budget1" / "seed0" / "checkpoints").stat().st_mtime_ns
     config = budgets.budget_config(
-        compare.method_config(get_config("tiny"), "nsf-pulse", 0), 0.5
+        compare.method_config(get_config("tiny"), "sgd", 0), 0.5
     )
     for path in sorted(run.rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
