@@ -240,10 +240,12 @@ def smallest_budget(
         raise ValueError(f"level must be in (0, 1), got {level}.")
     if any(b >= c for b, c in itertools.pairwise(budgets)):
         raise ValueError(f"budgets must be strictly increasing, got {budgets}.")
-    mean, half = mean_ci(diff, axis=1, level=level)
+    mean_k, half_k = mean_ci(diff, axis=1, level=level)
+    mean = np.asarray(mean_k, np.float64)  # [k]
+    half = np.asarray(half_k, np.float64)
     spread = np.nan_to_num(half, nan=0.0)  # one seed: no interval to widen by
 
-    def first(ok: np.ndarray) -> float | None:
+    def first(ok: Any) -> float | None:
         hits = np.flatnonzero(ok)
         return budgets[hits[0]] if hits.size else None
 
