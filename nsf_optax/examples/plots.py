@@ -125,6 +125,15 @@ def plot_budgets(
 
     Returns:
       ``path``.
+
+    Examples:
+      >>> import os, tempfile
+      >>> from nsf_optax.examples.budgets import summarize_budgets
+      >>> runs = lambda *a: [{"test_accuracy": x, "test_loss": 1 - x} for x in a]
+      >>> rows = summarize_budgets({"sgd": {0.5: runs(0.7, 0.8), 1.0: runs(0.8, 0.9)}})
+      >>> path = os.path.join(tempfile.mkdtemp(), "budgets.png")
+      >>> os.path.getsize(plot_budgets(rows, [300, 600], path, title="sgd")) > 0
+      True
     """
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax_acc, ax_loss = fig.subplots(1, 2)

@@ -2,7 +2,6 @@
 and a budgeted comparison on the tiny config that resumes."""
 
 import dataclasses
-import doctest
 import json
 import math
 
@@ -275,9 +274,3 @@ def test_budget_flag_mistakes_are_one_line(argv, expected, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "w").exists()
-
-
-@pytest.mark.parametrize("module", [budgets, compare_budgets])
-def test_doctests(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
