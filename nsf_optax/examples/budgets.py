@@ -44,8 +44,13 @@ P_PERIODS = typing.get_args(PPeriods)
 DEFAULT_P_PERIODS: PPeriods = "scaled"
 FULL_BUDGET = 1.0
 
-# The p-schedule lengths, in steps, that "scaled" multiplies by the budget.
-_P_PERIOD_FIELDS = ("p_period_steps", "tidal_every_steps")
+# The lengths, in steps, of each p schedule that "scaled" multiplies by the budget
+# (a constant p has none).
+_P_PERIOD_FIELDS = {
+    "constant": (),
+    "cosine_tidal": ("p_period_steps",),
+    "pulse_tidal": ("pulse_steps", "tidal_every_steps"),
+}
 
 
 def budget_steps(num_steps: int, fraction: float) -> int:
@@ -146,12 +151,15 @@ def budget_config(
     ``num_steps = n``, so the cosine decay (or the piecewise drops at 50 % and
     75 %) ends at the budget; ``warmup_steps = round(r * warmup_steps)`` (kept
     below ``n`` for ``warmup_cosine``). For ``optimizer="nsf"`` and
-    ``p_periods="scaled"``, ``p_period_steps``, ``pulse_steps`` and
-    ``tidal_every_steps`` are multiplied by ``r`` too (rounded; periods at least 1),
-    so every budget sees the same number of p cycles; ``"fixed"`` keeps them in
-    steps, so a short budget sees fewer cycles (and may be all pulse). Other
-    optimizers ignore the p fields and keep them. Evaluation and checkpoint
-    intervals stay in steps; a run always evaluates at its last step.
+    ``p_periods="scaled"``, the lengths its p schedule uses are multiplied by ``r``
+    too (rounded; a period at least 1 step): ``p_period_steps`` for
+    ``cosine_tidal``, ``pulse_steps`` and ``tidal_every_steps`` for
+    ``pulse_tidal``; so every budget sees the same number of p cycles.
+    ``"fixed"`` keeps them in steps, so a short budget sees fewer cycles (and may
+    be all pulse). Fields a run does not use (the p fields of other optimizers
+    and of other p schedules) are kept, so the runs that do not depend on
+    ``p_periods`` are the same under both. Evaluation and checkpoint intervals
+    stay in steps; a run always evaluates at its last step.
 
     Args:
       base: the full-budget configuration.
@@ -182,9 +190,9 @@ def budget_config(
         warmup = min(warmup, steps - 1)
     changes: dict[str, int] = dict(num_steps=steps, warmup_steps=warmup)
     if base.optimizer == "nsf" and p_periods == "scaled":
-        for name in _P_PERIOD_FIELDS:
-            changes[name] = max(1, round(ratio * getattr(base, name)))
-        changes["pulse_steps"] = round(ratio * base.pulse_steps)
+        for name in _P_PERIOD_FIELDS[base.p_schedule]:
+            low = 0 if name == "pulse_steps" else 1  # a pulse may be empty
+            changes[name] = max(low, round(ratio * getattr(base, name)))
     return dataclasses.replace(base, **changes)
 
 

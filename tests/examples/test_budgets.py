@@ -52,6 +52,9 @@ def test_p_periods_scale_with_the_budget_or_stay_fixed(p_periods):
         # per run as the full budget, at a quarter of the steps.
         assert (quarter.pulse_steps, quarter.tidal_every_steps) == (50, 50)
         assert cosine.p_period_steps == 100
+        # Only the lengths a schedule uses are scaled.
+        assert quarter.p_period_steps == 400
+        assert (cosine.pulse_steps, cosine.tidal_every_steps) == (200, 200)
         full = _switches(train.create_p_schedule(base), 800)
         assert _switches(train.create_p_schedule(quarter), 200) == [
             t // 4 for t in full
@@ -60,11 +63,15 @@ def test_p_periods_scale_with_the_budget_or_stay_fixed(p_periods):
         assert (quarter.pulse_steps, quarter.tidal_every_steps) == (200, 200)
         assert cosine.p_period_steps == 400
         assert _switches(train.create_p_schedule(quarter), 200) == []  # all pulse
-    # Baselines ignore the p fields: their runs do not depend on p_periods.
-    sgd = dataclasses.replace(base, optimizer="sgd")
-    assert budgets.budget_config(sgd, 0.25, p_periods=p_periods) == (
-        budgets.budget_config(sgd, 0.25)
-    )
+    # Baselines and a constant p ignore the p lengths: their runs do not depend
+    # on p_periods.
+    for unscheduled in (
+        dataclasses.replace(base, optimizer="sgd"),
+        dataclasses.replace(base, p_schedule="constant"),
+    ):
+        assert budgets.budget_config(unscheduled, 0.25, p_periods=p_periods) == (
+            dataclasses.replace(unscheduled, num_steps=200, warmup_steps=20)
+        )
     assert budgets.budget_config(base, 1.0, p_periods=p_periods) == base
 
 
@@ -226,10 +233,10 @@ def test_budgeted_comparison_on_tiny_config_resumes(tmp_path, capsys):
 
 def test_fixed_p_periods_share_the_runs_they_do_not_change():
     base = get_config("tiny")
-    methods, b = ["sgd", "adam", "nsf-pulse"], (0.5, 1.0)
+    methods, b = ["sgd", "adam", "nsf-const", "nsf-pulse"], (0.5, 1.0)
     scaled = compare_budgets.budget_plan(base, methods, 2, b, "scaled")
     fixed = compare_budgets.budget_plan(base, methods, 2, b, "fixed")
-    assert len(scaled) == len(fixed) == 12
+    assert len(scaled) == len(fixed) == 16
     assert [run[3] for run in scaled][:2] == [
         "sgd/budget0.5/seed0",
         "sgd/budget0.5/seed1",
