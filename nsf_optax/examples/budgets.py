@@ -335,7 +335,8 @@ def summarize_budgets(
 
 
 def _budget(b: float | None) -> str:
-    return "not shown" if b is None else f"{b:g}"
+    # None: no tested budget qualifies, the smallest one lies beyond the full budget.
+    return f">{FULL_BUDGET:g}" if b is None else f"{b:g}"
 
 
 def _cell(stats: Mapping[str, float], scale: float, digits: int) -> str:
@@ -392,8 +393,10 @@ def markdown_tables(rows: Sequence[Mapping[str, Any]], steps: Sequence[int]) -> 
                 r["method"],
                 *diffs,
                 _budget(reach["estimate"]),
-                f"{_budget(reach['low'])} to {_budget(reach['high'])}",
-                ", ".join(_budget(b) if b else "never" for b in reach["per_seed"]),
+                _budget(reach["low"])
+                if reach["low"] is None
+                else f"{_budget(reach['low'])} to {_budget(reach['high'])}",
+                ", ".join(_budget(b) for b in reach["per_seed"]),
             ]
         )
     reach = table(

@@ -146,7 +146,7 @@ def run_budget_comparison(
             "t-interval over seeds); Δ: paired difference to SGD's full-budget "
             "accuracy of the same seed; smallest budget: the first whose mean Δ >= "
             "0, interval: first budget whose Δ interval reaches 0 to first whose "
-            "interval lies above 0.\n\n"
+            "interval lies above 0 ('>1': no tested budget qualifies).\n\n"
             f"{budgeting.markdown_tables(rows, steps)}\n\n"
             "Within the full-budget runs (mean ± sample std):\n\n"
             f"{compare.markdown_table(in_run)}\n"
