@@ -408,10 +408,11 @@ def build_parser() -> cli.ArgumentParser:
         "--p_periods",
         choices=budgeting.P_PERIODS,
         default=None,
-        help="with --budgets: 'scaled' (the default) multiplies the p-schedule "
-        "periods (p_period_steps, pulse_steps, tidal_every_steps) by the budget, "
-        "so every budget runs the whole p schedule (pulse, then the same number "
-        "of alternations), compressed like its learning-rate schedule, and a "
+        help="with --budgets: 'scaled' (the default) multiplies the lengths the "
+        "p schedule uses (p_period_steps of cosine_tidal; pulse_steps and "
+        "tidal_every_steps of pulse_tidal) by the budget, so every budget runs "
+        "the whole p schedule (pulse, then the same number of alternations), "
+        "compressed like its learning-rate schedule, and a "
         "budget changes only the length of the run; 'fixed' keeps them in steps "
         "(the paper's 'every 200 iterations'), so short budgets see fewer cycles "
         "or only the pulse",
