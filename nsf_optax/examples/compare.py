@@ -20,6 +20,14 @@ Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
 comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
 ``--resume`` to continue an interrupted comparison: finished runs are reloaded from
 their final checkpoint, unfinished ones continue from their newest verified one.
+
+Budgeted training: ``--budgets 0.25 0.5 1`` trains every method and seed again at
+every budget, a separate run planned for that fraction of ``num_steps``
+(learning-rate warmup and decay end at the budget; ``--p_periods`` says whether the
+p-schedule periods scale with it, the default, or stay fixed in steps), and reports
+final test accuracy and loss against budget and the smallest budget at which each
+method reaches SGD's full-budget accuracy, paired over seeds
+(:mod:`.compare_budgets` runs it, :mod:`.budgets` holds the logic).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from nsf_optax.examples import budgets as budgeting
 from nsf_optax.examples import cli, configs, workdirs
 from nsf_optax.examples.configs.default import Bound, Config
 from nsf_optax.examples.errors import ConfigError
@@ -209,7 +218,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _check_methods(methods: Sequence[str], seeds: int) -> list[str]:
+def check_methods(methods: Sequence[str], seeds: int) -> list[str]:
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:
         raise ConfigError(
             f"seeds must be a positive integer, got {seeds!r}.", ("seeds",)
@@ -259,9 +268,9 @@ def run_comparison(
     """
     import jax
 
-    from nsf_optax.examples import plots, train
+    from nsf_optax.examples import plots
 
-    methods = _check_methods(methods, seeds)
+    methods = check_methods(methods, seeds)
     workdir = os.fspath(workdir)
     workdirs.check(workdir)
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
@@ -270,28 +279,16 @@ def run_comparison(
             histories[method] = []
             for seed in range(seeds):
                 run_dir = os.path.join(workdir, method, f"seed{seed}")
-                config = dataclasses.replace(
-                    method_config(base, method, seed),
-                    resume=base.resume
-                    and os.path.isdir(train.checkpoint_dir(run_dir))
-                    and bool(os.listdir(train.checkpoint_dir(run_dir))),
-                )
-                result = train.train_and_evaluate(config, run_dir)
-                last = result.history[-1]
-                print(
-                    f"{method:>14} seed {seed}: test acc {last['test_accuracy']:.4f} "
-                    f"loss {last['test_loss']:.4f}",
-                    flush=True,
-                )
-                histories[method].append(result.history)
+                config = method_config(base, method, seed)
+                histories[method].append(train_run(config, run_dir, base.resume))
         rows, curves = summarize(histories)
         table = markdown_table(rows)
         title = (
             f"{base.model} on {base.dataset}, {base.num_steps} steps, {seeds} seeds "
             f"(mean ± sample std)"
         )
-        _write(os.path.join(workdir, "results.md"), f"{title}\n\n{table}\n")
-        _write(
+        write_text(os.path.join(workdir, "results.md"), f"{title}\n\n{table}\n")
+        write_text(
             os.path.join(workdir, "results.json"),
             json.dumps(
                 {"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
@@ -303,7 +300,7 @@ def run_comparison(
         writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS)
         writer.writeheader()
         writer.writerows(r["table"] for r in rows)
-        _write(os.path.join(workdir, "results.csv"), text.getvalue())
+        write_text(os.path.join(workdir, "results.csv"), text.getvalue())
         plots.plot_comparison(
             curves, os.path.join(workdir, "comparison.png"), title=title
         )
@@ -311,7 +308,28 @@ def run_comparison(
     return rows
 
 
-def _write(path: str, text: str) -> None:
+def train_run(
+    config: Config, run_dir: str, resume: bool, label: str = ""
+) -> list[dict[str, float]]:
+    # With resume, a run that has a checkpoint continues from it (a finished one is
+    # only reloaded); the others start afresh.
+    from nsf_optax.examples import train
+
+    ckpt = train.checkpoint_dir(run_dir)
+    resume = resume and os.path.isdir(ckpt) and bool(os.listdir(ckpt))
+    result = train.train_and_evaluate(
+        dataclasses.replace(config, resume=resume), run_dir
+    )
+    last = result.history[-1]
+    print(
+        f"{config.method:>14}{label} seed {config.seed}: test acc "
+        f"{last['test_accuracy']:.4f} loss {last['test_loss']:.4f}",
+        flush=True,
+    )
+    return result.history
+
+
+def write_text(path: str, text: str) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as f:
         f.write(text)
@@ -321,9 +339,19 @@ def _write(path: str, text: str) -> None:
 def _methods_flag(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     try:
-        return _check_methods(methods, 1)
+        return check_methods(methods, 1)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _budget_flag(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -331,7 +359,8 @@ def build_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(
         prog=PROG,
         usage=f"{PROG} [--dataset NAME] [--seeds N] [--methods A,B,...] "
-        "[--workdir DIR] [--<field> VALUE]...",
+        "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
+        "[--<field> VALUE]...",
         description="NSF against optax baselines over several seeds: a results "
         "table (mean ± sample std), comparison plots, one run per method and seed.",
         epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
@@ -365,6 +394,29 @@ def build_parser() -> cli.ArgumentParser:
         default=None,
         help="output directory (default: runs/compare-<dataset>)",
     )
+    parser.add_argument(
+        "--budgets",
+        type=_budget_flag,
+        nargs="+",
+        default=None,
+        metavar="F",
+        help="budgeted training: train every method and seed again at each of these "
+        "fractions of num_steps, in (0, 1] and including 1, each run with its "
+        "learning-rate warmup and decay fitted to its budget",
+    )
+    parser.add_argument(
+        "--p_periods",
+        choices=budgeting.P_PERIODS,
+        default=None,
+        help="with --budgets: 'scaled' (the default) multiplies the lengths the "
+        "p schedule uses (p_period_steps of cosine_tidal; pulse_steps and "
+        "tidal_every_steps of pulse_tidal) by the budget, so every budget runs "
+        "the whole p schedule (pulse, then the same number of alternations), "
+        "compressed like its learning-rate schedule, and a "
+        "budget changes only the length of the run; 'fixed' keeps them in steps "
+        "(the paper's 'every 200 iterations'), so short budgets see fewer cycles "
+        "or only the pulse",
+    )
     cli.add_config_flags(parser, exclude=("dataset",))
     return parser
 
@@ -381,7 +433,21 @@ def _compare(argv: list[str] | None) -> None:
     base = dataclasses.replace(base, progress=base.progress and args.progress is True)
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
     workdirs.check(workdir)  # before the seconds jax takes to import
-    run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
+    if args.budgets is None:
+        if args.p_periods is not None:
+            raise ConfigError("p_periods needs --budgets.", ("p_periods",))
+        run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
+        return
+    from nsf_optax.examples import compare_budgets
+
+    compare_budgets.run_budget_comparison(
+        base,
+        workdir,
+        budgets=args.budgets,
+        methods=args.methods,
+        seeds=args.seeds,
+        p_periods=args.p_periods or budgeting.DEFAULT_P_PERIODS,
+    )
 
 
 if __name__ == "__main__":
