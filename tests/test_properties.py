@@ -12,12 +12,18 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nsf_optax
 
-_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
+# too_slow: generating examples is slow on a loaded machine, not a failure of the code.
+_SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _magnitudes(max_exp):
