@@ -50,7 +50,9 @@ def _nu_hat(state: _PexpState) -> optax.Updates:
 
 def _gain(state: _PexpState, p: Any) -> optax.Updates:
     p_t = state.p if p is None else p
-    if not isinstance(p_t, numbers.Real):
+    if isinstance(p_t, numbers.Real):
+        p_t = float(p_t)
+    else:
         p_t = jnp.asarray(p_t)  # also unwraps flax.nnx's optimizer variables
         if not _checks.is_traced(p_t):
             # Concrete: a Python float, so that the exact forms apply as in update.

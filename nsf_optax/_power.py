@@ -16,7 +16,7 @@ power_f32; tests/test_fast_paths.py would catch a folded rounding).
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -165,11 +165,11 @@ def gain_denominator(
     For complex parameters ``nu`` holds ``|g|**2`` in the params' complex dtype
     (as in :func:`optax.scale_by_adam`); its real part is the moment.
     """
-    nu_hat = jnp.real(nu_hat)
-    nu_hat = nu_hat.astype(compute_dtype(nu_hat.dtype))
+    moment = jnp.real(nu_hat)
+    nu_hat = moment.astype(compute_dtype(moment.dtype))
     # XLA keeps x + 0.0 (it is not an identity for -0.0): one op per element.
     if not (isinstance(eps_root, numbers.Real) and eps_root == 0):
-        nu_hat = nu_hat + eps_root
+        nu_hat = cast(jax.Array, nu_hat + eps_root)
     return power(nu_hat, p) + eps
 
 

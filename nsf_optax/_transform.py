@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import chex
 import jax
@@ -27,7 +27,8 @@ PLike = jax.typing.ArrayLike | optax.Schedule
 class ScaleByPexpState(NamedTuple):
     """State for :func:`scale_by_pexp`."""
 
-    count: jax.Array  # shape=(), dtype=jnp.int32.
+    # shape=(), dtype=jnp.int32 (optax's name; it shadows tuple.count, as there).
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     mu: optax.Updates  # like params, dtype mu_dtype.
     nu: optax.Updates  # like params, dtype nu_dtype (>= float32 by default).
     p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
@@ -39,7 +40,8 @@ class ScaleByPexpState(NamedTuple):
 class ScaleByPexpMomentumState(NamedTuple):
     """State for :func:`scale_by_pexp_momentum`."""
 
-    count: jax.Array  # shape=(), dtype=jnp.int32.
+    # shape=(), dtype=jnp.int32 (optax's name; it shadows tuple.count, as there).
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     trace: optax.Updates  # like params, accumulator_dtype; EmptyState() if no momentum.
     nu: optax.Updates  # like params, dtype nu_dtype (>= float32 by default).
     p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
@@ -244,7 +246,7 @@ def scale_by_pexp(
         p_t = _resolve_p(p, state.count)
         mu = optax.tree.update_moment(updates, state.mu, b1, 1)
         nu = _update_nu(updates, state.nu, b2)
-        count_inc = optax.safe_increment(state.count)
+        count_inc = cast(jax.Array, optax.safe_increment(state.count))
         if nesterov:
             mu_hat = jax.tree.map(
                 lambda m, g: None if m is None else b1 * m + (1 - b1) * g,
@@ -267,7 +269,8 @@ def scale_by_pexp(
             **_gain_fields(p_t, b2, eps, eps_root),
         )
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # update_fn takes its own state type where optax's protocol names OptState.
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def scale_by_pexp_momentum(
@@ -373,7 +376,7 @@ def scale_by_pexp_momentum(
             )
             trace = optax.tree.cast_like(trace, state.trace)
         nu = _update_nu(updates, state.nu, b2)
-        count_inc = optax.safe_increment(state.count)
+        count_inc = cast(jax.Array, optax.safe_increment(state.count))
         nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
         new_updates = _apply_pgain(
             direction, nu_hat, updates, p_t, eps, eps_root, normalize
@@ -385,4 +388,5 @@ def scale_by_pexp_momentum(
             **_gain_fields(p_t, b2, eps, eps_root),
         )
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # update_fn takes its own state type where optax's protocol names OptState.
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]

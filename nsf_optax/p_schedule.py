@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -44,7 +45,7 @@ def _check_steps(name: str, value: int, *, minimum: int) -> int:
     return int(value)
 
 
-def _phase_in_cycle(count: jnp.ndarray, cycle_steps: int) -> jnp.ndarray:
+def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
     """Returns ``count mod cycle_steps`` as float32, exact for integer counts."""
     count = jnp.asarray(count)
     if jnp.issubdtype(count.dtype, jnp.integer):
@@ -72,7 +73,7 @@ def constant(value: float) -> optax.Schedule:
     """
     value = _check_finite("value", value)
 
-    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         del count
         return jnp.asarray(value, jnp.float32)
 
@@ -122,7 +123,7 @@ def cosine_tidal(
     center = 0.5 * (max_value + min_value)
     amplitude = 0.5 * (max_value - min_value)
 
-    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         fraction = _phase_in_cycle(count, period_steps) / period_steps
         angle = 2.0 * jnp.pi * fraction + phase
         return jnp.asarray(center + amplitude * jnp.cos(angle), jnp.float32)
@@ -164,7 +165,7 @@ def square_tidal(
     low_value = _check_finite("low_value", low_value)
     every_steps = _check_steps("every_steps", every_steps, minimum=1)
 
-    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         in_cycle = _phase_in_cycle(count, 2 * every_steps)
         return jnp.where(
             in_cycle < every_steps, jnp.float32(high_value), jnp.float32(low_value)
@@ -209,7 +210,7 @@ def pulse_tidal(
     if not callable(tidal):
         raise ValueError(f"tidal must be a schedule (a callable), got {tidal!r}.")
 
-    def schedule(count: jnp.ndarray) -> jnp.ndarray:
+    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         count = jnp.asarray(count)
         in_pulse = count < pulse_steps
         # Clamp so the tide is never asked about negative counts.

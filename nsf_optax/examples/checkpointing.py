@@ -106,7 +106,7 @@ class Loaded(NamedTuple):
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError)
 
 
-def _read_failure(error: BaseException) -> str | None:
+def _read_failure(error: BaseException | None) -> str | None:
     """One line describing a checkpoint read failure; None for anything else."""
     while error is not None:
         if isinstance(error, _READ_ERRORS):
@@ -266,7 +266,6 @@ class Checkpoints:
             meta=ocp.args.JsonRestore(),
             **{name: ocp.args.StandardRestore() for name in names},
         )
-        failure = None
         try:
             with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
                 restored = checkpointer.restore(self._path(step), args=args)
@@ -278,12 +277,11 @@ class Checkpoints:
             failure = _read_failure(e)
             if failure is None:
                 raise
-        if failure is not None:
             _collect_abandoned_reads()
             raise CheckpointError(
                 f"Checkpoint step {step} in {self.directory!r} cannot be read "
                 f"({failure})."
-            )
+            ) from None
         if not isinstance(meta, dict):
             raise CheckpointError(
                 f"Checkpoint step {step} in {self.directory!r}: its meta is not a "

@@ -92,11 +92,12 @@ def load_digits() -> Dataset:
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
-    data = _load()
-    x = data.images.astype(np.float32)[..., None]
-    y = data.target.astype(np.int32)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=0.2, random_state=0, stratify=y
+    flat, target = _load(return_X_y=True)
+    x = np.asarray(flat, np.float32).reshape(-1, 8, 8, 1)
+    y = np.asarray(target, np.int32)
+    x_train, x_test, y_train, y_test = (
+        np.asarray(a)
+        for a in train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
     )
     x_train, x_test = _standardise(x_train, x_test)
     return _read_only(Dataset(x_train, y_train, x_test, y_test, num_classes=10))

@@ -66,7 +66,7 @@ class BasicBlock(nnx.Module):
         residual = x
         y = nnx.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        if self.proj is not None:
+        if self.proj is not None and self.proj_bn is not None:
             residual = self.proj_bn(self.proj(residual))
         return nnx.relu(y + residual)
 

@@ -55,9 +55,9 @@ def plot_run(
     for ax in (ax_lr, ax_p):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    schedules = os.path.join(os.fspath(workdir), "schedules.png")
-    fig.savefig(schedules, dpi=100)
-    return [curves, schedules]
+    schedules_png = os.path.join(os.fspath(workdir), "schedules.png")
+    fig.savefig(schedules_png, dpi=100)
+    return [curves, schedules_png]
 
 
 def plot_comparison(

@@ -178,7 +178,7 @@ def create_optimizer(
     lr = create_learning_rate_schedule(config)
     normalize = None if config.normalize == "none" else config.normalize
     wd = config.weight_decay
-    common = dict(b2=config.b2, eps=config.eps)
+    b1, b2, eps = config.momentum, config.b2, config.eps
     if inject_p and (config.optimizer != "nsf" or config.p_schedule != "constant"):
         raise ConfigError(
             "A per-run p needs optimizer 'nsf' with p_schedule 'constant', got "
@@ -186,39 +186,39 @@ def create_optimizer(
             ("optimizer", "p_schedule"),
         )
     if config.optimizer == "adam":
-        return optax.adamw(
-            lr, b1=config.momentum, weight_decay=wd, mask=decay_mask, **common
-        )
+        return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=wd, mask=decay_mask)
     if config.optimizer == "padam":
         return nsf_optax.nsfw(
             lr,
-            b1=config.momentum,
+            b1=b1,
+            b2=b2,
+            eps=eps,
             p=PADAM_P,
             weight_decay=wd,
             mask=decay_mask,
-            **common,
         )
     if config.optimizer == "sgd":
         return optax.chain(
             optax.add_decayed_weights(wd, mask=decay_mask),
-            optax.sgd(lr, momentum=config.momentum),
+            optax.sgd(lr, momentum=b1),
         )
 
     def nsf(p: Any) -> optax.GradientTransformation:
         if config.nsf_flavour == "adam":
             return nsf_optax.nsfw(
                 lr,
-                b1=config.momentum,
+                b1=b1,
+                b2=b2,
+                eps=eps,
                 p=p,
                 weight_decay=wd,
                 mask=decay_mask,
                 normalize=normalize,
-                **common,
             )
         return optax.chain(
             optax.add_decayed_weights(wd, mask=decay_mask),
             nsf_optax.nsf_sgd(
-                lr, momentum=config.momentum, p=p, normalize=normalize, **common
+                lr, momentum=b1, b2=b2, eps=eps, p=p, normalize=normalize
             ),
         )
 
@@ -420,12 +420,12 @@ def config_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def _write_metrics(workdir: str, history: list[dict[str, float]]) -> None:
+def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
     workdirs.write_text(
         os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1)
     )
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
+    writer: csv.DictWriter[str] = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
     writer.writeheader()
     writer.writerows(history)
     workdirs.write_text(os.path.join(workdir, "metrics.csv"), table.getvalue())

@@ -14,9 +14,13 @@ are not imported by the library:
   ``python -m nsf_optax.spectral.density``;
 * :mod:`nsf_optax.spectral.boundary`: the 2-D decision-boundary demo (Sec. 4.2.2),
   ``python -m nsf_optax.spectral.boundary``;
+* :mod:`nsf_optax.spectral.bias`: does ``p`` steer a ReLU MLP's spectral bias
+  (Rahaman et al.'s setting, the paper's Sec. 3.2 thesis),
+  ``python -m nsf_optax.spectral.bias``;
 * :mod:`nsf_optax.spectral.plots`: their figures (needs matplotlib).
 """
 
+from nsf_optax.spectral._frequency import frequency_error, time_to_learn
 from nsf_optax.spectral._stats import mean_ci
 from nsf_optax.spectral.alignment import (
     AlignmentReport,
@@ -28,5 +32,7 @@ __all__ = [
     "AlignmentReport",
     "early_alignment",
     "first_step_reaching",
+    "frequency_error",
     "mean_ci",
+    "time_to_learn",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def _scaled(settings: DecaySettings, field: str, factor: float) -> DecaySettings
     return dataclasses.replace(settings, **{field: value})
 
 
-def _score(settings: DecaySettings) -> dict[str, object]:
+def _score(settings: DecaySettings) -> dict[str, Any]:
     table = _assemble(settings, _simulate(settings, default_rows(settings)))
     v = verdicts(table)
     return {**compare_with_paper(table), "holds": {k: d["holds"] for k, d in v.items()}}
@@ -135,7 +136,7 @@ def robustness_band(
     scale: float = 0.2,
     draws: int = 30,
     seed: int = 0,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """How the match with the paper moves when the searched numbers move.
 
     Each field is multiplied by ``1 - scale`` and ``1 + scale`` one at a time,

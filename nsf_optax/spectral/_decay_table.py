@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -134,7 +134,7 @@ def _as_row(p: PScheduleLike | DecayRow, num_steps: int) -> tuple[jnp.ndarray, f
 
 def _simulate(
     settings: DecaySettings, rows: Mapping[str, PScheduleLike | DecayRow]
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Runs every row once; tau for every exponent and energy reading."""
     values, means = zip(
         *(_as_row(p, settings.num_steps) for p in rows.values()), strict=True
@@ -166,7 +166,7 @@ def _simulate(
     }
 
 
-def _assemble(settings: DecaySettings, run: Mapping[str, object]) -> DecayTable:
+def _assemble(settings: DecaySettings, run: Mapping[str, Any]) -> DecayTable:
     """The table of one protocol from a simulation run (no re-simulation)."""
     j = TAU_EXPONENT.index(settings.tau_exponent)
     m = TAU_ENERGY.index(settings.tau_energy)
@@ -290,7 +290,7 @@ def _rebound(table: DecayTable, label: str) -> float:
     return float(np.max(np.diff(logc, axis=0)))
 
 
-def verdicts(table: DecayTable) -> dict[str, dict[str, object]]:
+def verdicts(table: DecayTable) -> dict[str, dict[str, Any]]:
     """Checks the paper's Sec. 4.1 claims on a table with :func:`default_rows`.
 
     Each entry has ``"holds"`` (bool) and the numbers it rests on:

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["mean_ci"]
 
 
-def mean_ci(values: np.ndarray, axis: int = 0, level: float = 0.95):
-    """Mean and half-width of the Student-t confidence interval along ``axis``.
+def mean_ci(
+    values: ArrayLike, axis: int = 0, level: float = 0.95
+) -> tuple[np.ndarray | np.floating, np.ndarray]:
+    r"""Mean and half-width of the Student-t confidence interval along ``axis``.
+
+    With :math:`n` samples of mean :math:`\bar x` and standard deviation
+    :math:`s` (``ddof=1``), the interval is
+
+    .. math::
+      \bar x \pm t_{(1 + \text{level})/2,\, n - 1} \, \frac{s}{\sqrt{n}}.
 
     Args:
-      values: samples; NaNs are ignored.
+      values: samples, any array-like; NaNs are ignored.
       axis: the samples' axis.
-      level: confidence level.
+      level: the confidence level, in ``(0, 1)``.
 
     Returns:
-      ``(mean, half_width)``; the half-width is nan with fewer than two samples.
+      ``(mean, half_width)``, float64, of the shape of ``values`` without
+      ``axis`` (for 1-D samples: a numpy scalar and a 0-d array); the
+      half-width is nan with fewer than two samples.
+
+    Examples:
+      >>> from nsf_optax.spectral import mean_ci
+      >>> mean, half = mean_ci([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]])
+      >>> mean.tolist(), [round(float(h), 3) for h in half]
+      ([2.0, 5.0], [2.484, 0.0])
     """
     from scipy import stats  # a jax dependency; imported only when used
 

@@ -283,7 +283,7 @@ def boundary_demo(
     rows = s.rows()
     curves, p_arrays = [], {}
     for label, sched in rows.items():
-        p_values = jax.vmap(sched)(counts).astype(jnp.float32)
+        p_values = jnp.asarray(jax.vmap(sched)(counts), jnp.float32)
         p_arrays[label] = p_values
         curves.append([np.asarray(c) for c in train(seeds, p_values)])
     acc, near_acc, train_loss, test_loss = (

@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from nsf_optax.spectral._decay_model import (
     DecayFit,
@@ -165,7 +166,7 @@ def parse_settings(args: argparse.Namespace) -> DecaySettings:
     return dataclasses.replace(base, **changes)
 
 
-def _jsonable(settings: DecaySettings) -> dict[str, object]:
+def _jsonable(settings: DecaySettings) -> dict[str, Any]:
     out = dataclasses.asdict(settings)
     out["amplitudes"] = settings.amplitudes().tolist()
     return out
@@ -176,7 +177,7 @@ def _free(settings: DecaySettings) -> str:
     return ", ".join(f"{k}={getattr(settings, k)}" for k in SEARCH_GRID)
 
 
-def _rows(table: DecayTable) -> dict[str, object]:
+def _rows(table: DecayTable) -> dict[str, Any]:
     return {
         label: {
             "variable": fit.variable,
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = parse_settings(args)
     table = decay_table(settings)
-    result: dict[str, object] = {
+    result: dict[str, Any] = {
         "settings": _jsonable(settings),
         "modes": list(table.modes),
         "rows": _rows(table),

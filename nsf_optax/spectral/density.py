@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,7 +70,10 @@ def density_target(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def sample_density(x: jnp.ndarray, slope: float) -> jnp.ndarray:
-    r"""Sample density :math:`\rho(x) = 1 + s\,(x - \tfrac12)`, positive for |s| < 2."""
+    r"""Sample density :math:`\rho(x) = 1 + s\,(x - \tfrac12)`.
+
+    Positive on :math:`[0, 1]` for :math:`|s| < 2`.
+    """
     return 1.0 + slope * (x - 0.5)
 
 
@@ -200,7 +203,7 @@ class DensityResult(NamedTuple):
     final_frmse: dict[tuple[float, float], float]
     steps_to_threshold: dict[tuple[float, float], int | None]
     eq14_rel_error: dict[tuple[float, float], float]
-    verdicts: dict[str, object]
+    verdicts: dict[str, Any]
 
 
 def _first_below(curve: np.ndarray, threshold: float) -> int | None:
@@ -272,7 +275,7 @@ def density_demo(settings: DensitySettings = DensitySettings()) -> DensityResult
         return a / b
 
     ratios = {p: ratio(p) for p in s.ps}
-    verdicts: dict[str, object] = {"density_sensitivity": ratios}
+    verdicts: dict[str, Any] = {"density_sensitivity": ratios}
     if 0.5 in ratios:
         verdicts["adam_insensitive"] = bool(0.9 <= ratios[0.5] <= 1.1)
     if 0.0 in ratios:

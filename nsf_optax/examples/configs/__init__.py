@@ -21,7 +21,7 @@ CONFIG_NAMES = tuple(_MODULES)
 
 def describe(name: str) -> str:
     """The one-line description of a preset (its module's summary line)."""
-    return _MODULES[name].__doc__.strip().splitlines()[0].rstrip(".")
+    return (_MODULES[name].__doc__ or name).strip().splitlines()[0].rstrip(".")
 
 
 def describe_all() -> str:
