@@ -192,7 +192,8 @@ class Population:
         # Populations of the same shape (e.g. the label-noise levels of a sweep)
         # share these compiled functions.
         self._step, self._eval, self._gather, self._reset = _programs(
-            _static(config),
+            config.crop_padding,
+            config.flip,
             self.graphdef,
             self.eval_graphdef,
             self.mesh,
@@ -283,24 +284,10 @@ class Population:
         }
 
 
-def _static(config: Config) -> Config:
-    # The fields the compiled step depends on (not the data, seeds or p values).
-    return dataclasses.replace(
-        config,
-        seed=0,
-        p_value=0.0,
-        label_noise=0.0,
-        train_size=None,
-        data_seed=0,
-        data_dir=None,
-        resume=False,
-        progress=False,
-    )
-
-
 @functools.lru_cache(maxsize=8)
 def _programs(
-    config: Config,
+    crop_padding: int,
+    flip: bool,
     graphdef: nnx.GraphDef,
     eval_graphdef: nnx.GraphDef,
     mesh: Mesh,
@@ -309,7 +296,7 @@ def _programs(
 ):
     """The jitted step, evaluation, gather and metrics reset of a population."""
     step_one = functools.partial(
-        train.train_step, crop_padding=config.crop_padding, flip=config.flip
+        train.train_step, crop_padding=crop_padding, flip=flip
     )
 
     def each(fn, xs):
