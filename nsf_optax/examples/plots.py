@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -131,6 +132,8 @@ def plot_landscape(
     """
     from nsf_optax.examples.landscape import endpoint
 
+    if ax is None and path is None:
+        raise ValueError("plot_landscape needs a path or an ax to draw into.")
     fig = None
     if ax is None:
         fig = Figure(figsize=(6.5, 4.2), layout="constrained")
@@ -162,7 +165,8 @@ def plot_landscape(
             fontsize=8,
             color="0.35",
         )
-    ax.set(xlabel="p (constant)", ylabel="final test accuracy (%)", title=title)
+    ax.set(xlabel="p (constant)", ylabel="final test accuracy (%)")
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     if fig is None:

@@ -282,8 +282,8 @@ def build_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(
         prog=PROG,
         usage=f"{PROG} [--config NAME] [--p P [P ...]] [--seeds N] "
-        "[--label_noise F [F ...]] [--flavour {adam,sgd}] [--workdir DIR] "
-        "[--resume] [--<field> VALUE]...",
+        "[--label_noise F [F ...]] [--num_steps INT] [--flavour {adam,sgd}] "
+        "[--normalize {none,rms}] [--workdir DIR] [--resume] [--<field> VALUE]...",
         description="Final test accuracy against a constant p (the paper's "
         "Sec. 3.3): every p x seed of one label-noise level trains as one "
         "compiled population; results table with 95 % intervals, landscape plot.",
