@@ -34,7 +34,6 @@ the config a resume must match. A resumed population continues bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -295,9 +294,7 @@ def _programs(
     map_batch_size: int,
 ):
     """The jitted step, evaluation, gather and metrics reset of a population."""
-    step_one = functools.partial(
-        train.train_step, crop_padding=crop_padding, flip=flip
-    )
+    step_one = functools.partial(train.train_step, crop_padding=crop_padding, flip=flip)
 
     def each(fn, xs):
         # 1: a loop over the device's runs; b > 1: b runs vmapped at a time.

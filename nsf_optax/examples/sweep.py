@@ -78,7 +78,12 @@ _OWN_FIELDS = (
 
 
 def level_dir(workdir: str | os.PathLike, label_noise: float) -> str:
-    """The directory of one noise level's population: ``label_noise_<F>``."""
+    """The directory of one noise level's population: ``label_noise_<F>``.
+
+    Examples:
+      >>> level_dir("runs/landscape", 0.2)
+      'runs/landscape/label_noise_0.2'
+    """
     return os.path.join(os.fspath(workdir), f"label_noise_{label_noise:g}")
 
 
@@ -217,12 +222,19 @@ def _row(p: float, seed: int, noise: float, last: dict[str, float]) -> dict[str,
 
 
 def title(config: Config, seeds: int) -> str:
-    """The sweep's one-line description (table header and figure title)."""
+    """The sweep's one-line description (table header and figure title).
+
+    Examples:
+      >>> from nsf_optax.examples.configs import get_config
+      >>> title(get_config("digits"), seeds=5)  # doctest: +ELLIPSIS
+      'resnet20 on digits, nsf/sgd, normalize=rms, lr 0.1, ..., 1000 steps, 5 seeds'
+    """
     width = f", width {config.num_filters}" if config.num_filters else ""
+    subset = f" ({config.train_size} train)" if config.train_size else ""
     return (
-        f"{config.model}{width} on {config.dataset}, nsf/{config.nsf_flavour}, "
+        f"{config.model}{width} on {config.dataset}{subset}, nsf/{config.nsf_flavour}, "
         f"normalize={config.normalize}, lr {config.peak_learning_rate:g}, "
-        f"{config.num_steps} steps, {seeds} seeds"
+        f"batch {config.batch_size}, {config.num_steps} steps, {seeds} seeds"
     )
 
 
