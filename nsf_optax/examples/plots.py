@@ -171,6 +171,7 @@ def plot_landscape(
     ax.legend(fontsize=8, loc="lower left")
     if fig is None:
         return ax
+    assert path is not None
     fig.savefig(os.fspath(path), dpi=100)
     return os.fspath(path)
 

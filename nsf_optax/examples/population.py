@@ -157,7 +157,7 @@ class Population:
         padded = -(-self.count // self.mesh.size) * self.mesh.size
         self.order = list(range(self.count)) + [0] * (padded - self.count)
         tx = train.create_optimizer(config, inject_p=True)
-        per_seed = {}
+        per_seed, model = {}, None
         for seed in seeds:
             model = models.create_model(
                 config.model,
@@ -169,6 +169,7 @@ class Population:
             )
             parts = (model, nnx.Optimizer(model, tx, wrt=nnx.Param))
             self.graphdef, per_seed[seed] = nnx.split((*parts, train.create_metrics()))
+        assert model is not None  # seeds is not empty
         model.eval()
         self.eval_graphdef = nnx.graphdef(model)
         self.metrics_graphdef = nnx.graphdef(train.create_metrics())
@@ -233,13 +234,14 @@ class Population:
         metrics = nnx.merge(self.metrics_graphdef, self._gather(self.state[2]))
         train_metrics = {k: np.asarray(v) for k, v in metrics.compute().items()}
         self.state = self._reset(self.state)
-        loss_sum = correct = 0.0
+        loss_sum = np.zeros(len(self.order))
+        correct = np.zeros(len(self.order))
         for x, y, w in self.eval_batches:
             batch_loss, batch_correct = self._eval(self.state[0], x, y, w)
             loss_sum = loss_sum + np.asarray(batch_loss, np.float64)
             correct = correct + np.asarray(batch_correct, np.float64)
         n = len(self.data.y_test)
-        lr = float(self.lr_fn(step - 1))
+        lr = float(np.asarray(self.lr_fn(step - 1)))
         return [
             {
                 "lr": lr,
@@ -278,7 +280,7 @@ class Population:
         losses = np.asarray(self._gather(loss))
         return {
             "loss": f"{float(np.mean(losses)):.3f}",
-            "lr": f"{float(self.lr_fn(step - 1)):.3g}",
+            "lr": f"{float(np.asarray(self.lr_fn(step - 1))):.3g}",
             "runs": str(self.count),
         }
 

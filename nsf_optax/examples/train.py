@@ -420,6 +420,11 @@ def config_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def _at(schedule: optax.Schedule, step: int) -> float:
+    """A schedule's value at ``step`` as a Python float."""
+    return float(np.asarray(schedule(step)))
+
+
 def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
     workdirs.write_text(
         os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1)
@@ -512,8 +517,8 @@ class _SingleRun:
             jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
         )
         row = {
-            "lr": float(self.lr_fn(step - 1)),
-            "p": float(self.p_fn(step - 1)),
+            "lr": _at(self.lr_fn, step - 1),
+            "p": _at(self.p_fn, step - 1),
             "train_loss": float(train["loss"]),
             "train_accuracy": float(train["accuracy"]),
             **evaluate(self.model, self.eval_batches, len(self.data.y_test)),
@@ -523,8 +528,8 @@ class _SingleRun:
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
         return {
             "loss": f"{float(loss):.3f}",
-            "lr": f"{float(self.lr_fn(step - 1)):.3g}",
-            "p": f"{float(self.p_fn(step - 1)):+.3f}",
+            "lr": f"{_at(self.lr_fn, step - 1):.3g}",
+            "p": f"{_at(self.p_fn, step - 1):+.3f}",
         }
 
 
