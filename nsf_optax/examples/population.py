@@ -34,6 +34,7 @@ the config a resume must match. A resumed population continues bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -156,7 +157,7 @@ class Population:
         self.replicated = NamedSharding(self.mesh, P())
         padded = -(-self.count // self.mesh.size) * self.mesh.size
         self.order = list(range(self.count)) + [0] * (padded - self.count)
-        tx = train.create_optimizer(config, inject_p=True)
+        tx = _optimizer(_step_fields(config))
         per_seed, model = {}, None
         for seed in seeds:
             model = models.create_model(
@@ -283,6 +284,27 @@ class Population:
             "lr": f"{float(np.asarray(self.lr_fn(step - 1))):.3g}",
             "runs": str(self.count),
         }
+
+
+def _step_fields(config: Config) -> Config:
+    # The config without the fields a population's step does not depend on (the
+    # data, seeds and p values), so that the label-noise levels of a sweep share
+    # one optimizer object, hence equal graphdefs and one compiled step.
+    return dataclasses.replace(
+        config,
+        seed=0,
+        p_value=0.0,
+        label_noise=0.0,
+        train_size=None,
+        data_seed=0,
+        resume=False,
+        progress=False,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _optimizer(config: Config):
+    return train.create_optimizer(config, inject_p=True)
 
 
 @functools.lru_cache(maxsize=8)

@@ -96,6 +96,21 @@ def test_runs_of_one_seed_share_parameters_and_differ_in_p():
     assert (pop.rng[0] == pop.rng[2]).all() and (pop.rng[0] != pop.rng[3]).any()
 
 
+def test_noise_levels_share_one_compiled_step():
+    """Populations that differ in data, seeds or p reuse the compiled programs."""
+    pops = []
+    for noise, ps, seeds in ((0.0, (0.0, 0.5), (0, 1)), (0.25, (-0.5, 1.0), (2, 3))):
+        config = dataclasses.replace(NSF, label_noise=noise, train_size=500)
+        data = train.load_training_set(config)
+        pops.append(population.Population(config, ps, seeds, data, 1))
+    assert pops[0]._step is pops[1]._step and pops[0]._eval is pops[1]._eval
+    other = dataclasses.replace(NSF, normalize="none")
+    data = train.load_training_set(other)
+    assert population.Population(other, (0.0,), (0,), data, 1)._step is not (
+        pops[0]._step
+    )
+
+
 def _start(devices, out):
     env = {
         **os.environ,
