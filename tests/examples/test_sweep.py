@@ -47,7 +47,11 @@ def finished(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("flavour", "normalize", "atol"),
-    [("sgd", "rms", 1e-6), ("adam", "none", 1e-5)],
+    [
+        ("sgd", "rms", 1e-6),
+        # Another population and two single runs: 48 s on a loaded 2-core machine.
+        pytest.param("adam", "none", 1e-5, marks=pytest.mark.slow),
+    ],
     ids=["sgd", "adam"],
 )
 def test_run_taken_out_of_the_population_equals_the_single_run(
@@ -127,6 +131,7 @@ def _start(devices, out):
     )
 
 
+@pytest.mark.slow  # two processes that import jax and compile: 90 s, loaded 2 cores
 def test_sharded_population_equals_single_device(tmp_path):
     """3 devices: 4 runs padded to 6, 2 per device; same numbers to 1e-6."""
     outs = {n: tmp_path / f"pop{n}.npz" for n in (1, 3)}
