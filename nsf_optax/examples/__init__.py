@@ -1,12 +1,16 @@
 """Flax NNX ResNet training with NSF and optax baselines.
 
-Run ``python -m nsf_optax.examples --help`` for one training run and
-``python -m nsf_optax.examples.compare --help`` for the multi-seed comparison. The
-pieces follow flax's imagenet example: :mod:`.models`, :mod:`.input_pipeline`,
-:mod:`.configs`, :mod:`.train` (``train_and_evaluate(config, workdir)``) and
-:mod:`.compare`; the reusable run machinery is :mod:`.checkpointing` (verified
-checkpoints of named pytrees), :mod:`.workdirs` (one run per workdir),
-:mod:`.cli` (flags from the typed config, one-line errors) and :mod:`.errors`.
+Run ``python -m nsf_optax.examples --help`` for one training run,
+``python -m nsf_optax.examples.compare --help`` for the multi-seed comparison and
+``python -m nsf_optax.examples.sweep --help`` for the p-landscape (p x seeds as one
+compiled population, under label noise). The pieces follow flax's imagenet example:
+:mod:`.models`, :mod:`.input_pipeline`, :mod:`.configs`, :mod:`.train`
+(``train_and_evaluate(config, workdir)``), :mod:`.compare`, :mod:`.population`
+(``train_population``), :mod:`.sweep` and :mod:`.landscape` (its statistics); the
+reusable run machinery is :mod:`.loop` (the training loop one run and a population
+share), :mod:`.checkpointing` (verified checkpoints of named pytrees),
+:mod:`.workdirs` (one run per workdir), :mod:`.cli` (flags from the typed config,
+one-line errors) and :mod:`.errors`.
 This subpackage needs the ``examples`` extra (``pip install "nsf-optax[examples]"``);
 the core ``nsf_optax`` never imports it.
 """

@@ -12,8 +12,10 @@ schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
   ``meta`` (config, step, data-order position, history); see :mod:`.checkpointing`.
 
 One run per workdir: the run holds ``<workdir>/.lock`` (:mod:`.workdirs`) from its
-checks to its end. The step itself is :func:`train_step`, plain NNX code that
-``nnx.jit`` wraps here and that a population of runs can ``nnx.vmap``.
+checks to its end. The step itself is :func:`train_step` (and the test batch
+:func:`eval_step`), plain NNX code that ``nnx.jit`` wraps here and that a population
+of runs (:mod:`.population`) maps over its runs; both are driven by the same loop,
+:func:`.loop.train_loop`.
 
 Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
 (``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
@@ -37,10 +39,8 @@ import dataclasses
 import functools
 import io
 import json
-import logging
 import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -51,13 +51,19 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-from tqdm.auto import tqdm
 
 import nsf_optax
 from nsf_optax import p_schedule
-from nsf_optax.examples import checkpointing, input_pipeline, models, plots, workdirs
+from nsf_optax.examples import (
+    checkpointing,
+    input_pipeline,
+    loop,
+    models,
+    plots,
+    workdirs,
+)
 from nsf_optax.examples.configs.default import PADAM_P, Config
-from nsf_optax.examples.errors import CheckpointError, ConfigError
+from nsf_optax.examples.errors import ConfigError
 
 HISTORY_FIELDS = (
     "step",
@@ -142,7 +148,9 @@ def decay_mask(params: Any) -> Any:
     return jax.tree.map(lambda x: x.ndim > 1, params)
 
 
-def create_optimizer(config: Config) -> optax.GradientTransformation:
+def create_optimizer(
+    config: Config, *, inject_p: bool = False
+) -> optax.GradientTransformation:
     """The optimizer named by ``config.optimizer``, with the shared LR schedule.
 
     * ``sgd``: ``add_decayed_weights`` then ``optax.sgd(lr, momentum)`` (torch-style
@@ -155,36 +163,68 @@ def create_optimizer(config: Config) -> optax.GradientTransformation:
 
     Args:
       config: the run configuration.
+      inject_p: for ``nsf`` with the ``constant`` p schedule only: wrap the
+        optimizer in ``optax.inject_hyperparams`` with ``p`` its one injected
+        hyperparameter, so that the state carries the exponent
+        (``state.hyperparams["p"]``, initially ``config.p_value``) and every run
+        of a population (:mod:`.population`) trains with its own traced ``p``.
 
     Returns:
       An optax gradient transformation.
+
+    Raises:
+      ConfigError: ``inject_p`` with another optimizer or p schedule.
     """
     lr = create_learning_rate_schedule(config)
-    p = create_p_schedule(config)
     normalize = None if config.normalize == "none" else config.normalize
     wd = config.weight_decay
     b1, b2, eps = config.momentum, config.b2, config.eps
+    if inject_p and (config.optimizer != "nsf" or config.p_schedule != "constant"):
+        raise ConfigError(
+            "A per-run p needs optimizer 'nsf' with p_schedule 'constant', got "
+            f"{config.optimizer!r} with {config.p_schedule!r}.",
+            ("optimizer", "p_schedule"),
+        )
     if config.optimizer == "adam":
         return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=wd, mask=decay_mask)
-    padam = config.optimizer == "padam"
-    if padam or (config.optimizer == "nsf" and config.nsf_flavour == "adam"):
+    if config.optimizer == "padam":
         return nsf_optax.nsfw(
             lr,
             b1=b1,
             b2=b2,
             eps=eps,
-            p=PADAM_P if padam else p,
+            p=PADAM_P,
             weight_decay=wd,
             mask=decay_mask,
-            normalize=None if padam else normalize,
         )
     if config.optimizer == "sgd":
-        inner = optax.sgd(lr, momentum=b1)
-    else:
-        inner = nsf_optax.nsf_sgd(
-            lr, momentum=b1, b2=b2, eps=eps, p=p, normalize=normalize
+        return optax.chain(
+            optax.add_decayed_weights(wd, mask=decay_mask),
+            optax.sgd(lr, momentum=b1),
         )
-    return optax.chain(optax.add_decayed_weights(wd, mask=decay_mask), inner)
+
+    def nsf(p: Any) -> optax.GradientTransformation:
+        if config.nsf_flavour == "adam":
+            return nsf_optax.nsfw(
+                lr,
+                b1=b1,
+                b2=b2,
+                eps=eps,
+                p=p,
+                weight_decay=wd,
+                mask=decay_mask,
+                normalize=normalize,
+            )
+        return optax.chain(
+            optax.add_decayed_weights(wd, mask=decay_mask),
+            nsf_optax.nsf_sgd(
+                lr, momentum=b1, b2=b2, eps=eps, p=p, normalize=normalize
+            ),
+        )
+
+    if inject_p:
+        return optax.inject_hyperparams(nsf)(p=config.p_value)
+    return nsf(create_p_schedule(config))
 
 
 def create_metrics() -> nnx.MultiMetric:
@@ -248,12 +288,30 @@ def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, jax.Array]
     )
 
 
-@nnx.jit
-def _eval_step(model, x, y, weight):
+def eval_step(
+    model: models.ResNet, x: jax.Array, y: jax.Array, weight: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Summed cross-entropy and correct count of one weighted test batch.
+
+    Plain NNX code, like :func:`train_step`: ``nnx.jit`` wraps it for one run and a
+    population maps it over its runs. The model must be in eval mode.
+
+    Args:
+      model: the network.
+      x: the batch ``[B, *spatial, C]``.
+      y: its integer labels ``[B]``.
+      weight: ``[B]``, 1 for real examples and 0 for padding.
+
+    Returns:
+      ``(loss_sum, correct_sum)``, weighted.
+    """
     logits = model(x)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     correct = jnp.argmax(logits, -1) == y
     return jnp.sum(loss * weight), jnp.sum(correct * weight)
+
+
+_jit_eval_step = nnx.jit(eval_step)
 
 
 class _Sharder:
@@ -271,7 +329,10 @@ class _Sharder:
         )
 
 
-def _eval_batches(data: input_pipeline.Dataset, batch_size: int, sharder: _Sharder):
+def eval_batches(
+    data: input_pipeline.Dataset, batch_size: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The test set as ``(x, y, weight)`` batches, the last padded with weight 0."""
     n = len(data.y_test)
     total = math.ceil(n / batch_size) * batch_size
     pad = total - n
@@ -281,7 +342,7 @@ def _eval_batches(data: input_pipeline.Dataset, batch_size: int, sharder: _Shard
     y = np.concatenate([data.y_test, np.zeros((pad,), np.int32)])
     w = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
     return [
-        tuple(sharder.shard(a[i : i + batch_size]) for a in (x, y, w))
+        (x[i : i + batch_size], y[i : i + batch_size], w[i : i + batch_size])
         for i in range(0, total, batch_size)
     ]
 
@@ -303,7 +364,7 @@ def evaluate(
     loss_sum, correct = 0.0, 0.0
     for x, y, w in batches:
         # The sums are replicated scalars, readable on every host.
-        batch_loss, batch_correct = _eval_step(model, x, y, w)
+        batch_loss, batch_correct = _jit_eval_step(model, x, y, w)
         loss_sum += float(batch_loss)
         correct += float(batch_correct)
     model.train()
@@ -331,44 +392,32 @@ def _check_devices(config: Config, devices: int) -> None:
             )
 
 
-def _check_data(config: Config, data: input_pipeline.Dataset) -> None:
+def load_training_set(config: Config) -> input_pipeline.Dataset:
+    """The dataset a run trains on: its subset and label noise applied (see
+    :func:`.input_pipeline.training_set`), checked against the batch size.
+
+    Raises:
+      DataError: for data that cannot be read or a ``train_size`` above its size.
+      ConfigError: for a batch larger than the training set.
+    """
+    data = input_pipeline.training_set(
+        input_pipeline.load_dataset(config.dataset, config.data_dir),
+        train_size=config.train_size,
+        label_noise=config.label_noise,
+        seed=config.data_seed,
+    )
     if config.batch_size > len(data.y_train):
         raise ConfigError(
             f"batch_size ({config.batch_size}) exceeds the {len(data.y_train)} "
             "training examples.",
             ("batch_size",),
         )
+    return data
 
 
-def _config_dict(config: Config) -> dict[str, Any]:
+def config_dict(config: Config) -> dict[str, Any]:
+    """The config as the JSON of ``config.json`` and of checkpoint metas."""
     return dataclasses.asdict(config)
-
-
-# Fields that may differ between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = ("resume", "progress", "data_dir")
-
-
-def _check_same_config(config: Config, loaded: checkpointing.Loaded, where: str):
-    saved = loaded.meta.get("config", {})
-    changed = [
-        k
-        for k, v in _config_dict(config).items()
-        if k not in _RESUMABLE_CHANGES and saved.get(k) != v
-    ]
-    if changed:
-        raise CheckpointError(
-            f"The checkpoint of step {loaded.step} in {where!r} was written with a "
-            f"different config ({', '.join(f'{k}={saved.get(k)!r}' for k in changed)})"
-            "; resume with the same settings."
-        )
-
-
-def _write_text(path: str, text: str) -> None:
-    # Write, then rename: a killed run never leaves a half-written file.
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _at(schedule: optax.Schedule, step: int) -> float:
@@ -377,17 +426,111 @@ def _at(schedule: optax.Schedule, step: int) -> float:
 
 
 def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
-    _write_text(os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1))
+    workdirs.write_text(
+        os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1)
+    )
     table = io.StringIO()
     writer: csv.DictWriter[str] = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
     writer.writeheader()
     writer.writerows(history)
-    _write_text(os.path.join(workdir, "metrics.csv"), table.getvalue())
+    workdirs.write_text(os.path.join(workdir, "metrics.csv"), table.getvalue())
 
 
 def checkpoint_dir(workdir: str | os.PathLike) -> str:
     """``<workdir>/checkpoints`` as an absolute path."""
     return os.path.abspath(os.path.join(os.fspath(workdir), "checkpoints"))
+
+
+class _SingleRun:
+    """One run as :func:`.loop.train_loop` drives it: data parallel over the
+    devices (the batch sharded, parameters and optimizer state replicated)."""
+
+    def __init__(self, config: Config, data: input_pipeline.Dataset):
+        self.config = config
+        self.data = data
+        self.sharder = _Sharder()
+        self.model = models.create_model(
+            config.model,
+            num_classes=data.num_classes,
+            in_features=data.in_features,
+            ndim=data.ndim,
+            seed=config.seed,
+            num_filters=config.num_filters,
+        )
+        self.optimizer = nnx.Optimizer(
+            self.model, _cached_optimizer(_static(config)), wrt=nnx.Param
+        )
+        self.metrics = create_metrics()
+        # Parameters come from key(seed); augmentation gets an independent stream.
+        self.rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+        self.step_fn = _cached_train_step(_static(config))
+        self.lr_fn = create_learning_rate_schedule(config)
+        self.p_fn = create_p_schedule(config)
+        self.eval_batches: list[tuple[jax.Array, ...]] = []
+
+    def items(self) -> dict[str, Any]:
+        return {
+            "model": nnx.state(self.model),
+            "optimizer": nnx.state(self.optimizer),
+            "train_metrics": nnx.state(self.metrics),
+            "rng": {"key": jax.random.key_data(self.rng)},
+        }
+
+    def restore(self, loaded: checkpointing.Loaded) -> None:
+        restored = {
+            name: checkpointing.restore_into(
+                loaded.items.get(name, {}), tree, name=name
+            )
+            for name, tree in self.items().items()
+        }
+        nnx.update(self.model, restored["model"])
+        nnx.update(self.optimizer, restored["optimizer"])
+        nnx.update(self.metrics, restored["train_metrics"])
+        self.rng = jax.random.wrap_key_data(restored["rng"]["key"])
+
+    def place(self) -> None:
+        """Replicates the state over the mesh and shards the test set."""
+        parts = (self.model, self.optimizer, self.metrics)
+        nnx.update(parts, jax.device_put(nnx.state(parts), self.sharder.replicated))
+        self.rng = jax.device_put(self.rng, self.sharder.replicated)
+        self.eval_batches = [
+            tuple(self.sharder.shard(a) for a in batch)
+            for batch in eval_batches(self.data, self.config.eval_batch_size)
+        ]
+
+    def train_step(self, step: int) -> jax.Array:
+        idx = input_pipeline.batch_indices(
+            self.config.seed, step, len(self.data.y_train), self.config.batch_size
+        )
+        x = self.sharder.shard(self.data.x_train[idx])
+        y = self.sharder.shard(self.data.y_train[idx])
+        loss, self.rng = self.step_fn(
+            self.model, self.optimizer, self.metrics, x, y, self.rng
+        )
+        return loss
+
+    def evaluate(self, step: int) -> list[dict[str, float]]:
+        train = self.metrics.compute()
+        self.metrics.reset()
+        nnx.update(
+            self.metrics,
+            jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
+        )
+        row = {
+            "lr": _at(self.lr_fn, step - 1),
+            "p": _at(self.p_fn, step - 1),
+            "train_loss": float(train["loss"]),
+            "train_accuracy": float(train["accuracy"]),
+            **evaluate(self.model, self.eval_batches, len(self.data.y_test)),
+        }
+        return [row]
+
+    def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
+        return {
+            "loss": f"{float(loss):.3f}",
+            "lr": f"{_at(self.lr_fn, step - 1):.3g}",
+            "p": f"{_at(self.p_fn, step - 1):+.3f}",
+        }
 
 
 def train_and_evaluate(
@@ -428,10 +571,7 @@ def train_and_evaluate(
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, got {type(config).__name__}.")
-    if max_steps_this_run is not None and max_steps_this_run <= 0:
-        raise ValueError(
-            f"max_steps_this_run must be positive, got {max_steps_this_run}."
-        )
+    check_max_steps(max_steps_this_run)
     if resume_step is not None and not config.resume:
         raise ValueError("resume_step needs config.resume=True.")
     workdir = os.fspath(workdir)
@@ -443,6 +583,14 @@ def train_and_evaluate(
         return _train_locked(config, workdir, max_steps_this_run, resume_step, primary)
 
 
+def check_max_steps(max_steps_this_run: int | None) -> None:
+    """Refuses a ``max_steps_this_run`` that is not None or positive."""
+    if max_steps_this_run is not None and max_steps_this_run <= 0:
+        raise ValueError(
+            f"max_steps_this_run must be positive, got {max_steps_this_run}."
+        )
+
+
 def _train_locked(
     config: Config,
     workdir: str,
@@ -451,149 +599,58 @@ def _train_locked(
     primary: bool,
 ) -> TrainResult:
     ckpts = checkpointing.Checkpoints(checkpoint_dir(workdir), primary=primary)
-    loaded = None
-    if config.resume:
-        # A finished run may be reloaded whatever it holds: nothing trains on it.
-        loaded = ckpts.find_resume(resume_step, nonfinite_from=config.num_steps)
-        _check_same_config(config, loaded, workdir)
-    elif ckpts.steps():
-        raise CheckpointError(
-            f"{ckpts.directory!r} already holds checkpoints; pass --resume to "
-            "continue that run or choose another --workdir (nothing is overwritten)."
-        )
-    data = input_pipeline.training_set(
-        input_pipeline.load_dataset(config.dataset, config.data_dir),
-        train_size=config.train_size,
-        label_noise=config.label_noise,
-        seed=config.data_seed,
+    loaded = loop.find_resume(
+        ckpts,
+        resume=config.resume,
+        resume_step=resume_step,
+        num_steps=config.num_steps,
+        config=config_dict(config),
+        where=workdir,
     )
-    _check_data(config, data)
-    sharder = _Sharder()
-
-    model = models.create_model(
-        config.model,
-        num_classes=data.num_classes,
-        in_features=data.in_features,
-        ndim=data.ndim,
-        seed=config.seed,
-        num_filters=config.num_filters,
-    )
-    optimizer = nnx.Optimizer(model, _cached_optimizer(_static(config)), wrt=nnx.Param)
-    metrics = create_metrics()
-    # Parameters come from key(seed); augmentation gets an independent stream.
-    rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+    data = load_training_set(config)
+    run = _SingleRun(config, data)
     step, history = 0, []
-
-    def items() -> dict[str, Any]:
-        return {
-            "model": nnx.state(model),
-            "optimizer": nnx.state(optimizer),
-            "train_metrics": nnx.state(metrics),
-            "rng": {"key": jax.random.key_data(rng)},
-        }
-
     if loaded is not None:
-        restored = {
-            name: checkpointing.restore_into(
-                loaded.items.get(name, {}), tree, name=name
-            )
-            for name, tree in items().items()
-        }
-        nnx.update(model, restored["model"])
-        nnx.update(optimizer, restored["optimizer"])
-        nnx.update(metrics, restored["train_metrics"])
-        rng = jax.random.wrap_key_data(restored["rng"]["key"])
+        run.restore(loaded)
         step, history = loaded.step, list(loaded.meta.get("history", []))
-
     # Every check passed: from here on the run writes to its workdir.
-    if loaded is not None and loaded.newer:
-        moved = ckpts.set_aside(
-            loaded.newer, os.path.join(workdir, "checkpoints_set_aside")
-        )
-        logging.warning(
-            "resuming from step %d; the newer checkpoints were moved to %s",
-            loaded.step,
-            ", ".join(moved),
-        )
-    # Replicate parameters, optimizer state and metrics over the mesh.
-    state = jax.device_put(nnx.state((model, optimizer, metrics)), sharder.replicated)
-    nnx.update((model, optimizer, metrics), state)
-    rng = jax.device_put(rng, sharder.replicated)
+    loop.set_aside_newer(ckpts, loaded, workdir)
+    run.place()
     if primary:
-        _write_text(
+        workdirs.write_text(
             os.path.join(workdir, "config.json"),
-            json.dumps(_config_dict(config), indent=1),
+            json.dumps(config_dict(config), indent=1),
         )
-    eval_batches = _eval_batches(data, config.eval_batch_size, sharder)
-    train_step = _cached_train_step(_static(config))
-    lr_fn, p_fn = create_learning_rate_schedule(config), create_p_schedule(config)
     per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
     last = config.num_steps
     if max_steps_this_run is not None:
         last = min(last, step + max_steps_this_run)
 
-    def save_checkpoint() -> None:
+    def meta(step: int) -> dict[str, Any]:
         epoch, position = divmod(step, per_epoch)
-        meta = {
-            "config": _config_dict(config),
+        return {
+            "config": config_dict(config),
             "step": step,
             "data_order": {"seed": config.seed, "epoch": epoch, "position": position},
             "history": history,
         }
-        ckpts.save(step, items(), meta)
 
-    model.train()
-    # elapsed_s counts training wall time across resumptions.
-    start = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
-    try:
-        with tqdm(
-            total=config.num_steps,
-            initial=step,
-            disable=not config.progress or not primary,
-            desc=config.method,
-            dynamic_ncols=True,
-        ) as bar:
-            while step < last:
-                idx = input_pipeline.batch_indices(
-                    config.seed, step, len(data.y_train), config.batch_size
-                )
-                x = sharder.shard(data.x_train[idx])
-                y = sharder.shard(data.y_train[idx])
-                loss, rng = train_step(model, optimizer, metrics, x, y, rng)
-                step += 1
-                bar.update(1)
-                if step % 10 == 0 or step == last:
-                    bar.set_postfix(
-                        loss=f"{float(loss):.3f}",
-                        lr=f"{_at(lr_fn, step - 1):.3g}",
-                        p=f"{_at(p_fn, step - 1):+.3f}",
-                        refresh=False,
-                    )
-                if step % config.eval_every_steps == 0 or step == config.num_steps:
-                    train = metrics.compute()
-                    metrics.reset()
-                    nnx.update(
-                        metrics, jax.device_put(nnx.state(metrics), sharder.replicated)
-                    )
-                    history.append(
-                        {
-                            "step": step,
-                            "epoch": step / per_epoch,
-                            "lr": _at(lr_fn, step - 1),
-                            "p": _at(p_fn, step - 1),
-                            "train_loss": float(train["loss"]),
-                            "train_accuracy": float(train["accuracy"]),
-                            **evaluate(model, eval_batches, len(data.y_test)),
-                            "elapsed_s": time.perf_counter() - start,
-                        }
-                    )
-                    if primary:
-                        _write_metrics(workdir, history)
-                every = config.checkpoint_every_steps
-                if (every and step % every == 0) or step == last:
-                    save_checkpoint()
-    finally:
-        ckpts.close()
+    run.model.train()
+    loop.train_loop(
+        run,
+        ckpts,
+        step=step,
+        last=last,
+        num_steps=config.num_steps,
+        eval_every_steps=config.eval_every_steps,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+        steps_per_epoch=per_epoch,
+        histories=[history],
+        meta=meta,
+        on_eval=lambda: _write_metrics(workdir, history) if primary else None,
+        progress=config.progress and primary,
+        desc=config.method,
+    )
     if primary and history:
         steps = np.arange(config.num_steps)
         plots.plot_run(
@@ -602,9 +659,9 @@ def _train_locked(
             title=f"{config.method} on {config.dataset}",
             schedules=(
                 steps,
-                np.asarray(jax.vmap(lr_fn)(steps)),
-                np.asarray(jax.vmap(p_fn)(steps)),
+                np.asarray(jax.vmap(run.lr_fn)(steps)),
+                np.asarray(jax.vmap(run.p_fn)(steps)),
             ),
         )
-    model.eval()
-    return TrainResult(model, optimizer, history)
+    run.model.eval()
+    return TrainResult(run.model, run.optimizer, history)
