@@ -272,7 +272,7 @@ def initialize(launch: Launch) -> None:
         in inspect.signature(jax.distributed.initialize).parameters
     ):
         kwargs["heartbeat_timeout_seconds"] = launch.heartbeat_timeout
-    if launch.num_processes is not None and launch.process_id is not None:
+    if not _missing(launch):
         print(
             f"joining a {launch.num_processes}-process job as process "
             f"{launch.process_id} (coordinator {launch.coordinator_address}, "
