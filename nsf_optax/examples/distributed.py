@@ -19,12 +19,14 @@ On CPU the cross-process collectives are gloo's (unless
 malformed or out of range, or a coordinator that does not answer in time, is one
 line naming the flag and exit status 2 (a :class:`DistributedError`, a
 :class:`~nsf_optax.examples.errors.UsageError`). Once running, a process that
-dies is noticed by the others through JAX's heartbeats: they stop with JAX's
-"distributed service detected fatal errors" message within about
-``--heartbeat_timeout`` seconds rather than wait forever (tested with two
-processes on one machine).
+fails leaves at once (:func:`run`); one that dies breaks the collectives, and
+the others stop with the collective's error or JAX's "distributed service
+detected fatal errors" (about a second after a ``kill -9`` of one of two
+processes on one machine, tested); a host that vanishes without closing its
+connections is noticed through JAX's heartbeats within about
+``--heartbeat_timeout`` seconds.
 
-This module imports jax only inside :func:`initialize`.
+This module imports jax only inside :func:`initialize` and :func:`run`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from nsf_optax.examples import cli
 from nsf_optax.examples.configs.default import Bound
@@ -82,6 +85,34 @@ class Launch:
     process_id: int | None = None
     initialization_timeout: int = DEFAULT_INITIALIZATION_TIMEOUT
     heartbeat_timeout: int = DEFAULT_HEARTBEAT_TIMEOUT
+
+    def __post_init__(self):
+        def whole(name: str, low: int) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if not ok or value < low:
+                raise DistributedError(
+                    f"{name} must be an integer >= {low}, got {value!r}"
+                )
+
+        if self.coordinator_address is not None:
+            try:
+                _address(self.coordinator_address)
+            except (argparse.ArgumentTypeError, TypeError, AttributeError):
+                raise DistributedError(
+                    "coordinator_address must be HOST:PORT with a port in "
+                    f"[1, 65535], got {self.coordinator_address!r}"
+                ) from None
+        for name, low in (("num_processes", 1), ("process_id", 0)):
+            if getattr(self, name) is not None:
+                whole(name, low)
+        whole("initialization_timeout", 1)
+        whole("heartbeat_timeout", 1)
+        n, i = self.num_processes, self.process_id
+        if n is not None and i is not None and i >= n:
+            raise DistributedError(
+                f"process_id must be in [0, {n - 1}] for num_processes {n}, got {i}"
+            )
 
 
 def _address(text: str) -> str:
@@ -178,6 +209,19 @@ def from_flags(
     Raises:
       DistributedError: for launch flags without ``--distributed``, a malformed
         environment variable, or a ``process_id`` not below ``num_processes``.
+
+    Examples:
+      >>> import argparse
+      >>> from nsf_optax.examples import distributed
+      >>> parser = argparse.ArgumentParser()
+      >>> distributed.add_flags(parser)
+      >>> args = parser.parse_args(["--distributed", "--process_id", "1"])
+      >>> env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234", "JAX_NUM_PROCESSES": "2"}
+      >>> distributed.from_flags(args, env)  # doctest: +NORMALIZE_WHITESPACE
+      Launch(coordinator_address='10.0.0.1:1234', num_processes=2, process_id=1,
+             initialization_timeout=300, heartbeat_timeout=100)
+      >>> distributed.from_flags(parser.parse_args([]), env) is None  # one process
+      True
     """
     given = [n for n in ENV_VARS if getattr(args, n) is not None]
     if not args.distributed:
@@ -188,20 +232,19 @@ def from_flags(
             )
         return None
     environ = os.environ if environ is None else environ
-    values = {
+    values: dict[str, Any] = {
         n: getattr(args, n) if n in given else _from_env(n, environ) for n in ENV_VARS
     }
-    launch = Launch(
-        initialization_timeout=args.initialization_timeout,
-        heartbeat_timeout=args.heartbeat_timeout,
-        **values,  # type: ignore[arg-type]
-    )
-    n, i = launch.num_processes, launch.process_id
-    if n is not None and i is not None and i >= n:
+    n, i = values["num_processes"], values["process_id"]
+    if isinstance(n, int) and isinstance(i, int) and i >= n:
         raise DistributedError(
             f"--process_id must be in [0, {n - 1}] for --num_processes {n}, got {i}"
         )
-    return launch
+    return Launch(
+        initialization_timeout=args.initialization_timeout,
+        heartbeat_timeout=args.heartbeat_timeout,
+        **values,
+    )
 
 
 def _missing(launch: Launch) -> list[str]:
@@ -280,7 +323,7 @@ def initialize(launch: Launch) -> None:
             file=sys.stderr,
         )
     try:
-        jax.distributed.initialize(**kwargs)  # type: ignore[arg-type]
+        jax.distributed.initialize(**kwargs)
     except ValueError as e:
         # jax's message when a value is neither given nor detected.
         missing = _missing(launch)
