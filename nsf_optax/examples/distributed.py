@@ -354,10 +354,10 @@ def run(prog: str, body: Callable[[], object]) -> int:
     barrier for them (``shutdown_timeout``, 5 minutes by default). After
     :func:`initialize`, a failed process (a one-line error, Ctrl-C, or a bug
     with its traceback) therefore prints its error and a line saying so, and
-    exits without the shutdown barrier; the others notice its missing heartbeat
-    and stop with JAX's fatal-error message within about ``--heartbeat_timeout``
-    seconds. Before :func:`initialize`, or when the body succeeds, this is
-    :func:`.cli.run`.
+    exits without the shutdown barrier; the others stop when their next
+    collective fails on its closed connections (seconds), or at the latest when
+    JAX misses its heartbeat (``--heartbeat_timeout``). Before
+    :func:`initialize`, or when the body succeeds, this is :func:`.cli.run`.
 
     Args:
       prog: the command's name, the prefix of the error lines.
