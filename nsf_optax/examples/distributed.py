@@ -304,6 +304,12 @@ def initialize(launch: Launch) -> None:
         "none",
     ):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # JAX's preemption service catches SIGTERM (for code that checkpoints at a
+    # preemption sync point, which these examples do not): left on, a cluster's
+    # SIGTERM (a cancelled job) or `kill` would be logged and ignored. Off, the
+    # process ends and the others stop as after any failure.
+    if getattr(jax.config, "jax_enable_preemption_service", False):
+        jax.config.update("jax_enable_preemption_service", False)
     kwargs = {
         "coordinator_address": launch.coordinator_address,
         "num_processes": launch.num_processes,
