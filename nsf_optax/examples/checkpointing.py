@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from nsf_optax.examples.errors import CheckpointError
 
@@ -296,9 +297,8 @@ class Checkpoints:
         # The item's tree of host (numpy) arrays, from its metadata: it reads back
         # whatever the process and device count it was saved with.
         handler = ocp.StandardCheckpointHandler()
-        with ocp.Checkpointer(handler) as checkpointer:
-            metadata = checkpointer.metadata(self._path(step, name))
-        tree = getattr(metadata, "item_metadata", metadata)
+        metadata = handler.metadata(epath.Path(self._path(step, name)))
+        tree = getattr(metadata, "tree", metadata)
         return jax.tree.map(lambda m: np.empty(m.shape, m.dtype), tree)
 
     def _read_digest(self, step: int) -> dict[str, Any]:
