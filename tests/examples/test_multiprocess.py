@@ -116,17 +116,24 @@ def test_launch_refuses_bad_values(kwargs, match):
         distributed.Launch(**kwargs)
 
 
-def test_no_cluster_manager_and_missing_values_is_one_line(
-    capsys, monkeypatch, tmp_path
-):
-    for name in distributed.ENV_VARS.values():
-        monkeypatch.delenv(name, raising=False)
+def test_no_cluster_manager_and_missing_values_is_one_line(tmp_path):
+    # In a fresh process: jax.distributed.initialize must come before any other
+    # jax call, and this test process has made many.
     argv = ["--config", "tiny", "--workdir", str(tmp_path / "w"), "--distributed"]
-    # No SLURM, Open MPI, Kubernetes or TPU here: jax cannot supply the address.
-    assert run_cli.main([*argv, "--num_processes", "2", "--process_id", "0"]) == 2
-    line = _one_line_error(capsys)
-    assert "no cluster manager detected to supply --coordinator_address" in line
-    assert "--num_processes" not in line.split("supply")[1].split(";")[0]
+    argv += ["--num_processes", "2", "--process_id", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsf_optax.examples", *argv],
+        cwd=_ROOT,
+        env=_env(),  # no SLURM, Open MPI, Kubernetes or TPU: nothing supplies it
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{run_cli.PROG}: error: --distributed: no cluster")
+    assert "supply --coordinator_address (or $JAX_COORDINATOR_ADDRESS);" in lines[0]
     assert not (tmp_path / "w").exists()
 
 
