@@ -3,9 +3,10 @@
 Every field of :class:`~nsf_optax.examples.configs.default.Config` is a flag
 (``--optimizer sgd``, ``--num_steps 500``, ``--data_dir ~/cifar-10-batches-py``,
 booleans as ``--flip`` / ``--no-flip``, ``none`` for None). Flags are parsed and
-checked before jax loads; a mistake is one line and exit status 2. Several hosts:
-run the same command on every host with ``--distributed``, which calls
-``jax.distributed.initialize()`` first (see :mod:`nsf_optax.examples.train`).
+checked before jax loads; a mistake is one line and exit status 2. Several
+processes (one per host): add ``--distributed`` (and, without a cluster manager,
+``--coordinator_address``, ``--num_processes``, ``--process_id``) to the same
+command on every host; see :mod:`nsf_optax.examples.distributed`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 import os
 import sys
 
-from nsf_optax.examples import cli, configs, workdirs
+from nsf_optax.examples import cli, configs, distributed, workdirs
 from nsf_optax.examples.configs.default import Bound
 
 PROG = "python -m nsf_optax.examples"
@@ -61,22 +62,19 @@ def build_parser() -> cli.ArgumentParser:
         help="continue from this verified checkpoint instead of the newest (implies "
         "--resume); the newer ones are moved to <workdir>/checkpoints_set_aside/",
     )
-    parser.add_argument(
-        "--distributed",
-        action="store_true",
-        help="call jax.distributed.initialize() first (one process per host)",
-    )
+    distributed.add_flags(parser)
     cli.add_config_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses flags, trains, prints the final metrics. Returns the exit status."""
-    return cli.run(PROG, lambda: _train(argv))
+    return distributed.run(PROG, lambda: _train(argv))
 
 
 def _train(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
+    launch = distributed.from_flags(args)
     config = cli.config_from_flags(configs.get_config(args.config), args)
     if args.resume_step is not None:
         config = dataclasses.replace(config, resume=True)
@@ -86,8 +84,8 @@ def _train(argv: list[str] | None) -> None:
     workdirs.check(workdir)  # before the seconds jax takes to import
     import jax
 
-    if args.distributed:
-        jax.distributed.initialize()
+    if launch is not None:
+        distributed.initialize(launch)
     from nsf_optax.examples import train
 
     result = train.train_and_evaluate(

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from nsf_optax.examples.errors import CheckpointError
 
@@ -262,11 +263,14 @@ class Checkpoints:
     def _read(
         self, step: int, names: tuple[str, ...]
     ) -> tuple[dict[str, FlatArrays], dict[str, Any]]:
-        args = ocp.args.Composite(
-            meta=ocp.args.JsonRestore(),
-            **{name: ocp.args.StandardRestore() for name in names},
-        )
         try:
+            args = ocp.args.Composite(
+                meta=ocp.args.JsonRestore(),
+                **{
+                    name: ocp.args.StandardRestore(self._host_target(step, name))
+                    for name in names
+                },
+            )
             with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
                 restored = checkpointer.restore(self._path(step), args=args)
             items = {name: flatten(restored[name]) for name in names}
@@ -288,6 +292,14 @@ class Checkpoints:
                 "JSON object."
             )
         return items, meta
+
+    def _host_target(self, step: int, name: str) -> Any:
+        # The item's tree of host (numpy) arrays, from its metadata: it reads back
+        # whatever the process and device count it was saved with.
+        handler = ocp.StandardCheckpointHandler()
+        metadata = handler.metadata(epath.Path(self._path(step, name)))
+        tree = getattr(metadata, "tree", metadata)
+        return jax.tree.map(lambda m: np.empty(m.shape, m.dtype), tree)
 
     def _read_digest(self, step: int) -> dict[str, Any]:
         path = self._path(step, DIGEST_FILE)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from nsf_optax.examples import checkpointing
@@ -140,6 +142,14 @@ def set_aside_newer(
     )
 
 
+def _from_host_0(seconds: float) -> float:
+    # Every process must hold the same history (it travels in the checkpoint's
+    # meta, which each process verifies): the elapsed time is host 0's.
+    if jax.process_count() == 1:
+        return seconds
+    return float(multihost_utils.broadcast_one_to_all(np.float32(seconds)))
+
+
 def train_loop(
     runs: Runs,
     ckpts: checkpointing.Checkpoints,
@@ -202,7 +212,7 @@ def train_loop(
                     bar.set_postfix(runs.postfix(step, loss), refresh=False)
                 if step % eval_every_steps == 0 or step == num_steps:
                     rows = runs.evaluate(step)
-                    elapsed = time.perf_counter() - start
+                    elapsed = _from_host_0(time.perf_counter() - start)
                     for history, row in zip(histories, rows, strict=True):
                         history.append(
                             {

@@ -36,7 +36,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nsf_optax.examples import cli, configs, workdirs
+from nsf_optax.examples import cli, configs, distributed, workdirs
 from nsf_optax.examples.configs.default import (
     NSF_FLAVOURS,
     Bound,
@@ -369,22 +369,19 @@ def build_parser() -> cli.ArgumentParser:
         help="stop each level after this many steps (with a checkpoint); "
         "continue with --resume",
     )
-    parser.add_argument(
-        "--distributed",
-        action="store_true",
-        help="call jax.distributed.initialize() first (one process per host)",
-    )
+    distributed.add_flags(parser)
     cli.add_config_flags(parser, exclude=_OWN_FIELDS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses flags and runs :func:`run_sweep`. Returns the exit status."""
-    return cli.run(PROG, lambda: _sweep(argv))
+    return distributed.run(PROG, lambda: _sweep(argv))
 
 
 def _sweep(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
+    launch = distributed.from_flags(args)
     config = cli.config_from_flags(configs.get_config(args.config), args)
     config = dataclasses.replace(config, nsf_flavour=args.flavour)
     _check(args.p, args.seeds, args.label_noises)
@@ -392,8 +389,8 @@ def _sweep(argv: list[str] | None) -> None:
     workdirs.check(workdir)  # before the seconds jax takes to import
     import jax
 
-    if args.distributed:
-        jax.distributed.initialize()
+    if launch is not None:
+        distributed.initialize(launch)
     rows = run_sweep(
         config,
         workdir,

@@ -492,7 +492,12 @@ class _SingleRun:
         """Replicates the state over the mesh and shards the test set."""
         parts = (self.model, self.optimizer, self.metrics)
         nnx.update(parts, jax.device_put(nnx.state(parts), self.sharder.replicated))
-        self.rng = jax.device_put(self.rng, self.sharder.replicated)
+        # A key array: placed as its key data (a multi-process device_put takes
+        # plain arrays only).
+        key_data = jax.device_put(
+            jax.random.key_data(self.rng), self.sharder.replicated
+        )
+        self.rng = jax.random.wrap_key_data(key_data)
         self.eval_batches = [
             tuple(self.sharder.shard(a) for a in batch)
             for batch in eval_batches(self.data, self.config.eval_batch_size)
