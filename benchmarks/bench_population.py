@@ -12,7 +12,7 @@ with ``block_until_ready``, compile and one warm-up call excluded):
 
 1. ``population``: one step of all K runs (``K/2`` exponents x 2 seeds) through
    :class:`nsf_optax.examples.population.Population` with each
-   ``map_batch_size`` (1: a loop over the runs inside the compiled step; 2, 4:
+   ``map_batch_size`` (1: one compiled single-run program called per run; 2, 4:
    that many runs vmapped at a time; K: one vmap), against ``sequential``: the K
    single runs' own jitted steps (p static, as ``train_and_evaluate`` compiles
    them), called one after another. Candidates are called round-robin, one call

@@ -17,13 +17,17 @@ three. Run ``(p, seed)`` is therefore the single run
 **Execution.** One jitted step: ``jax.shard_map`` over a one-axis mesh ``"pop"`` of
 all devices (those of every process) splits the runs into contiguous blocks, one
 per device (the population is padded with copies of run 0 to a multiple of the
-device count; the copies are dropped from every output). On each device
-``jax.lax.map`` applies :func:`.train.train_step` to its runs, ``map_batch_size``
-at a time: 1 is a loop over the runs inside the compiled step, ``0`` (or the
-block size) a ``vmap`` over all of them. :func:`default_map_batch_size` picks
-per backend from ``benchmarks/bench_population.py``: 1 on CPU, where XLA batches
-convolutions over different weights poorly, and all runs on GPU/TPU, the usual
-way to fill an accelerator (not measured here: no GPU was available). Batches and
+device count; the copies are dropped from every output). ``map_batch_size``
+says how each device steps its runs. ``1``: one run at a time, each step of a run
+one call of a compiled single-run program whose run index is a traced argument (one
+compilation for all runs; the run's slice of the stacked state is updated in place,
+the state being donated). ``b > 1``: ``jax.lax.map`` over the runs inside one
+compiled step, ``b`` runs vmapped at a time; ``0`` (or the block size) one
+``vmap`` over all of them. :func:`default_map_batch_size` picks per backend from
+``benchmarks/bench_population.py``: 1 on CPU, where XLA batches convolutions over
+different weights poorly and runs them slowly inside a loop body, and all runs on
+GPU/TPU, the usual way to fill an accelerator (not measured here: no GPU was
+available). Batches and
 the test set are replicated; every process computes the same batches.
 
 **Checkpoints.** The named pytrees of :func:`.train.train_and_evaluate`
@@ -77,8 +81,8 @@ def default_map_batch_size(platform: str | None = None) -> int:
       platform: a JAX platform name; None: the default backend's.
 
     Returns:
-      1 (a loop over the runs inside the step) for ``"cpu"``, else 0 (a ``vmap``
-      over all of the device's runs).
+      1 (one compiled single-run call per run and step) for ``"cpu"``, else 0 (a
+      ``vmap`` over all of the device's runs).
     """
     platform = platform or jax.default_backend()
     return 1 if platform == "cpu" else 0
@@ -199,6 +203,7 @@ class Population:
             self.eval_graphdef,
             self.mesh,
             self.count,
+            local,
             self.map_batch_size,
         )
 
@@ -315,15 +320,19 @@ def _programs(
     eval_graphdef: nnx.GraphDef,
     mesh: Mesh,
     count: int,
+    local: int,
     map_batch_size: int,
 ):
-    """The jitted step, evaluation, gather and metrics reset of a population."""
+    """The step, evaluation, gather and metrics reset of a population.
+
+    The step is a jitted program, or with ``map_batch_size`` 1 a :class:`_RunLoop`
+    of one; ``local`` is the number of runs on each device.
+    """
     step_one = functools.partial(train.train_step, crop_padding=crop_padding, flip=flip)
 
     def each(fn, xs):
-        # 1: a loop over the device's runs; b > 1: b runs vmapped at a time.
-        batch = None if map_batch_size == 1 else map_batch_size
-        return jax.lax.map(fn, xs, batch_size=batch)
+        # b runs vmapped at a time (b = 1: a loop over the device's runs).
+        return jax.lax.map(fn, xs, batch_size=map_batch_size)
 
     def local_step(state, rng, seed_index, xs, ys):
         def one(args):
@@ -342,17 +351,55 @@ def _programs(
 
         return each(one, model_state)
 
+    def local_run_step(state, rng, seed_index, xs, ys, losses, k):
+        # Run k of this device's block, stepped and written back in place.
+        def at(x):
+            return jax.lax.dynamic_index_in_dim(x, k, keepdims=False)
+
+        def put(buffer, value):
+            return jax.lax.dynamic_update_index_in_dim(buffer, value, k, 0)
+
+        model, optimizer, metrics = nnx.merge(graphdef, jax.tree.map(at, state))
+        i = at(seed_index)
+        loss, key = step_one(
+            model, optimizer, metrics, xs[i], ys[i], jax.random.wrap_key_data(at(rng))
+        )
+        new = nnx.state((model, optimizer, metrics))
+        return (
+            jax.tree.map(put, state, new),
+            put(rng, jax.random.key_data(key)),
+            put(losses, loss),
+        )
+
     pop, rep = P(AXIS), P()
     replicated = NamedSharding(mesh, rep)
-    step = jax.jit(
-        shard_map(
-            local_step,
-            mesh=mesh,
-            in_specs=(pop, pop, pop, rep, rep),
-            out_specs=(pop, pop, pop),
-        ),
-        donate_argnums=(0, 1),
-    )
+    if map_batch_size == 1:
+        step = _RunLoop(
+            jax.jit(
+                shard_map(
+                    local_run_step,
+                    mesh=mesh,
+                    in_specs=(pop, pop, pop, rep, rep, pop, rep),
+                    out_specs=(pop, pop, pop),
+                ),
+                donate_argnums=(0, 1, 5),
+            ),
+            jax.jit(
+                lambda: jnp.zeros(local * mesh.size, jnp.float32),
+                out_shardings=NamedSharding(mesh, pop),
+            ),
+            local,
+        )
+    else:
+        step = jax.jit(
+            shard_map(
+                local_step,
+                mesh=mesh,
+                in_specs=(pop, pop, pop, rep, rep),
+                out_specs=(pop, pop, pop),
+            ),
+            donate_argnums=(0, 1),
+        )
     evaluate = jax.jit(
         shard_map(
             local_eval, mesh=mesh, in_specs=(pop, rep, rep, rep), out_specs=(pop, pop)
@@ -369,6 +416,31 @@ def _programs(
         jax.jit(gather, out_shardings=replicated),
         jax.jit(_zero_metrics, donate_argnums=0),
     )
+
+
+class _RunLoop:
+    """A population step as one compiled single-run program called per run.
+
+    ``run_step(state, rng, seed_index, xs, ys, losses, k)`` steps run ``k`` of
+    every device's block; calling this steps them all, with the signature of the
+    one-program step.
+    """
+
+    def __init__(self, run_step, zeros, local: int):
+        self.run_step, self.zeros, self.local = run_step, zeros, local
+
+    def __call__(self, state, rng, seed_index, xs, ys):
+        losses = self.zeros()
+        for k in range(self.local):
+            state, rng, losses = self.run_step(
+                state, rng, seed_index, xs, ys, losses, np.int32(k)
+            )
+        return state, rng, losses
+
+    def lower(self, state, rng, seed_index, xs, ys):
+        """The single-run program, lowered (for its memory analysis)."""
+        args = (state, rng, seed_index, xs, ys, self.zeros(), np.int32(0))
+        return self.run_step.lower(*args)
 
 
 def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
@@ -428,8 +500,9 @@ def train_population(
       ps: the exponents, finite and distinct.
       seeds: the seeds, distinct integers in ``[0, 2**32)``.
       workdir: the population's directory.
-      map_batch_size: runs stepped at once on each device: 1 loops, 0 vmaps all;
-        None: :func:`default_map_batch_size`.
+      map_batch_size: runs stepped at once on each device: 1 one compiled
+        single-run call per run, ``b > 1`` ``b`` vmapped at a time in one program,
+        0 one vmap over all; None: :func:`default_map_batch_size`.
       max_steps_this_run: stop after this many steps (a checkpoint is written);
         continue later with ``config.resume``.
 

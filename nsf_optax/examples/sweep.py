@@ -358,8 +358,9 @@ def build_parser() -> cli.ArgumentParser:
         type=cli.int_flag(Bound(low=0)),
         default=None,
         metavar="B",
-        help="runs stepped at once on each device: 1 a loop inside the compiled "
-        "step, 0 one vmap over all (default: 1 on CPU, 0 on GPU/TPU)",
+        help="runs stepped at once on each device: 1 one compiled single-run call "
+        "per run, B > 1 B vmapped at a time inside one program, 0 one vmap over "
+        "all (default: 1 on CPU, 0 on GPU/TPU)",
     )
     parser.add_argument(
         "--max_steps_this_run",
