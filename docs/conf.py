@@ -139,6 +139,22 @@ def _copy_notebooks() -> None:
 
 _copy_notebooks()
 
+
+def _copy_result_figures() -> None:
+    """Mirrors ``results/**/*.png`` into ``docs/results/`` (ignored by git).
+
+    README shows the measured figures by their repository paths; the pages that
+    include README sections resolve those paths from ``docs/``.
+    """
+    for source in (_ROOT / "results").glob("**/*.png"):
+        target = _DOCS / source.relative_to(_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
+
+
+_copy_result_figures()
+
 # -- The build-time figures (matplotlib's plot directive) ---------------------
 
 plot_include_source = True
