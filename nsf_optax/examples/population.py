@@ -325,8 +325,9 @@ def _programs(
 ):
     """The step, evaluation, gather and metrics reset of a population.
 
-    The step is a jitted program, or with ``map_batch_size`` 1 a :class:`_RunLoop`
-    of one; ``local`` is the number of runs on each device.
+    The step and the evaluation are jitted programs, or with ``map_batch_size`` 1
+    a :class:`_RunLoop` and an :class:`_EvalLoop` of single-run programs; ``local``
+    is the number of runs on each device.
     """
     step_one = functools.partial(train.train_step, crop_padding=crop_padding, flip=flip)
 
@@ -400,12 +401,40 @@ def _programs(
             ),
             donate_argnums=(0, 1),
         )
-    evaluate = jax.jit(
-        shard_map(
-            local_eval, mesh=mesh, in_specs=(pop, rep, rep, rep), out_specs=(pop, pop)
-        ),
-        out_shardings=(replicated, replicated),
-    )
+    if map_batch_size == 1:
+
+        def local_eval_one(model_state, x, y, w, k):
+            run_state = jax.tree.map(
+                lambda a: jax.lax.dynamic_index_in_dim(a, k, keepdims=False),
+                model_state,
+            )
+            loss, correct = train.eval_step(
+                nnx.merge(eval_graphdef, run_state), x, y, w
+            )
+            return loss[None], correct[None]
+
+        evaluate = _EvalLoop(
+            jax.jit(
+                shard_map(
+                    local_eval_one,
+                    mesh=mesh,
+                    in_specs=(pop, rep, rep, rep, rep),
+                    out_specs=(pop, pop),
+                ),
+                out_shardings=(replicated, replicated),
+            ),
+            local,
+        )
+    else:
+        evaluate = jax.jit(
+            shard_map(
+                local_eval,
+                mesh=mesh,
+                in_specs=(pop, rep, rep, rep),
+                out_specs=(pop, pop),
+            ),
+            out_shardings=(replicated, replicated),
+        )
 
     def gather(tree):  # the real runs, replicated: readable on every host
         return jax.tree.map(lambda x: x[:count], tree)
@@ -441,6 +470,27 @@ class _RunLoop:
         """The single-run program, lowered (for its memory analysis)."""
         args = (state, rng, seed_index, xs, ys, self.zeros(), np.int32(0))
         return self.run_step.lower(*args)
+
+
+class _EvalLoop:
+    """A population's test batch as one compiled single-run program called per run.
+
+    ``run_eval(model_state, x, y, w, k)`` evaluates run ``k`` of every device's
+    block (one value per device); calling this evaluates them all and returns,
+    as the one-program evaluation does, one value per run in the population's
+    order (device-major blocks).
+    """
+
+    def __init__(self, run_eval, local: int):
+        self.run_eval, self.local = run_eval, local
+
+    def __call__(self, model_state, x, y, w):
+        outs = [
+            self.run_eval(model_state, x, y, w, np.int32(k)) for k in range(self.local)
+        ]
+        loss = np.stack([np.asarray(o[0]) for o in outs], axis=1).reshape(-1)
+        correct = np.stack([np.asarray(o[1]) for o in outs], axis=1).reshape(-1)
+        return loss, correct
 
 
 def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
