@@ -205,7 +205,33 @@ def rms(x: jax.Array) -> jax.Array:
     return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
 
 
+def _scale_in_thirds(update: jax.Array, log2_ratio: jax.Array) -> jax.Array:
+    """``update * 2**log2_ratio`` as three multiplications by ``2**(log2_ratio/3)``.
+
+    For ratios beyond float32's range: the RMS of a leaf may be near the smallest
+    subnormal (``2**-149``) and the target near the largest float (``2**128``), a
+    ratio up to ``2**277``; each third is at most ``2**93``, and every partial
+    product lies between the update and the result.
+    """
+    third = jnp.exp2(log2_ratio / 3)
+    return update * third * third * third
+
+
 def match_rms(update: jax.Array, target_rms: jax.Array) -> jax.Array:
-    """Rescales ``update`` so that its RMS equals ``target_rms``."""
+    """Rescales ``update`` so that its RMS equals ``target_rms``.
+
+    ``update * (target_rms / rms(update))`` whenever that ratio is finite; when it
+    overflows (a tiny update whose target is large: a huge momentum under a gain
+    near 0), the ratio is applied in three steps (:func:`_scale_in_thirds`), under
+    a ``lax.cond`` so that the usual case pays nothing for it. The result then
+    overflows only where the target RMS itself does not fit the leaf's size.
+    """
     rms_update = rms(update)
-    return update * (target_rms / jnp.where(rms_update > 0, rms_update, 1.0))
+    rms_update = jnp.where(rms_update > 0, rms_update, 1.0)
+    ratio = target_rms / rms_update
+    return jax.lax.cond(
+        jnp.isfinite(ratio) | ~jnp.isfinite(target_rms),
+        lambda u: u * ratio,
+        lambda u: _scale_in_thirds(u, jnp.log2(target_rms) - jnp.log2(rms_update)),
+        update,
+    )

@@ -12,6 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +57,11 @@ def _updates(grads, p, factory, normalize):
     return us
 
 
+def _check_finite_updates(grads, p, static):
+    """The momentum flavour's updates with ``normalize="rms"``, checked finite."""
+    return _check(grads, p, "scale_by_pexp_momentum", "rms", static)
+
+
 def _check(grads, p, factory, normalize, static):
     grads = jnp.asarray(np.array(grads, np.float32))
     assert bool(jnp.all(jnp.isfinite(grads)))
@@ -72,6 +78,7 @@ def _check(grads, p, factory, normalize, static):
     assert us.dtype == jnp.float32
     assert not bool(jnp.any(jnp.isnan(us))), (p, grads, us)
     assert bool(jnp.all(jnp.isfinite(us))), (p, grads, us)
+    return us
 
 
 @_SETTINGS
@@ -100,3 +107,26 @@ def test_sgd_flavour_is_finite(grads, p, normalize, static):
 @given(grads=_grads(30), p=st.sampled_from([0.0, 0.25, 0.5, -0.5, 1.0, 2.0, -2.0]))
 def test_special_static_exponents_are_finite(grads, p):
     _check(grads, p, "scale_by_pexp", None, True)
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_rms_match_survives_a_ratio_beyond_float32(static):
+    # Found by test_sgd_flavour_is_finite: a momentum of 9e24 under the gain
+    # vhat**-2 ~ 1e-40 leaves an update whose RMS is ~1e-15, so the ratio of the
+    # two RMS overflows float32; the update must still have the momentum's RMS.
+    grads = [[-1e5, -1e5, -1.0, -1.0], [0.0, 0.0, 0.0, -1e25], [0.0, -1.0, -1e5, -1.0]]
+    us = _check_finite_updates(grads, 2.0, static)
+    got = np.sqrt(np.mean(np.square(np.asarray(us[-1], np.float64))))
+    want = np.sqrt(
+        np.mean(
+            np.square(
+                [
+                    0.9 * (0.9 * -1e5) + 0.0,
+                    0.9 * (0.9 * -1e5) - 1.0,
+                    0.9 * (0.9 * -1.0) - 1e5,
+                    0.9 * -1e25 - 1.0,
+                ]
+            )
+        )
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5)
