@@ -10,8 +10,6 @@ a ``TypeError`` for a value of the wrong kind and a ``ValueError`` for one of
 the wrong shape or range, each naming the argument and what it accepts.
 """
 
-from __future__ import annotations
-
 import math
 import numbers
 from typing import Any
@@ -113,6 +111,8 @@ def check_p(p: Any) -> float | jax.Array | Any:
     its type.
     """
     if is_schedule(p):
+        check_schedule("p", p)
+        declared_values(p)
         return p
     accepts = "a finite real number (any sign) or an optax.Schedule of the count"
     if isinstance(p, type | np.dtype):
@@ -166,8 +166,10 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_normalize(value: Any) -> None:
-    if value is not None and not (isinstance(value, str) and value == "rms"):
-        raise ValueError(f"normalize must be None or 'rms', got {value!r}.")
+    if value is None or (isinstance(value, str) and value == "rms"):
+        return
+    error = ValueError if isinstance(value, str) else TypeError
+    raise error(f"normalize must be None or 'rms', got {_kind(value)}.")
 
 
 def check_inexact_leaves(name: str, tree: Any) -> None:
@@ -178,6 +180,8 @@ def check_inexact_leaves(name: str, tree: Any) -> None:
     """
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         dtype = getattr(leaf, "dtype", None)
+        if dtype is None and isinstance(leaf, numbers.Number):
+            dtype = jnp.result_type(leaf)  # a Python int is int32 to JAX
         if dtype is not None and not jnp.issubdtype(dtype, jnp.inexact):
             where = jax.tree_util.keystr(path)
             raise TypeError(
@@ -185,3 +189,81 @@ def check_inexact_leaves(name: str, tree: Any) -> None:
                 "or complex leaves. Leave integer leaves out with optax.masked or "
                 "optax.partition (with optax.set_to_zero())."
             )
+
+
+def declared_values(schedule: Any) -> tuple[float, ...] | None:
+    """The values a ``p`` schedule declares it takes (its ``values``), or ``None``.
+
+    Declared values let the transforms select a static kernel per value (see
+    :mod:`nsf_optax.p_schedule`); they must be a non-empty sequence of finite
+    real numbers.
+    """
+    values = getattr(schedule, "values", None)
+    if values is None:
+        return None
+    accepts = "a non-empty tuple of finite real numbers"
+    if isinstance(values, str) or not isinstance(values, tuple | list):
+        raise TypeError(f"p.values must be {accepts}, got {_kind(values)}.")
+    if not values:
+        raise ValueError(f"p.values must be {accepts}, got {values!r}.")
+    return tuple(dict.fromkeys(check_finite("p.values[i]", v) for v in values))
+
+
+def check_finite(name: str, value: Any) -> float:
+    """A concrete finite real scalar (Python, NumPy or JAX), as a float."""
+    accepts = "a finite real number"
+    x = real_scalar(name, value, accepts)
+    if x is None:
+        raise TypeError(f"{name} must be {accepts} known when built, got a tracer.")
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be {accepts}, got {value!r}.")
+    return x
+
+
+def check_int(name: str, value: Any, *, minimum: int) -> int:
+    """A concrete integer ``>= minimum``: Python, NumPy or a 0-d integer array."""
+    accepts = f"an integer >= {minimum}"
+    integral = isinstance(value, numbers.Integral) and not isinstance(
+        value, bool | np.bool_
+    )
+    array = isinstance(value, np.ndarray | jax.Array) and jnp.issubdtype(
+        value.dtype, jnp.integer
+    )
+    if not (integral or array):
+        raise TypeError(f"{name} must be {accepts}, got {_kind(value)}.")
+    if isinstance(value, np.ndarray | jax.Array):
+        if value.shape != ():
+            raise ValueError(f"{name} must be {accepts} (0-d), got {_kind(value)}.")
+        if is_traced(value):
+            raise TypeError(f"{name} must be {accepts} known when built, got a tracer.")
+    out = int(value)
+    if out < minimum:
+        raise ValueError(f"{name} must be {accepts}, got {value!r}.")
+    return out
+
+
+def check_schedule(name: str, schedule: Any) -> None:
+    """A schedule: callable on a traced int32 count, returning a real scalar.
+
+    Called once on an abstract count (:func:`jax.eval_shape`: no computation),
+    so that a schedule that cannot be traced (Python control flow on the
+    count, a wrong signature) fails when the optimizer is built, naming the
+    argument, not at the first update.
+    """
+    accepts = "a schedule: a callable of the step count returning a real scalar"
+    count = jax.ShapeDtypeStruct((), jnp.int32)
+    try:
+        out = jax.eval_shape(schedule, count)
+    except Exception as error:  # any failure of the user's callable
+        raise TypeError(
+            f"{name} must be {accepts}; calling it on a traced int32 count (as "
+            f"every update does) raised {type(error).__name__}: {error}"
+        ) from error
+    dtype = getattr(out, "dtype", None)
+    real = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    )
+    if not real:
+        raise TypeError(f"{name} must be {accepts}, but it returned {out!r}.")
+    if out.shape != ():
+        raise ValueError(f"{name} must be {accepts}, but it returned {out!r}.")

@@ -11,38 +11,37 @@ period in integer arithmetic (exact for any ``int32``/``int64`` count); float
 counts (for example ``1e10`` without x64) are reduced in floating point and
 always land in the schedule's range.
 
+Finite-valued schedules: :func:`constant`, :func:`square_tidal` and
+:func:`pulse_tidal` over a finite-valued tide declare the values they take, as
+a tuple in the schedule's ``values`` attribute. The transforms then select, at
+each step, the kernel of the current value as if ``p`` were that static number
+(an exact sqrt form for ``0, +-1/4, +-1/2, 1``), so that the paper's schedule
+(a pulse at 1/2, then a square tide between 1/4 and -1/4) costs what Adam does.
+A schedule of your own may declare its values the same way
+(``schedule.values = (0.5, -0.5)``); a value outside them still gets the
+general power, so a wrong declaration costs speed, never correctness.
+Composing with :func:`optax.join_schedules` drops the declaration.
+
 References:
   Zhang & Liu, `Natural Spectral Fusion: p-Exponent Cyclic Scheduling and Early
   Decision-Boundary Alignment in First-Order Optimization
   <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 3.3).
 """
 
-from __future__ import annotations
-
-import math
-import numbers
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from nsf_optax import _checks
+
 __all__ = ["constant", "cosine_tidal", "pulse_tidal", "square_tidal"]
 
 
-def _check_finite(name: str, value: float) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}.")
-    return float(value)
-
-
-def _check_steps(name: str, value: int, *, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+def _declare_values(schedule: optax.Schedule, values: Iterable[float]) -> None:
+    """Records the finite set of values ``schedule`` takes (see the module doc)."""
+    schedule.values = tuple(dict.fromkeys(values))  # pyright: ignore[reportFunctionMemberAccess]
 
 
 def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
@@ -71,12 +70,13 @@ def constant(value: float) -> optax.Schedule:
       >>> float(p_schedule.constant(-0.25)(1000))
       -0.25
     """
-    value = _check_finite("value", value)
+    value = _checks.check_finite("value", value)
 
     def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         del count
         return jnp.asarray(value, jnp.float32)
 
+    _declare_values(schedule, [value])
     return schedule
 
 
@@ -111,15 +111,15 @@ def cosine_tidal(
       >>> [round(float(tide(t)), 6) for t in (0, 50, 100)]
       [0.5, -0.5, 0.5]
     """
-    min_value = _check_finite("min_value", min_value)
-    max_value = _check_finite("max_value", max_value)
+    min_value = _checks.check_finite("min_value", min_value)
+    max_value = _checks.check_finite("max_value", max_value)
     if max_value < min_value:
         raise ValueError(
             f"max_value must be >= min_value, got max_value={max_value} and "
             f"min_value={min_value}."
         )
-    period_steps = _check_steps("period_steps", period_steps, minimum=1)
-    phase = _check_finite("phase", phase)
+    period_steps = _checks.check_int("period_steps", period_steps, minimum=1)
+    phase = _checks.check_finite("phase", phase)
     center = 0.5 * (max_value + min_value)
     amplitude = 0.5 * (max_value - min_value)
 
@@ -161,9 +161,9 @@ def square_tidal(
     >>> [float(tide(t)) for t in (0, 199, 200, 399, 400)]
     [0.25, 0.25, -0.25, -0.25, 0.25]
   """
-    high_value = _check_finite("high_value", high_value)
-    low_value = _check_finite("low_value", low_value)
-    every_steps = _check_steps("every_steps", every_steps, minimum=1)
+    high_value = _checks.check_finite("high_value", high_value)
+    low_value = _checks.check_finite("low_value", low_value)
+    every_steps = _checks.check_int("every_steps", every_steps, minimum=1)
 
     def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         in_cycle = _phase_in_cycle(count, 2 * every_steps)
@@ -171,6 +171,7 @@ def square_tidal(
             in_cycle < every_steps, jnp.float32(high_value), jnp.float32(low_value)
         )
 
+    _declare_values(schedule, [high_value, low_value])
     return schedule
 
 
@@ -205,10 +206,9 @@ def pulse_tidal(
     >>> [float(p(t)) for t in (0, 99, 100, 299, 300)]
     [0.5, 0.5, 0.25, 0.25, -0.25]
   """
-    pulse_value = _check_finite("pulse_value", pulse_value)
-    pulse_steps = _check_steps("pulse_steps", pulse_steps, minimum=0)
-    if not callable(tidal):
-        raise ValueError(f"tidal must be a schedule (a callable), got {tidal!r}.")
+    pulse_value = _checks.check_finite("pulse_value", pulse_value)
+    pulse_steps = _checks.check_int("pulse_steps", pulse_steps, minimum=0)
+    _checks.check_schedule("tidal", tidal)
 
     def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         count = jnp.asarray(count)
@@ -217,4 +217,7 @@ def pulse_tidal(
         tide = tidal(jnp.maximum(count - pulse_steps, 0))
         return jnp.where(in_pulse, jnp.float32(pulse_value), tide).astype(jnp.float32)
 
+    tidal_values = _checks.declared_values(tidal)
+    if tidal_values is not None:
+        _declare_values(schedule, [pulse_value, *tidal_values])
     return schedule

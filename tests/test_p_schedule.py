@@ -131,62 +131,121 @@ def test_under_vmap_and_grad_of_counts():
 
 
 @pytest.mark.parametrize(
-    ("factory", "kwargs", "argname"),
+    ("factory", "kwargs", "argname", "error"),
     [
-        (p_schedule.constant, {"value": float("nan")}, "value"),
-        (p_schedule.constant, {"value": "0.5"}, "value"),
+        (p_schedule.constant, {"value": float("nan")}, "value", ValueError),
+        (p_schedule.constant, {"value": "0.5"}, "value", TypeError),
         (
             p_schedule.cosine_tidal,
             {"min_value": 0.5, "max_value": -0.5, "period_steps": 10},
             "max_value",
+            ValueError,
         ),
         (
             p_schedule.cosine_tidal,
             {"min_value": -0.5, "max_value": 0.5, "period_steps": 0},
             "period_steps",
+            ValueError,
         ),
         (
             p_schedule.cosine_tidal,
             {"min_value": -0.5, "max_value": 0.5, "period_steps": 2.5},
             "period_steps",
+            TypeError,
         ),
         (
             p_schedule.cosine_tidal,
             {"min_value": -0.5, "max_value": float("inf"), "period_steps": 4},
             "max_value",
+            ValueError,
         ),
         (
             p_schedule.cosine_tidal,
             {"min_value": -0.5, "max_value": 0.5, "period_steps": 4, "phase": np.nan},
             "phase",
+            ValueError,
         ),
         (
             p_schedule.square_tidal,
             {"high_value": 0.1, "low_value": -0.1, "every_steps": -3},
             "every_steps",
+            ValueError,
         ),
         (
             p_schedule.square_tidal,
             {"high_value": float("-inf"), "low_value": -0.1, "every_steps": 3},
             "high_value",
+            ValueError,
         ),
         (
             p_schedule.pulse_tidal,
             {"pulse_value": 0.5, "pulse_steps": -1, "tidal": p_schedule.constant(0)},
             "pulse_steps",
+            ValueError,
         ),
         (
             p_schedule.pulse_tidal,
             {"pulse_value": 0.5, "pulse_steps": 3, "tidal": 0.25},
             "tidal",
+            TypeError,
         ),
         (
             p_schedule.pulse_tidal,
             {"pulse_value": None, "pulse_steps": 3, "tidal": p_schedule.constant(0)},
             "pulse_value",
+            TypeError,
         ),
     ],
 )
-def test_bad_arguments_name_the_argument(factory, kwargs, argname):
-    with pytest.raises(ValueError, match=argname):
+def test_bad_arguments_name_the_argument(factory, kwargs, argname, error):
+    """A wrong type is a TypeError, a wrong value a ValueError; both name it."""
+    with pytest.raises(error, match=argname):
         factory(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "steps", [10, np.int64(10), np.array(10), jnp.array(10), jnp.array(10, jnp.uint8)]
+)
+def test_integers_of_every_kind(steps):
+    """Python, NumPy and 0-d JAX integers are all the integer 10."""
+    tide = p_schedule.cosine_tidal(-0.25, 0.5, period_steps=steps)
+    square = p_schedule.square_tidal(0.25, -0.25, every_steps=steps)
+    pulse = p_schedule.pulse_tidal(0.5, steps, square)
+    assert float(tide(5)) == pytest.approx(-0.25)
+    assert [float(square(t)) for t in (9, 10)] == [0.25, -0.25]
+    assert [float(pulse(t)) for t in (9, 10)] == [0.5, 0.25]
+
+
+@pytest.mark.parametrize(
+    "value", [0.25, np.float32(0.25), np.array(0.25), jnp.array(0.25), 1]
+)
+def test_reals_of_every_kind(value):
+    assert float(p_schedule.constant(value)(3)) == float(value)
+
+
+@pytest.mark.parametrize(
+    "steps, error",
+    [(jnp.array([10]), ValueError), (jnp.array(10.0), TypeError), (True, TypeError)],
+)
+def test_integer_arrays_must_be_0d_integers(steps, error):
+    with pytest.raises(error, match="period_steps"):
+        p_schedule.cosine_tidal(-0.25, 0.5, period_steps=steps)
+
+
+def test_tidal_must_be_traceable():
+    def python_branch(count):
+        return 0.25 if count < 3 else -0.25
+
+    with pytest.raises(TypeError, match=r"tidal must be a schedule.*traced"):
+        p_schedule.pulse_tidal(0.5, 3, python_branch)
+
+
+def test_finite_schedules_declare_their_values():
+    square = p_schedule.square_tidal(0.25, -0.25, every_steps=3)
+    assert p_schedule.constant(0.5).values == (0.5,)
+    assert square.values == (0.25, -0.25)
+    assert p_schedule.pulse_tidal(0.5, 4, square).values == (0.5, 0.25, -0.25)
+    assert p_schedule.pulse_tidal(0.25, 4, square).values == (0.25, -0.25)
+    tide = p_schedule.cosine_tidal(-0.25, 0.5, period_steps=8)
+    assert not hasattr(tide, "values")
+    assert not hasattr(p_schedule.pulse_tidal(0.5, 4, tide), "values")
