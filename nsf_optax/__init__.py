@@ -11,8 +11,6 @@ The public names load on first use (PEP 562), so that ``import nsf_optax`` and t
 command lines' ``--help`` do not import JAX.
 """
 
-from __future__ import annotations
-
 import importlib
 from typing import TYPE_CHECKING, Any
 

@@ -1,8 +1,6 @@
 """The aliases: :func:`nsf`, :func:`nsfw` and :func:`nsf_sgd`, optax's
 :func:`optax.adam`, :func:`optax.adamw` and :func:`optax.sgd` with a ``p``."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 
@@ -111,9 +109,10 @@ def nsf(
         of the step count returning one.
       nu_dtype: floating dtype of the second moment; ``None`` takes the
         params' dtype, but at least float32.
-      normalize: ``None`` or ``"rms"`` (per-leaf update RMS set to that of
-        ``mhat``; makes runs at different ``p`` comparable at one learning
-        rate).
+      normalize: ``None`` or ``"rms"``: each leaf's update rescaled to the
+        RMS of Adam's update for the same moments, so that ``p`` only
+        reweights coordinates and ``nsf(lr, p=..., normalize="rms")`` keeps
+        ``optax.adam(lr)``'s step size.
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs`.
@@ -275,10 +274,11 @@ def nsf_sgd(
     one in float32 for the default ``eps`` (any ``eps < 2**-24``), so the
     result is bit for bit ``optax.sgd(learning_rate, momentum, nesterov,
     accumulator_dtype)``: with ``momentum=0.9``, the paper's baseline ("the
-    SGD endpoint"). A ``p`` schedule such as ``p_schedule.pulse_tidal(...)``
-    then reproduces the paper's ResNet runs. Paper-style (coupled) weight
-    decay goes in front: ``optax.chain(optax.add_decayed_weights(wd),
-    nsf_sgd(...))``.
+    SGD endpoint"). A static ``p = 0`` keeps no second moment, so that state
+    and step cost what :func:`optax.sgd`'s do. A ``p`` schedule such as
+    ``p_schedule.pulse_tidal(...)`` then reproduces the paper's ResNet runs.
+    Paper-style (coupled) weight decay goes in front:
+    ``optax.chain(optax.add_decayed_weights(wd), nsf_sgd(...))``.
 
     The gain :math:`\hat v^{-p}` changes the overall step size by orders of
     magnitude when ``p`` moves away from zero (gradients are small); use

@@ -1,7 +1,5 @@
 """Optional dependencies: one clear ImportError when an extra is not installed."""
 
-from __future__ import annotations
-
 import importlib.util
 
 

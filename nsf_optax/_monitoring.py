@@ -1,7 +1,5 @@
 """Reading the ``p``-gain back from an optimizer state, for analysis and logging."""
 
-from __future__ import annotations
-
 import numbers
 from typing import Any
 
@@ -143,8 +141,11 @@ def _stats(state: _PexpState) -> dict[str, jax.Array]:
     nu_hat = jax.tree.leaves(_nu_hat(state))
     # Coordinates that never saw a nonzero gradient take no step whatever the
     # gain (mhat = 0 there); their gain, 1/eps or 0, would only swamp the spread.
+    # At p = 0 the gain, 1 / (1 + eps), reads no moment (a static p = 0 keeps
+    # none): every coordinate counts.
+    p_is_zero = jnp.asarray(state.p) == 0
     log_gains = [
-        jnp.where(jnp.real(v) > 0, jnp.log10(g), jnp.nan).ravel()
+        jnp.where((jnp.real(v) > 0) | p_is_zero, jnp.log10(g), jnp.nan).ravel()
         for g, v in zip(gains, nu_hat, strict=True)
     ]
     log_gains = jnp.concatenate([jnp.full([1], jnp.nan), *log_gains])

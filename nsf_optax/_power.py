@@ -13,8 +13,6 @@ for, so every instruction in it is accounted for (see the rounding note in
 power_f32; tests/test_fast_paths.py would catch a folded rounding).
 """
 
-from __future__ import annotations
-
 import numbers
 from typing import Any, cast
 

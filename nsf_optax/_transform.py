@@ -1,13 +1,22 @@
 """The transforms: :func:`scale_by_pexp` (Adam-flavoured) and
-:func:`scale_by_pexp_momentum` (SGD-flavoured), with their states."""
+:func:`scale_by_pexp_momentum` (SGD-flavoured), with their states.
 
-from __future__ import annotations
+Each update runs as one compiled program (:func:`_compiled`), as optax compiles
+its own moment helpers: called eagerly it compiles at the first step only, and
+under an outer :func:`jax.jit` it is inlined, so that the outer program is the
+same as without it.
+"""
 
+import dataclasses
+import functools
+import numbers
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, cast
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from nsf_optax import _checks
@@ -30,7 +39,7 @@ class ScaleByPexpState(NamedTuple):
     # shape=(), dtype=jnp.int32 (optax's name; it shadows tuple.count, as there).
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     mu: optax.Updates  # like params, dtype mu_dtype.
-    nu: optax.Updates  # like params, dtype nu_dtype (>= float32 by default).
+    nu: optax.Updates  # like params, nu_dtype (>= float32); EmptyState() if unused.
     p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
     b2: jax.Array  # shape=(), float: the hyperparameters of the gain,
     eps: jax.Array  # shape=(), float: recorded so that the gain can be
@@ -43,11 +52,73 @@ class ScaleByPexpMomentumState(NamedTuple):
     # shape=(), dtype=jnp.int32 (optax's name; it shadows tuple.count, as there).
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     trace: optax.Updates  # like params, accumulator_dtype; EmptyState() if no momentum.
-    nu: optax.Updates  # like params, dtype nu_dtype (>= float32 by default).
+    nu: optax.Updates  # like params, nu_dtype (>= float32); EmptyState() if unused.
     p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
     b2: jax.Array  # shape=(), float: as in ScaleByPexpState.
     eps: jax.Array  # shape=(), float.
     eps_root: jax.Array  # shape=(), float.
+
+
+# ----------------------------------------------------------------------------
+# One compiled program per update.
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Static:
+    """A Python hyperparameter as a static argument of :func:`jax.jit`.
+
+    Equal by type and value (``0.9`` and ``np.float32(0.9)`` round differently,
+    so they are different programs); a value that cannot be hashed (a callable
+    schedule object, say) is keyed by identity.
+    """
+
+    value: Any
+
+    def __hash__(self) -> int:
+        try:
+            return hash((type(self.value), self.value))
+        except TypeError:
+            return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Static) or type(other.value) is not type(self.value):
+            return False
+        if other.value is self.value:
+            return True
+        try:
+            return bool(other.value == self.value)
+        except Exception:  # an array-valued or failing __eq__: not the same
+            return False
+
+
+def _compiled(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step(updates, state, hyper)`` as one jitted program per configuration.
+
+    Python values in ``hyper`` (numbers, flags, dtypes, schedules) are static:
+    they stay constants, so that the arithmetic is optax's own (``1 - 0.9`` in
+    double precision, as in :func:`optax.scale_by_adam`), and they key the
+    compilation cache. Arrays (the hyperparameters of
+    :func:`optax.inject_hyperparams`, rebuilt at every step) are arguments, so
+    that a new step with new values reuses the program. ``inline=True``: under
+    an outer :func:`jax.jit` the step is traced into the caller's program.
+    """
+
+    def run(updates, state, dynamic, static):
+        return step(updates, state, {**{k: v.value for k, v in static}, **dynamic})
+
+    jitted = jax.jit(run, static_argnames=("static",), inline=True)
+
+    @functools.wraps(step)
+    def call(updates, state, hyper):
+        dynamic, static = {}, []
+        for name, value in hyper.items():
+            if isinstance(value, jax.Array | np.ndarray):
+                dynamic[name] = value
+            else:
+                static.append((name, _Static(value)))
+        return jitted(updates, state, dynamic, tuple(static))
+
+    return call
 
 
 # ----------------------------------------------------------------------------
@@ -67,11 +138,36 @@ def _check_gain_args(b2: Any, eps: Any, eps_root: Any, p: Any, normalize: Any):
     return _checks.check_p(p)
 
 
+def _is_static_zero(p: Any) -> bool:
+    """A static ``p = 0``: the gain is ``1 / (1 + eps)`` whatever the moment."""
+    return isinstance(p, numbers.Real) and p == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _FiniteP:
+    """A scheduled ``p`` whose schedule declared its values: ``value`` is one of
+    ``values`` (or, should the schedule break its word, any other number)."""
+
+    values: tuple[float, ...]
+    value: jax.Array
+
+
 def _resolve_p(p: Any, count: jax.Array) -> Any:
-    """A static float stays static (exact forms); a schedule is called at count."""
-    if _checks.is_schedule(p):
-        return _checks.check_schedule_output(p(count))
-    return p
+    """A static float stays static (exact forms); a schedule is called at count.
+
+    A schedule that declares the values it takes (``values``, as
+    :mod:`nsf_optax.p_schedule`'s square and pulse tides do) gives a
+    :class:`_FiniteP`, so that each value's static kernel can be selected.
+    """
+    if not _checks.is_schedule(p):
+        return p
+    p_t = _checks.check_schedule_output(p(count))
+    values = _checks.declared_values(p)
+    return p_t if values is None else _FiniteP(values, p_t)
+
+
+def _p_value(p_t: Any) -> Any:
+    return p_t.value if isinstance(p_t, _FiniteP) else p_t
 
 
 def _scalar(x: Any) -> jax.Array:
@@ -81,7 +177,8 @@ def _scalar(x: Any) -> jax.Array:
 
 def _gain_fields(p_t: Any, b2: Any, eps: Any, eps_root: Any) -> dict[str, jax.Array]:
     names = ("p", "b2", "eps", "eps_root")
-    return {k: _scalar(v) for k, v in zip(names, (p_t, b2, eps, eps_root), strict=True)}
+    values = (_p_value(p_t), b2, eps, eps_root)
+    return {k: _scalar(v) for k, v in zip(names, values, strict=True)}
 
 
 def _init_nu(params: optax.Params, nu_dtype: jnp.dtype | None) -> optax.Updates:
@@ -95,9 +192,11 @@ def _init_nu(params: optax.Params, nu_dtype: jnp.dtype | None) -> optax.Updates:
 
     def leaf(x):
         dtype = nu_dtype
-        if dtype is None and jnp.issubdtype(x.dtype, jnp.floating):
-            dtype = jnp.promote_types(x.dtype, jnp.float32)
-        return jnp.zeros_like(x, dtype=dtype)
+        if dtype is None:
+            dtype = jnp.result_type(x)
+            if jnp.issubdtype(dtype, jnp.floating):
+                dtype = jnp.promote_types(dtype, jnp.float32)
+        return jnp.zeros(jnp.shape(x), dtype)
 
     return jax.tree.map(leaf, params)
 
@@ -115,6 +214,13 @@ def _update_nu(updates: optax.Updates, nu: optax.Updates, b2: Any) -> optax.Upda
     return optax.tree.update_moment_per_elem_norm(updates, nu, b2, 2)
 
 
+def _value_index(p_t: _FiniteP) -> jax.Array:
+    """The position of ``p_t.value`` in ``p_t.values``, or ``len(values)``."""
+    values = jnp.asarray(p_t.values, jnp.float32)
+    hits = values == p_t.value.astype(jnp.float32)
+    return jnp.where(hits.any(), jnp.argmax(hits), len(p_t.values))
+
+
 def _apply_pgain(
     direction: optax.Updates,
     nu_hat: optax.Updates,
@@ -123,32 +229,140 @@ def _apply_pgain(
     eps: Any,
     eps_root: Any,
     normalize: Normalize,
-    rms_reference: tuple[optax.Updates, Any] | None = None,
+    reference_p: float,
 ) -> optax.Updates:
     """``direction / ((nu_hat + eps_root)**p + eps)``, per leaf, cast like ``like``.
 
     ``None`` leaves (masked-out parameters) pass through. Each leaf is one
     elementwise XLA loop reading the new moments (the power is fused into it).
-    With ``normalize="rms"`` each leaf is rescaled to the RMS of ``direction``,
-    computed as ``rms(tree leaf) / divisor`` from ``rms_reference = (tree,
-    divisor)`` when given: passing the stored first moment and its bias
-    correction reads an array that exists instead of materialising ``mhat``
-    for the reduction (XLA's CPU reductions do not fuse their producers).
-    """
-    reference, divisor = (direction, 1.0) if rms_reference is None else rms_reference
+    A :class:`_FiniteP` selects, with one :func:`jax.lax.switch` for the whole
+    tree, the static kernel of its current value (the general power if the
+    value is not among those declared), so that a square tide between sqrt
+    forms costs what a static ``p`` does.
 
-    def leaf(d, v, g, r):
+    ``normalize="rms"`` rescales each leaf to the RMS of the update at
+    ``reference_p``, the exponent of the optimizer this one generalises
+    (1/2 for Adam, 0 for momentum SGD), so that ``p`` only reweights
+    coordinates; at ``p = reference_p`` the update is that one as it is.
+    """
+    if isinstance(p, _FiniteP):
+        branches = [
+            functools.partial(
+                _apply_pgain,
+                p=value,
+                eps=eps,
+                eps_root=eps_root,
+                normalize=normalize,
+                reference_p=reference_p,
+            )
+            for value in (*p.values, p.value)
+        ]
+        return jax.lax.switch(_value_index(p), branches, direction, nu_hat, like)
+    at_reference = isinstance(p, numbers.Real) and p == reference_p
+    p_leaf = cast(float | jax.Array, p)
+
+    def leaf(d, v, g):
         if d is None:
             return None
-        # Trace-time only: a state restored for other params must not broadcast.
-        chex.assert_equal_shape([d, v, g])
+        # Trace-time only: a state restored for other params must not broadcast
+        # (a 0-d nu is the placeholder of a static p = 0, which never reads it).
+        chex.assert_equal_shape([d, g])
+        if v.ndim or not _is_static_zero(p):
+            chex.assert_equal_shape([d, v])
         d32 = d.astype(compute_dtype(d.dtype))
-        u = d32 / gain_denominator(v, p, eps, eps_root)
-        if normalize == "rms":
-            u = match_rms(u, rms(r.astype(d32.dtype)) / divisor)
+        if normalize == "rms" and at_reference and reference_p == 0:
+            # The momentum update itself (its denominator is 1 + eps).
+            return d32.astype(g.dtype)
+        u = d32 / gain_denominator(v, p_leaf, eps, eps_root)
+        if normalize == "rms" and not at_reference:
+            reference = d32
+            if reference_p != 0:
+                reference = d32 / gain_denominator(v, reference_p, eps, eps_root)
+            u = match_rms(u, rms(reference))
         return u.astype(g.dtype)
 
-    return jax.tree.map(leaf, direction, nu_hat, like, reference, is_leaf=_is_none)
+    return jax.tree.map(leaf, direction, nu_hat, like, is_leaf=_is_none)
+
+
+def _placeholder_nu(params: optax.Params) -> optax.Updates:
+    """A 0-d float32 zero per leaf: the second moment of a static ``p = 0``.
+
+    That gain, ``1 / (1 + eps)``, does not read the moment, so none is kept or
+    updated; the placeholders keep the params' structure, so that
+    :func:`nsf_optax.pexp_gain` still answers one gain per leaf.
+    """
+    return jax.tree.map(lambda _: jnp.zeros([], jnp.float32), params)
+
+
+def _adam_step(
+    updates: optax.Updates, state: ScaleByPexpState, h: dict[str, Any]
+) -> tuple[optax.Updates, ScaleByPexpState]:
+    _checks.check_inexact_leaves("updates", updates)
+    b1, b2 = h["b1"], h["b2"]
+    p_t = _resolve_p(h["p"], state.count)
+    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    nu = _update_nu(updates, state.nu, b2) if h["keep_nu"] else state.nu
+    count_inc = cast(jax.Array, optax.safe_increment(state.count))
+    if h["nesterov"]:
+        mu_hat = jax.tree.map(
+            lambda m, g: None if m is None else b1 * m + (1 - b1) * g,
+            optax.tree.bias_correction(mu, b1, optax.safe_increment(count_inc)),
+            optax.tree.bias_correction(updates, b1, count_inc),
+            is_leaf=_is_none,
+        )
+    else:
+        mu_hat = optax.tree.bias_correction(mu, b1, count_inc)
+    nu_hat = optax.tree.bias_correction(nu, b2, count_inc) if h["keep_nu"] else nu
+    new_updates = _apply_pgain(
+        mu_hat, nu_hat, updates, p_t, h["eps"], h["eps_root"], h["normalize"], 0.5
+    )
+    return new_updates, ScaleByPexpState(
+        count=count_inc,
+        mu=optax.tree.cast_like(mu, state.mu),
+        nu=optax.tree.cast_like(nu, state.nu),
+        **_gain_fields(p_t, b2, h["eps"], h["eps_root"]),
+    )
+
+
+def _momentum_step(
+    updates: optax.Updates, state: ScaleByPexpMomentumState, h: dict[str, Any]
+) -> tuple[optax.Updates, ScaleByPexpMomentumState]:
+    _checks.check_inexact_leaves("updates", updates)
+    decay, b2 = h["decay"], h["b2"]
+    p_t = _resolve_p(h["p"], state.count)
+    if decay is None:
+        direction, trace = updates, state.trace
+    else:
+
+        def accumulate(g, t):
+            return None if g is None else g + decay * t
+
+        trace = jax.tree.map(accumulate, updates, state.trace, is_leaf=_is_none)
+        direction = (
+            jax.tree.map(accumulate, updates, trace, is_leaf=_is_none)
+            if h["nesterov"]
+            else trace
+        )
+        trace = optax.tree.cast_like(trace, state.trace)
+    count_inc = cast(jax.Array, optax.safe_increment(state.count))
+    if h["keep_nu"]:
+        nu = _update_nu(updates, state.nu, b2)
+        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
+    else:
+        nu = nu_hat = state.nu
+    new_updates = _apply_pgain(
+        direction, nu_hat, updates, p_t, h["eps"], h["eps_root"], h["normalize"], 0.0
+    )
+    return new_updates, ScaleByPexpMomentumState(
+        count=count_inc,
+        trace=trace,
+        nu=optax.tree.cast_like(nu, state.nu),
+        **_gain_fields(p_t, b2, h["eps"], h["eps_root"]),
+    )
+
+
+_adam_update = _compiled(_adam_step)
+_momentum_update = _compiled(_momentum_step)
 
 
 # ----------------------------------------------------------------------------
@@ -173,7 +387,10 @@ def scale_by_pexp(
     are those of :func:`optax.scale_by_adam`, in its order and with its
     defaults; ``p`` and the other extras are keyword-only. With ``p = 0.5`` it
     is :func:`optax.scale_by_adam`; with ``p = 0`` it is the debiased EMA of
-    the gradients divided by ``1 + eps`` (momentum SGD up to a constant).
+    the gradients divided by ``1 + eps`` (momentum SGD up to a constant), and
+    a static ``p = 0`` keeps no second moment (``nu`` holds a 0-d zero per
+    leaf). The update runs as one compiled program, also when called eagerly,
+    where it compiles at the first step only and gives the jitted result.
 
     Args:
       b1: decay of the first-moment EMA, in ``[0, 1)``.
@@ -191,9 +408,10 @@ def scale_by_pexp(
       nu_dtype: floating dtype of the second moment; ``None`` takes the
         params' dtype, but at least float32 (half-precision ``nu`` underflows).
       normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
-        its RMS equals the RMS of ``mhat``, so that ``p`` only changes the
-        relative weighting of coordinates, not the step size. Costs two
-        reductions and one multiply per leaf.
+        its RMS equals that of Adam's update (``p = 0.5``) for the same
+        moments, so that ``p`` only reweights coordinates and the step size
+        stays Adam's: the option drops in at Adam's learning rate. Costs two
+        reductions and one multiply per leaf (nothing at ``p = 0.5``).
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with state
@@ -224,6 +442,12 @@ def scale_by_pexp(
     mu_dtype = _checks.check_dtype("mu_dtype", mu_dtype)
     nu_dtype = _checks.check_dtype("nu_dtype", nu_dtype)
     nesterov = _checks.check_bool("nesterov", nesterov)
+    # A static p = 0 reads no second moment, unless "rms" needs Adam's update.
+    keep_nu = not _is_static_zero(p) or normalize == "rms"
+    hyper = dict(
+        b1=b1, b2=b2, eps=eps, eps_root=eps_root, p=p, nesterov=nesterov,
+        normalize=normalize, keep_nu=keep_nu,
+    )  # fmt: skip
 
     def init_fn(params: optax.Params) -> ScaleByPexpState:
         _checks.check_inexact_leaves("params", params)
@@ -231,7 +455,7 @@ def scale_by_pexp(
         return ScaleByPexpState(
             count=count,
             mu=optax.tree.zeros_like(params, dtype=mu_dtype),
-            nu=_init_nu(params, nu_dtype),
+            nu=_init_nu(params, nu_dtype) if keep_nu else _placeholder_nu(params),
             **_gain_fields(_resolve_p(p, count), b2, eps, eps_root),
         )
 
@@ -242,32 +466,7 @@ def scale_by_pexp(
         **extra_args: Any,
     ) -> tuple[optax.Updates, ScaleByPexpState]:
         del params, extra_args
-        _checks.check_inexact_leaves("updates", updates)
-        p_t = _resolve_p(p, state.count)
-        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
-        nu = _update_nu(updates, state.nu, b2)
-        count_inc = cast(jax.Array, optax.safe_increment(state.count))
-        if nesterov:
-            mu_hat = jax.tree.map(
-                lambda m, g: None if m is None else b1 * m + (1 - b1) * g,
-                optax.tree.bias_correction(mu, b1, optax.safe_increment(count_inc)),
-                optax.tree.bias_correction(updates, b1, count_inc),
-                is_leaf=_is_none,
-            )
-            rms_reference = None
-        else:
-            mu_hat = optax.tree.bias_correction(mu, b1, count_inc)
-            rms_reference = (mu, 1 - b1**count_inc)
-        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
-        new_updates = _apply_pgain(
-            mu_hat, nu_hat, updates, p_t, eps, eps_root, normalize, rms_reference
-        )
-        return new_updates, ScaleByPexpState(
-            count=count_inc,
-            mu=optax.tree.cast_like(mu, state.mu),
-            nu=optax.tree.cast_like(nu, state.nu),
-            **_gain_fields(p_t, b2, eps, eps_root),
-        )
+        return _adam_update(updates, state, hyper)
 
     # update_fn takes its own state type where optax's protocol names OptState.
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
@@ -308,6 +507,7 @@ def scale_by_pexp_momentum(
         params' dtype, but at least float32.
       normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
         its RMS equals that of the momentum direction (the ``p = 0`` update).
+        With a static ``p = 0`` the update is the momentum direction.
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with state
@@ -337,6 +537,12 @@ def scale_by_pexp_momentum(
     accumulator_dtype = _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     p = _check_gain_args(b2, eps, eps_root, p, normalize)
     nu_dtype = _checks.check_dtype("nu_dtype", nu_dtype)
+    # A static p = 0 (optax.sgd's twin) reads and writes no second moment.
+    keep_nu = not _is_static_zero(p)
+    hyper = dict(
+        decay=decay, b2=b2, eps=eps, eps_root=eps_root, p=p, nesterov=nesterov,
+        normalize=normalize, keep_nu=keep_nu,
+    )  # fmt: skip
 
     def init_fn(params: optax.Params) -> ScaleByPexpMomentumState:
         _checks.check_inexact_leaves("params", params)
@@ -348,7 +554,7 @@ def scale_by_pexp_momentum(
         return ScaleByPexpMomentumState(
             count=count,
             trace=trace,
-            nu=_init_nu(params, nu_dtype),
+            nu=_init_nu(params, nu_dtype) if keep_nu else _placeholder_nu(params),
             **_gain_fields(_resolve_p(p, count), b2, eps, eps_root),
         )
 
@@ -359,34 +565,7 @@ def scale_by_pexp_momentum(
         **extra_args: Any,
     ) -> tuple[optax.Updates, ScaleByPexpMomentumState]:
         del params, extra_args
-        _checks.check_inexact_leaves("updates", updates)
-        p_t = _resolve_p(p, state.count)
-        if decay is None:
-            direction, trace = updates, state.trace
-        else:
-
-            def accumulate(g, t):
-                return None if g is None else g + decay * t
-
-            trace = jax.tree.map(accumulate, updates, state.trace, is_leaf=_is_none)
-            direction = (
-                jax.tree.map(accumulate, updates, trace, is_leaf=_is_none)
-                if nesterov
-                else trace
-            )
-            trace = optax.tree.cast_like(trace, state.trace)
-        nu = _update_nu(updates, state.nu, b2)
-        count_inc = cast(jax.Array, optax.safe_increment(state.count))
-        nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
-        new_updates = _apply_pgain(
-            direction, nu_hat, updates, p_t, eps, eps_root, normalize
-        )
-        return new_updates, ScaleByPexpMomentumState(
-            count=count_inc,
-            trace=trace,
-            nu=optax.tree.cast_like(nu, state.nu),
-            **_gain_fields(p_t, b2, eps, eps_root),
-        )
+        return _momentum_update(updates, state, hyper)
 
     # update_fn takes its own state type where optax's protocol names OptState.
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]

@@ -110,31 +110,40 @@ def _inverse_bias_correction(decay: float, count: int, variant) -> float:
     """``1 / (1 - decay**count)`` as the transform computes it, in float32.
 
     Its rounding (1e-5 relative and more at b2 = 0.999 and small counts, and
-    not the same eagerly and under jit) is part of every float32 Adam, not of
+    not the same op by op and compiled) is part of every float32 Adam, not of
     the fast paths: the float64 reference takes it over from optax itself,
-    under the same variant.
+    compiled, as the transforms run it in both variants (an eager update is one
+    compiled program).
     """
+    del variant
     one = jnp.ones([], jnp.float32)
     count = jnp.asarray(count, jnp.int32)
     return float(
-        variant(optax.tree.bias_correction, static_argnums=1)(one, decay, count)
+        jax.jit(optax.tree.bias_correction, static_argnums=1)(one, decay, count)
     )
 
 
-def _reference_update(direction, nu, inv_bias_correction, p, eps, eps_root, normalize):
+def _reference_update(
+    direction, nu, inv_bias_correction, p, eps, eps_root, normalize, reference_p
+):
     """The formula in float64 from the stored float32 moments (one leaf).
 
     Results below float32's smallest normal are flushed to 0, as XLA does
     (before the RMS rescaling too: an update that underflowed stays zero).
+    ``normalize``: rescaled to the RMS of the update at ``reference_p`` (1/2 in
+    the Adam flavour, 0 in the SGD flavour).
     """
     nu_hat = np.asarray(nu, np.float64) * inv_bias_correction
     x = nu_hat + eps_root
-    u = direction / (_reference_power(x, p) + eps)
-    u = np.where(np.abs(u) < _F32_TINY, 0.0, u)
-    if normalize:
-        rms_u = np.sqrt(np.mean(np.square(u)))
-        if rms_u > 0:  # an all-zero update stays zero
-            u = u * (np.sqrt(np.mean(np.square(direction))) / rms_u)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        u = direction / (_reference_power(x, p) + eps)
+        u = np.where(np.abs(u) < _F32_TINY, 0.0, u)
+        if normalize and p != reference_p:
+            target = direction / (_reference_power(x, reference_p) + eps)
+            target = np.where(np.abs(target) < _F32_TINY, 0.0, target)
+            rms_u = np.sqrt(np.mean(np.square(u)))
+            if rms_u > 0:  # an all-zero update stays zero
+                u = u * (np.sqrt(np.mean(np.square(target))) / rms_u)
     return np.where(np.abs(u) < _F32_TINY, 0.0, u), x
 
 
@@ -183,7 +192,8 @@ class UpdateTest(chex.TestCase):
         for step, g in enumerate(grads):
             p = p_of_count(step)
             u, state = update(g, state, params)
-            if isinstance(state, _transform.ScaleByPexpState):
+            adam = isinstance(state, _transform.ScaleByPexpState)
+            if adam:
                 scale = _inverse_bias_correction(0.9, step + 1, self.variant)
                 direction = {
                     k: np.asarray(m, np.float64) * scale for k, m in state.mu.items()
@@ -201,6 +211,7 @@ class UpdateTest(chex.TestCase):
                     eps,
                     eps_root,
                     normalize,
+                    0.5 if adam else 0.0,
                 )
                 _assert_close(u[key], want, p, x, exact, leafwise=normalize)
 
@@ -266,7 +277,8 @@ class UpdateTest(chex.TestCase):
         ours = nsf_optax.nsf_sgd(0.1, 0.9, p=lambda count: seq[count])
         theirs = optax.sgd(0.1, momentum=0.9)
         s1, s2 = ours.init(grads[0]), theirs.init(grads[0])
-        update1, update2 = self.variant(ours.update), self.variant(theirs.update)
+        # optax compiled: ours is one compiled program in both variants.
+        update1, update2 = self.variant(ours.update), jax.jit(theirs.update)
         for step, g in enumerate(grads):
             u1, s1 = update1(g, s1)
             u2, s2 = update2(g, s2)
