@@ -151,7 +151,7 @@ def test_cifar10_batch_that_would_run_code_is_refused(
         payload = _Payload(os.system, f"touch {created}")
     else:
         payload = _Payload(builtins.exec, f"open({str(created)!r}, 'w').close()")
-    labels = list(range(8))
+    labels: list[object] = list(range(8))
     if where == "in_labels":  # after a legitimate array, deep in the data
         labels[5] = payload
     batch = {b"data": np.zeros((8, 3072), np.uint8), b"labels": labels}
