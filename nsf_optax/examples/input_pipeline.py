@@ -9,7 +9,9 @@ Three sources, none of which touches the network:
   never used).
 * ``cifar10``: read from a local directory in the python-pickle batch format
   (``data_batch_1`` ... ``data_batch_5`` and ``test_batch``, as unpacked from
-  ``cifar-10-python.tar.gz``).
+  ``cifar-10-python.tar.gz``). The batches are read as data: their unpickler admits
+  only numpy's array and dtype rebuilders, so a file that refers to any other
+  global (``os.system``, ``builtins.exec``...) is refused before any of it runs.
 
 The batch order is a pure function of ``(seed, step)``: every epoch is a fresh
 permutation drawn from ``numpy.random.default_rng([seed, epoch])``. A resumed run
@@ -23,6 +25,7 @@ import dataclasses
 import functools
 import os
 import pickle
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -133,6 +136,48 @@ def load_mnist1d() -> Dataset:
     )
 
 
+def _numpy_array_globals() -> dict[tuple[str, str], Any]:
+    # Taken from numpy's own pickling rather than imported from its private modules,
+    # whose path moved in numpy 2 (numpy.core -> numpy._core); files written under
+    # either spelling name the same two functions.
+    reconstruct = np.zeros(1, np.uint8).__reduce__()[0]
+    frombuffer = np.zeros(1, np.uint8).__reduce_ex__(5)[0]
+    admitted: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        admitted[f"{core}.multiarray", "_reconstruct"] = reconstruct
+        admitted[f"{core}.numeric", "_frombuffer"] = frombuffer
+    return admitted
+
+
+# Every global a CIFAR-10 batch refers to. The files of cifar-10-python.tar.gz were
+# pickled by Python 2 (protocol 2): dicts, lists, str, ints and one uint8 array,
+# rebuilt by ``_reconstruct(ndarray, ...)`` and ``dtype``. Pickles written since
+# (protocol 4, or 5 by default from Python 3.14) use ``_frombuffer`` and ``dtype``.
+_CIFAR_GLOBALS = _numpy_array_globals()
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle refers to a global that a CIFAR-10 batch never holds."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 batch as data: only :data:`_CIFAR_GLOBALS` resolve.
+
+    Every way a pickle can reach code (``GLOBAL``, ``STACK_GLOBAL``, ``INST``,
+    ``EXT*``) resolves its callable through :meth:`find_class`, which refuses any
+    other global before it is imported or called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _CIFAR_GLOBALS[module, name]
+        except KeyError:
+            raise _RefusedGlobal(f"{module}.{name}") from None
+
+
 def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     expected = (
         "expected a pickled dict with b'data' (uint8 [N, 3072]) and b'labels' (N ints "
@@ -140,7 +185,14 @@ def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     )
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            # Python 2's str keys come back as bytes, as the format documents them.
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except _RefusedGlobal as e:
+        raise DataError(
+            f"Refused CIFAR-10 batch file {path!r}: it refers to the global '{e}', "
+            "which a CIFAR-10 batch never holds (only dicts, lists, bytes, str, ints "
+            "and numpy arrays); nothing in the file was run."
+        ) from None
     # What unpickling a file that is not a pickle raises.
     except (
         OSError,
@@ -149,7 +201,6 @@ def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
         ValueError,
         TypeError,
         AttributeError,
-        ImportError,
         IndexError,
         KeyError,
     ) as e:

@@ -1,7 +1,10 @@
 """Offline data sources, batch order and augmentation."""
 
+import builtins
 import dataclasses
+import os
 import pickle
+import struct
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +61,114 @@ def test_cifar10_errors(tmp_path, fake_cifar10):
         pickle.dump({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, f)
     with pytest.raises(ValueError, match="Malformed"):
         input_pipeline.load_cifar10(fake_cifar10)
+
+
+def _py2_str(b: bytes) -> bytes:
+    # A Python 2 str, as cPickle wrote it (bytes under encoding="bytes").
+    if len(b) < 256:
+        return pickle.SHORT_BINSTRING + bytes([len(b)]) + b
+    return pickle.BINSTRING + struct.pack("<i", len(b)) + b
+
+
+def _py2_int(i: int) -> bytes:
+    if 0 <= i < 256:
+        return pickle.BININT1 + bytes([i])
+    if 0 <= i < 65536:
+        return pickle.BININT2 + struct.pack("<H", i)
+    return pickle.BININT + struct.pack("<i", i)
+
+
+def _py2_cifar_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch opcode for opcode as Python 2 pickled cifar-10-python.tar.gz."""
+    dtype = (
+        pickle.GLOBAL + b"numpy\ndtype\n"
+        + _py2_str(b"u1") + _py2_int(0) + _py2_int(1) + pickle.TUPLE3 + pickle.REDUCE
+        + pickle.MARK + _py2_int(3) + _py2_str(b"|") + pickle.NONE * 3
+        + (pickle.BININT + struct.pack("<i", -1)) * 2 + _py2_int(0)
+        + pickle.TUPLE + pickle.BUILD
+    )  # fmt: skip
+    array = (
+        pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n"
+        + pickle.GLOBAL + b"numpy\nndarray\n"
+        + _py2_int(0) + pickle.TUPLE1 + _py2_str(b"b") + pickle.TUPLE3 + pickle.REDUCE
+        + pickle.MARK + _py2_int(1)
+        + _py2_int(data.shape[0]) + _py2_int(data.shape[1]) + pickle.TUPLE2
+        + dtype + pickle.NEWFALSE + _py2_str(data.tobytes())
+        + pickle.TUPLE + pickle.BUILD
+    )  # fmt: skip
+    names = [b"img_%d.png" % i for i in range(len(labels))]
+    return (
+        pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + pickle.MARK
+        + _py2_str(b"batch_label") + _py2_str(b"training batch 1 of 5")
+        + _py2_str(b"data") + array
+        + _py2_str(b"labels") + pickle.EMPTY_LIST + pickle.MARK
+        + b"".join(_py2_int(y) for y in labels) + pickle.APPENDS
+        + _py2_str(b"filenames") + pickle.EMPTY_LIST + pickle.MARK
+        + b"".join(_py2_str(n) for n in names) + pickle.APPENDS
+        + pickle.SETITEMS + pickle.STOP
+    )  # fmt: skip
+
+
+def test_cifar10_reads_python2_batches_and_every_protocol(fake_cifar10):
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, (8, 3072), dtype=np.uint8)
+    labels = rng.integers(0, 10, 8).tolist()
+    (fake_cifar10 / "data_batch_1").write_bytes(_py2_cifar_batch(data, labels))
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        with open(fake_cifar10 / "test_batch", "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels}, f, protocol=protocol)
+        if protocol == 2:  # Python 3 writes its bytes keys through _codecs.encode
+            with pytest.raises(DataError, match=r"'_codecs\.encode'"):
+                input_pipeline.load_cifar10(fake_cifar10)
+            continue
+        loaded = input_pipeline.load_cifar10(fake_cifar10)
+        np.testing.assert_array_equal(loaded.x_train[:8], loaded.x_test)
+        np.testing.assert_array_equal(loaded.y_train[:8], labels)
+
+
+class _Payload:
+    """Unpickles as ``function(*args)``: what a hostile data file holds."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize(
+    ("where", "protocol"),
+    # Protocols 0-2 write a Python 3 array's bytes through '_codecs.encode', which
+    # is refused first: the payload comes after an array only from protocol 3 on.
+    [("whole", 0), ("whole", 2), ("whole", 4), ("in_labels", 4), ("in_labels", 5)],
+)
+@pytest.mark.parametrize("function", [os.system, builtins.exec])
+def test_cifar10_batch_that_would_run_code_is_refused(
+    fake_cifar10, tmp_path, function, where, protocol
+):
+    created = tmp_path / "created_by_the_data_file"
+    if function is os.system:
+        payload = _Payload(os.system, f"touch {created}")
+    else:
+        payload = _Payload(builtins.exec, f"open({str(created)!r}, 'w').close()")
+    labels: list[object] = list(range(8))
+    if where == "in_labels":  # after a legitimate array, deep in the data
+        labels[5] = payload
+    batch = {b"data": np.zeros((8, 3072), np.uint8), b"labels": labels}
+    path = fake_cifar10 / "data_batch_2"
+    with open(path, "wb") as f:
+        pickle.dump(payload if where == "whole" else batch, f, protocol=protocol)
+    with pytest.raises(DataError) as info:
+        input_pipeline.load_cifar10(fake_cifar10)
+    assert not created.exists()
+    message = str(info.value)
+    assert "\n" not in message
+    assert repr(str(path)) in message
+    module = function.__module__
+    if module == "builtins" and protocol < 3:
+        module = "__builtin__"  # protocols 0-2 write Python 2's module names
+    assert f"'{module}.{function.__name__}'" in message
+    assert "nothing in the file was run" in message
 
 
 def test_unknown_dataset():
