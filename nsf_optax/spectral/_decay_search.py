@@ -244,7 +244,7 @@ def search_settings(
         raise ValueError(f"fit_max_abs_diff must be > 0, got {fit_max_abs_diff}.")
     if top_fraction is not None and not 0 < top_fraction <= 1:
         raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
-    windows = [tuple(map(float, w)) for w in grid.get("window", (base.window,))]
+    windows = [(float(a), float(b)) for a, b in grid.get("window", (base.window,))]
     protocols = _protocols(grid, base)
     sim_keys = [k for k in grid if k not in _FIT_FIELDS]
     longest = max(w[1] for w in windows)

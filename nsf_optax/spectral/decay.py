@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--search",
         action="store_true",
-        help="search SEARCH_GRID, refine its best, verdicts over its settings (~2 min)",
+        help="search SEARCH_GRID, refine its best, verdicts over its settings (~3 min)",
     )
     ap.add_argument("--top", type=int, default=5, help="search results to show")
     ap.add_argument(

@@ -269,7 +269,8 @@ def test_search_argument_errors():
 
 def test_energy_scale_is_a0_squared_times_the_energy_constant():
     # Why the search has A_0 and no energy construction axis.
-    s = decay.DecaySettings(num_steps=300, window=(0.0, 3.0), amplitude=0.7)
+    # 400 steps: a shape the search tests compiled already.
+    s = decay.DecaySettings(num_steps=400, window=(0.0, 4.0), amplitude=0.7)
     ref = decay.decay_table(s)
     for change in (
         {"energy": "error", "amplitude": 1.4},  # c = 1 instead of 4: A_0 x 2
@@ -282,14 +283,14 @@ def test_energy_scale_is_a0_squared_times_the_energy_constant():
 
 def test_steps_after_the_window_change_nothing():
     # Why the search's horizon is the window's end.
-    s = decay.DecaySettings(num_steps=300, window=(0.5, 3.0))
-    longer = decay.decay_table(dataclasses.replace(s, num_steps=700))
+    s = decay.DecaySettings(num_steps=400, window=(0.5, 4.0))
+    longer = decay.decay_table(dataclasses.replace(s, num_steps=550))
     for label, fit in decay.decay_table(s).rows.items():
         np.testing.assert_array_equal(longer.rows[label].lam, fit.lam)
 
 
 def test_refine_never_worsens_and_stays_on_three_digits():
-    start = decay.DecaySettings(num_steps=300, eps=1.0, window=(0.0, 3.0))
+    start = decay.DecaySettings(num_steps=400, eps=1.0, window=(0.0, 4.0))
     before = decay.compare_with_paper(decay.decay_table(start))
     refined = decay.refine_settings(start, rounds=1, moves=1)
     ((best, score),) = refined.ranked
