@@ -309,8 +309,6 @@ def test_robustness_band_on_a_tiny_setting():
         ("window", 0.8),
         ("window", 1.2),
     ]
-    # The window's end moves past the horizon: the horizon follows it.
-    assert band["one_at_a_time"][3]["max_abs_diff"] > 0
     j = band["joint"]
     assert j["draws"] == 3
     assert j["median_max"] <= j["worst_max"] and j["median_mean"] <= j["worst_mean"]
@@ -321,6 +319,16 @@ def test_robustness_band_on_a_tiny_setting():
         decay.robustness_band(base, ("energy",))
     with pytest.raises(ValueError, match="scale"):
         decay.robustness_band(base, scale=1.5)
+
+
+def test_robustness_band_horizon_follows_the_window():
+    base = decay.DecaySettings(num_steps=100, window=(0.0, 1.0))
+    band = decay.robustness_band(base, ("window",), draws=1)
+    longer = dataclasses.replace(base, window=(0.0, 1.2), num_steps=120)
+    direct = decay.compare_with_paper(decay.decay_table(longer))
+    assert band["one_at_a_time"][1]["max_abs_diff"] == pytest.approx(
+        direct["max_abs_diff"]
+    )
 
 
 @pytest.mark.slow
@@ -413,6 +421,29 @@ def test_cli_json_schema(capsys):
         assert (row["paper"] is None) == (label not in decay.PAPER_TABLE)
     assert all(isinstance(v["holds"], bool) for v in data["verdicts"].values())
     assert "regression=t" in data["readings"]
+
+
+def test_cli_search_on_a_small_grid(capsys, monkeypatch):
+    # The command's wiring, on a two-setting grid and a one-step refinement.
+    monkeypatch.setattr(decay, "SEARCH_GRID", {"amplitude": (1.65, 2.0)})
+    quick = functools.partial(decay.refine_settings, rounds=1, moves=1)
+    monkeypatch.setattr(decay, "refine_settings", quick)
+    argv = ["--search", "--top", "2", "--num-steps", "200", "--window", "0", "2"]
+    assert decay.main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    search = data["search"]
+    assert search["settings"] == 2 and len(search["best"]) == 2
+    assert {b["settings"]["amplitude"] for b in search["best"]} == {1.65, 2.0}
+    assert search["refined"]["max_abs_diff"] <= search["best"][0]["max_abs_diff"]
+    over = data["verdicts_over_settings"]
+    assert set(over) == {"fit", "top"}
+    fits = [b for b in search["best"] if b["max_abs_diff"] <= decay.FIT_MAX_ABS_DIFF]
+    assert over["fit"]["settings"] == len(fits)
+    assert over["top"]["settings"] == 1  # 1 % of two settings: the best one
+    assert decay.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "search over 2 settings" in out and "refined (" in out
+    assert "best 1% of the search (1): p0_flat 1.00" in out
 
 
 def test_cli_t_fit_and_text(capsys):
