@@ -4,7 +4,7 @@ Usage::
 
   python -m nsf_optax.spectral.decay              # the table and the verdicts
   python -m nsf_optax.spectral.decay --readings   # + the text's other readings
-  python -m nsf_optax.spectral.decay --search --robustness
+  python -m nsf_optax.spectral.decay --search --robustness  # + verdicts over settings
   python -m nsf_optax.spectral.decay --t-fit      # the earlier table, all on t
   python -m nsf_optax.spectral.decay --json       # everything as JSON
 
@@ -12,7 +12,8 @@ This module is the experiment's public face. The settings live in
 :mod:`~nsf_optax.spectral._decay_settings`, the model (the error ODE and the
 fit) in :mod:`~nsf_optax.spectral._decay_model`, the table, comparison and
 verdicts in :mod:`~nsf_optax.spectral._decay_table`, the settings search and the
-robustness band in :mod:`~nsf_optax.spectral._decay_search`.
+verdicts over its settings and the robustness band in
+:mod:`~nsf_optax.spectral._decay_search`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ from nsf_optax.spectral._decay_model import (
 )
 from nsf_optax.spectral._decay_search import (
     BAND_FIELDS,
+    FIT_MAX_ABS_DIFF,
     SEARCH_GRID,
+    TOP_FRACTION,
+    DecaySearch,
+    refine_settings,
     robustness_band,
     search_settings,
 )
@@ -62,12 +67,15 @@ from nsf_optax.spectral._decay_table import (
 
 __all__ = [
     "BAND_FIELDS",
+    "FIT_MAX_ABS_DIFF",
     "PAPER_MODES",
     "PAPER_TABLE",
     "SEARCH_GRID",
+    "TOP_FRACTION",
     "T_FIT_SETTINGS",
     "DecayFit",
     "DecayRow",
+    "DecaySearch",
     "DecaySettings",
     "DecayTable",
     "DecayTrace",
@@ -79,6 +87,7 @@ __all__ = [
     "main",
     "parse_settings",
     "readings",
+    "refine_settings",
     "robustness_band",
     "search_settings",
     "simulate_decay",
@@ -104,6 +113,14 @@ _CHOICES = {
     "regression": (REGRESSION, "regression variable"),
     "tau_exponent": (TAU_EXPONENT, "exponent in tau"),
     "tau_energy": (TAU_ENERGY, "spatially averaged energy in tau"),
+}
+
+
+# How the command line names each set of settings the verdicts are counted over.
+_OVER = {
+    "fit": f"search settings with max |diff| <= {FIT_MAX_ABS_DIFF}",
+    "top": f"best {TOP_FRACTION:.0%} of the search",
+    "band": "+-20 % band, joint draws",
 }
 
 
@@ -134,10 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--readings", action="store_true", help="the table under each other reading"
     )
-    ap.add_argument("--search", action="store_true", help="search SEARCH_GRID")
+    ap.add_argument(
+        "--search",
+        action="store_true",
+        help="search SEARCH_GRID, refine its best, verdicts over its settings (~3 min)",
+    )
     ap.add_argument("--top", type=int, default=5, help="search results to show")
     ap.add_argument(
-        "--robustness", action="store_true", help="+-20%% band around the settings"
+        "--robustness",
+        action="store_true",
+        help="+-20%% band around the settings, verdicts over its draws",
     )
     ap.add_argument("--draws", type=int, default=30, help="joint draws of the band")
     ap.add_argument("--seed", type=int, default=0, help="seed of the joint draws")
@@ -173,8 +196,9 @@ def _jsonable(settings: DecaySettings) -> dict[str, Any]:
 
 
 def _free(settings: DecaySettings) -> str:
-    """The searched settings as one line."""
-    return ", ".join(f"{k}={getattr(settings, k)}" for k in SEARCH_GRID)
+    """The searched settings (and the horizon they imply) as one line."""
+    fields = (*SEARCH_GRID, "num_steps", "energy", "accumulate")
+    return ", ".join(f"{k}={getattr(settings, k)}" for k in fields)
 
 
 def _rows(table: DecayTable) -> dict[str, Any]:
@@ -225,19 +249,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for name, (s, t) in readings(settings).items()
         }
-    ranked: list[tuple[DecaySettings, dict[str, float]]] = []
+    found = refined = None
+    over: dict[str, Any] = {}
     if args.search:
         start = time.perf_counter()
-        ranked = search_settings(SEARCH_GRID, settings)
+        found = search_settings(SEARCH_GRID, settings, top=args.top)
+        searched = time.perf_counter() - start
+        refined = refine_settings(found.ranked[0][0])
         result["search"] = {
-            "grid_points": len(ranked),
-            "seconds": time.perf_counter() - start,
-            "best": [{"settings": _jsonable(s), **sc} for s, sc in ranked[: args.top]],
+            "settings": found.num_settings,
+            "seconds": searched,
+            "best": [{"settings": _jsonable(s), **sc} for s, sc in found.ranked],
+            "refined": {
+                "settings": _jsonable(refined.ranked[0][0]),
+                **refined.ranked[0][1],
+                "settings_scored": refined.num_settings,
+                "seconds": time.perf_counter() - start - searched,
+            },
         }
+        over["fit"] = {
+            "max_abs_diff_at_most": FIT_MAX_ABS_DIFF,
+            **found.verdicts["fit"],
+        }
+        over["top"] = {"fraction": TOP_FRACTION, **found.verdicts["top"]}
     if args.robustness:
-        result["robustness"] = robustness_band(
-            settings, BAND_FIELDS, draws=args.draws, seed=args.seed
-        )
+        band = robustness_band(settings, BAND_FIELDS, draws=args.draws, seed=args.seed)
+        result["robustness"] = band
+        over["band"] = {"settings": args.draws, "holds": band["verdicts_hold"]}
+    if over:
+        result["verdicts_over_settings"] = over
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -254,14 +294,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, (_, other) in readings(settings).items():
             if name != "default":
                 print(f"\n{name}:\n{format_table(other)}")
-    if args.search:
+    if found is not None and refined is not None:
         s = result["search"]
         print(
-            f"\nsearch over {s['grid_points']} settings ({s['seconds']:.0f} s), "
+            f"\nsearch over {s['settings']} settings ({s['seconds']:.0f} s), "
             "best max |diff| first:"
         )
-        for best, score in ranked[: args.top]:
+        for best, score in found.ranked:
             print(f"  {_score_line(score)}: {_free(best)}")
+        r = s["refined"]
+        print(
+            f"refined ({r['settings_scored']} settings, {r['seconds']:.0f} s): "
+            f"{_score_line(r)}: {_free(refined.ranked[0][0])}"
+        )
     if args.robustness:
         band = result["robustness"]
         j = band["joint"]
@@ -273,8 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"worst {j['worst_max']:.3f}; mean median {j['median_mean']:.3f} "
             f"worst {j['worst_mean']:.3f}"
         )
-        holds = ", ".join(f"{k} {v:.2f}" for k, v in band["verdicts_hold"].items())
-        print(f"  verdicts hold in (fraction): {holds}")
+    if over:
+        print("\nverdicts over settings (fraction in which each holds):")
+        for name, entry in over.items():
+            holds = ", ".join(f"{k} {v:.2f}" for k, v in entry["holds"].items())
+            print(f"  {_OVER[name]} ({entry['settings']}): {holds}")
     return 0
 
 
