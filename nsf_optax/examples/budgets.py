@@ -37,7 +37,6 @@ import numpy as np
 
 from nsf_optax.examples.configs.default import Config
 from nsf_optax.examples.errors import ConfigError
-from nsf_optax.spectral import mean_ci
 
 PPeriods = Literal["scaled", "fixed"]
 P_PERIODS = typing.get_args(PPeriods)
@@ -248,6 +247,8 @@ def smallest_budget(
         raise ValueError(f"level must be in (0, 1), got {level}.")
     if any(b >= c for b, c in itertools.pairwise(budgets)):
         raise ValueError(f"budgets must be strictly increasing, got {budgets}.")
+    from nsf_optax.spectral import mean_ci  # imports jax: not at module level
+
     mean_k, half_k = mean_ci(diff, axis=1, level=level)
     mean = np.asarray(mean_k, np.float64)  # [k]
     half = np.asarray(half_k, np.float64)
@@ -270,6 +271,8 @@ def smallest_budget(
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:
+    from nsf_optax.spectral import mean_ci
+
     mean, half = mean_ci(values)
     std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     return {"mean": float(mean), "std": std, "ci95": float(half)}
