@@ -143,7 +143,8 @@ def test_unreadable_data_is_one_line_and_other_errors_propagate(tmp_path, monkey
     with open(data, "r+b") as f:
         f.write(bytes(os.path.getsize(data)))  # zeros: no longer a zstd frame
     with pytest.raises(
-        CheckpointError, match="model changed on disk since it was written .file model/"
+        CheckpointError,
+        match=r"model changed on disk since it was written \(file model/",
     ):
         ckpts.find_resume()  # the file digest, before orbax reads
     _as_format_1(tmp_path / "1")

@@ -219,3 +219,58 @@ def test_sigterm_from_outside_exits_75_with_a_checkpoint(tmp_path):
     assert checkpointing.Checkpoints(
         train.checkpoint_dir(workdir)
     ).verified_steps() == [step, step + 2]
+
+
+# Two processes: a SIGTERM that reaches one stops both after the same step. -------
+
+
+def _stopped_step(output: str) -> int:
+    line = next(s for s in output.splitlines() if "stopped by SIGTERM" in s)
+    return int(line.split("after step ")[1].split(",")[0])
+
+
+def _two_process_stop(tmp_path: pathlib.Path) -> tuple[list[str], int]:
+    from .test_multiprocess import Job
+
+    workdir = tmp_path / "run"
+    argv = ["--config", "tiny", "--num_steps", "100000", "--eval_every_steps", "1"]
+    argv += ["--checkpoint_every_steps", "0", "--no-progress"]
+    argv += ["--workdir", str(workdir)]
+    job = Job(tmp_path / "stop", argv)
+    try:
+        _wait_for_training(workdir, job.procs, lambda: job.output(0))
+        job.procs[1].send_signal(signal.SIGTERM)  # the other gets none
+        codes = job.wait(120)
+    finally:
+        job.stop()
+    logs = job.output(0) + job.output(1)
+    assert codes == [preemption.EXIT_PREEMPTED] * 2, logs
+    step = _stopped_step(job.output(0))
+    assert _stopped_step(job.output(1)) == step, logs
+    ckpts = checkpointing.Checkpoints(train.checkpoint_dir(workdir))
+    assert ckpts.verified_steps() == [step], logs
+    return argv, step
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_after_one_step(tmp_path):
+    _two_process_stop(tmp_path)
+
+
+@pytest.mark.slow
+def test_two_processes_resume_bit_for_bit_after_sigterm(tmp_path):
+    from .test_multiprocess import Job
+
+    argv, step = _two_process_stop(tmp_path)
+    Job(tmp_path / "resume", [*argv, "--resume", "--max_steps_this_run", "2"]).run()
+    reference = tmp_path / "reference"
+    argv[-1] = str(reference)
+    Job(
+        tmp_path / "reference-job", [*argv, "--max_steps_this_run", str(step + 2)]
+    ).run()
+    digests = [
+        json.loads(
+            (w / "checkpoints" / str(step + 2) / checkpointing.DIGEST_FILE).read_text()
+        )["items"]
+        for w in (tmp_path / "run", reference)
+    ]
+    assert digests[0] == digests[1]
