@@ -62,20 +62,23 @@ class Preempted(Exception):
 class StopOnSignal:
     """Records SIGTERM and SIGINT while the ``with`` block runs.
 
-    Outside the main thread (where Python cannot install handlers) it records
-    nothing and the signals keep their handlers.
+    A signal that :meth:`agreed` never returned (it came after the last step
+    boundary) is raised again on exit, under the restored handler. Outside the
+    main thread (where Python cannot install handlers) it records nothing and the
+    signals keep their handlers.
 
     Examples:
       >>> import os, signal
       >>> from nsf_optax.examples.preemption import StopOnSignal
       >>> with StopOnSignal() as stop:
       ...     os.kill(os.getpid(), signal.SIGTERM)  # recorded, not fatal
-      ...     stop.requested == signal.SIGTERM
+      ...     stop.agreed() == signal.SIGTERM  # at a step boundary: stop there
       True
     """
 
     def __init__(self):
         self.requested: int | None = None
+        self._acted_on = False
         self._previous: dict[int, Any] = {}
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
@@ -99,6 +102,10 @@ class StopOnSignal:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        if self.requested is not None and not self._acted_on and exc_type is None:
+            # Came after the last step boundary: not lost, but delivered again
+            # to the handler it would have met.
+            signal.raise_signal(self.requested)
 
     def agreed(self) -> int | None:
         """The signal every process stops on now, or None to go on.
@@ -110,10 +117,12 @@ class StopOnSignal:
         import jax
 
         if jax.process_count() == 1:
-            return self.requested
-        import numpy as np
-        from jax.experimental import multihost_utils
+            found = self.requested
+        else:
+            import numpy as np
+            from jax.experimental import multihost_utils
 
-        mine = np.int32(self.requested or 0)
-        found = int(np.max(multihost_utils.process_allgather(mine)))
-        return found or None
+            mine = np.int32(self.requested or 0)
+            found = int(np.max(multihost_utils.process_allgather(mine))) or None
+        self._acted_on = found is not None
+        return found

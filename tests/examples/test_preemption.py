@@ -139,6 +139,9 @@ def test_stop_on_signal_records_only_the_first_and_restores():
         assert stop.agreed() == signal.SIGINT
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # After the last step boundary: delivered again under the old handler.
+    with pytest.raises(KeyboardInterrupt), preemption.StopOnSignal():
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 # A population: the sweep. -----------------------------------------------------
