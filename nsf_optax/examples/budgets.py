@@ -20,7 +20,9 @@ that budget; this module holds that logic, :mod:`.compare` runs it.
   final test accuracy and loss over seeds, and the smallest budget at which a
   method reaches the baseline's full-budget accuracy, paired over seeds.
 
-Plain numpy (and scipy's t quantile, through :func:`nsf_optax.spectral.mean_ci`);
+Plain numpy (and scipy's t quantile, through :func:`nsf_optax.spectral.mean_ci`,
+imported where it is used: :mod:`nsf_optax.spectral` loads jax, and the command
+line checks its budgets before that);
 no JAX computation.
 """
 

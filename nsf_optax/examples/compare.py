@@ -21,6 +21,12 @@ comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
 ``--resume`` to continue an interrupted comparison: finished runs are reloaded from
 their final checkpoint, unfinished ones continue from their newest verified one.
 
+Checked before anything trains, and before jax loads: the flags, the budgets, every
+run's directory (:func:`check_runs`) and that some evaluation falls in the first
+half of training (:func:`check_analysis`). A result that still fails after training
+leaves every other result written and ends with one line, exit status 2
+(:func:`raise_problems`).
+
 Budgeted training: ``--budgets 0.25 0.5 1`` trains every method and seed again at
 every budget, a separate run planned for that fraction of ``num_steps``
 (learning-rate warmup and decay end at the budget; ``--p_periods`` says whether the
