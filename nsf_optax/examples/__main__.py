@@ -84,7 +84,7 @@ def _train(argv: list[str] | None) -> None:
         "runs", f"{args.config}-{config.method}-seed{config.seed}"
     )
     # Before the seconds jax takes to import.
-    workdirs.check(workdir)
+    workdirs.check(workdir, probe=True)
     preflight.check_start(workdir, resume=config.resume, resume_step=args.resume_step)
     import jax
 

@@ -262,19 +262,22 @@ def check_analysis(base: Config, methods: Sequence[str]) -> None:
         )
 
 
-def check_runs(workdir: str, run_dirs: Sequence[str], *, resume: bool) -> None:
+def check_runs(
+    workdir: str, run_dirs: Sequence[str], *, resume: bool, probe: bool = False
+) -> None:
     """Checks a comparison's workdir and runs before anything trains (no jax).
 
     Args:
       workdir: the comparison's directory.
       run_dirs: its runs' directories, relative to ``workdir``.
       resume: whether runs that hold checkpoints continue.
+      probe: see :func:`.workdirs.check`.
 
     Raises:
       WorkdirError: for an unusable workdir.
       CheckpointError: without ``resume``, for a run that holds checkpoints.
     """
-    workdirs.check(workdir)
+    workdirs.check(workdir, probe=probe)
     for run_dir in run_dirs:
         path = os.path.join(workdir, run_dir)
         started = bool(preflight.checkpoint_steps(preflight.checkpoint_dir(path)))
@@ -528,7 +531,12 @@ def _compare(argv: list[str] | None) -> None:
     if args.budgets is None:
         if args.p_periods is not None:
             raise ConfigError("p_periods needs --budgets.", ("p_periods",))
-        check_runs(workdir, run_dirs(args.methods, args.seeds), resume=base.resume)
+        check_runs(
+            workdir,
+            run_dirs(args.methods, args.seeds),
+            resume=base.resume,
+            probe=True,
+        )
         run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
         return
     from nsf_optax.examples import compare_budgets
@@ -538,7 +546,7 @@ def _compare(argv: list[str] | None) -> None:
     plan = compare_budgets.budget_plan(
         base, args.methods, args.seeds, budgets, p_periods
     )
-    check_runs(workdir, [name for *_, name in plan], resume=base.resume)
+    check_runs(workdir, [name for *_, name in plan], resume=base.resume, probe=True)
     compare_budgets.run_budget_comparison(
         base,
         workdir,

@@ -191,7 +191,7 @@ def run_sweep(
 
 
 def check_levels(
-    workdir: str, label_noise: Sequence[float], *, resume: bool
+    workdir: str, label_noise: Sequence[float], *, resume: bool, probe: bool = False
 ) -> dict[float, bool]:
     """Checks the sweep's workdir and levels before jax loads; writes nothing.
 
@@ -199,6 +199,7 @@ def check_levels(
       workdir: the sweep's directory.
       label_noise: its noise levels.
       resume: whether the sweep continues.
+      probe: see :func:`.workdirs.check`.
 
     Returns:
       Noise level -> whether its population holds checkpoints (it continues).
@@ -207,7 +208,7 @@ def check_levels(
       WorkdirError: for an unusable workdir.
       CheckpointError: without ``resume``, for a level holding checkpoints.
     """
-    workdirs.check(workdir)
+    workdirs.check(workdir, probe=probe)
     started = {}
     for noise in label_noise:
         level = level_dir(workdir, noise)
@@ -404,7 +405,7 @@ def _sweep(argv: list[str] | None) -> None:
     _check(args.p, args.seeds, args.label_noises)
     workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")
     # Before the seconds jax takes to import.
-    check_levels(workdir, args.label_noises, resume=args.resume_sweep)
+    check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
     import jax
 
     if launch is not None:

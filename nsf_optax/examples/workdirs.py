@@ -30,15 +30,21 @@ from nsf_optax.examples.errors import WorkdirError, WorkdirLockedError
 LOCK_NAME = ".lock"
 
 
-def check(workdir: str | os.PathLike, *, flag: str = "--workdir") -> None:
+def check(
+    workdir: str | os.PathLike, *, flag: str = "--workdir", probe: bool = False
+) -> None:
     """Checks that ``workdir`` is, or can be created as, a writable directory.
 
-    Leaves the file system as it was: a missing workdir is tested by creating
-    its first missing directory and removing it again.
+    Leaves the file system as it was.
 
     Args:
       workdir: the directory.
       flag: how the message names it.
+      probe: when it is missing, also create its first missing directory and
+        remove it again: sysfs, procfs and read-only mounts refuse it whatever
+        the permission bits say. Only where no other process may be creating
+        the workdir: a command before it joins a multi-process job (until all
+        have joined, none creates it); :class:`Lock` finds the same later.
 
     Raises:
       WorkdirError: when it is a file, lies under a file, or it (or the existing
@@ -61,9 +67,8 @@ def check(workdir: str | os.PathLike, *, flag: str = "--workdir") -> None:
         raise WorkdirError(
             f"{flag} {shown!r} cannot be created: {parent!r} is not writable."
         )
-    # Permission bits do not tell everything (sysfs and procfs refuse new
-    # directories even to root, a read-only mount refuses them all): create the
-    # first missing directory and remove it again.
+    if not probe:
+        return
     try:
         os.mkdir(top)
     except FileExistsError:
@@ -72,7 +77,10 @@ def check(workdir: str | os.PathLike, *, flag: str = "--workdir") -> None:
         raise WorkdirError(
             f"{flag} {shown!r} cannot be created: {e.strerror or e}."
         ) from None
-    os.rmdir(top)
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass  # filled meanwhile by another run: it is that run's now
 
 
 def _locked(fd: int, workdir: str, flag: str) -> WorkdirLockedError:

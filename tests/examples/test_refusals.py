@@ -92,6 +92,18 @@ DIGITS_60 += ["--num_steps", "60"]
             [*DIGITS_60, "--budgets", "0.5", "1.0", "--workdir", "{tmp}/new"],
             "use eval_every_steps <= 30",
         ),
+        pytest.param(
+            "nsf_optax.examples",
+            ["--workdir", "/sys/x/run"],
+            "--workdir '/sys/x/run' cannot be created",
+            marks=pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="sysfs"),
+        ),
+        pytest.param(
+            "nsf_optax.examples.sweep",
+            ["--config", "tiny", "--workdir", "/sys/x/sweep"],
+            "--workdir '/sys/x/sweep' cannot be created",
+            marks=pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="sysfs"),
+        ),
         (
             "nsf_optax.examples.sweep",
             ["--config", "tiny", "--workdir", "{tmp}/sweep"],
@@ -107,6 +119,8 @@ DIGITS_60 += ["--num_steps", "60"]
         "compare-holds",
         "compare-window",
         "budgets-window",
+        "path-under-sys",
+        "sweep-under-sys",
         "sweep-holds",
     ],
 )
@@ -153,12 +167,12 @@ def test_corrupt_checkpoint_refusal_is_one_line_every_time(runs):
 def test_a_workdir_that_cannot_be_created_is_refused_by_the_check():
     # Root may write /sys by its permission bits; sysfs refuses the mkdir.
     with pytest.raises(WorkdirError, match="'/sys/x/run' cannot be created"):
-        workdirs.check("/sys/x/run")
+        workdirs.check("/sys/x/run", probe=True)
     assert not os.path.exists("/sys/x")
 
 
 def test_check_leaves_no_directory_behind(tmp_path):
-    workdirs.check(tmp_path / "a" / "b")
+    workdirs.check(tmp_path / "a" / "b", probe=True)
     assert list(tmp_path.iterdir()) == []
 
 
