@@ -15,7 +15,7 @@ import dataclasses
 import os
 import sys
 
-from nsf_optax.examples import cli, configs, distributed, workdirs
+from nsf_optax.examples import cli, configs, distributed, preflight, workdirs
 from nsf_optax.examples.configs.default import Bound
 
 PROG = "python -m nsf_optax.examples"
@@ -32,7 +32,9 @@ def build_parser() -> cli.ArgumentParser:
         ),
         epilog=(
             "Exit status: 0 done, 2 a mistake in the flags, paths, data or "
-            "checkpoints (one line on stderr, nothing written), 130 interrupted."
+            "checkpoints (one line on stderr, nothing written), 75 stopped by "
+            "SIGTERM with a checkpoint (continue with --resume), 130 interrupted "
+            "(Ctrl-C; during training, with a checkpoint)."
         ),
     )
     parser.add_argument(
@@ -81,7 +83,9 @@ def _train(argv: list[str] | None) -> None:
     workdir = args.workdir or os.path.join(
         "runs", f"{args.config}-{config.method}-seed{config.seed}"
     )
-    workdirs.check(workdir)  # before the seconds jax takes to import
+    # Before the seconds jax takes to import.
+    workdirs.check(workdir, probe=True)
+    preflight.check_start(workdir, resume=config.resume, resume_step=args.resume_step)
     import jax
 
     if launch is not None:

@@ -20,7 +20,9 @@ that budget; this module holds that logic, :mod:`.compare` runs it.
   final test accuracy and loss over seeds, and the smallest budget at which a
   method reaches the baseline's full-budget accuracy, paired over seeds.
 
-Plain numpy (and scipy's t quantile, through :func:`nsf_optax.spectral.mean_ci`);
+Plain numpy (and scipy's t quantile, through :func:`nsf_optax.spectral.mean_ci`,
+imported where it is used: :mod:`nsf_optax.spectral` loads jax, and the command
+line checks its budgets before that);
 no JAX computation.
 """
 
@@ -37,7 +39,6 @@ import numpy as np
 
 from nsf_optax.examples.configs.default import Config
 from nsf_optax.examples.errors import ConfigError
-from nsf_optax.spectral import mean_ci
 
 PPeriods = Literal["scaled", "fixed"]
 P_PERIODS = typing.get_args(PPeriods)
@@ -248,6 +249,8 @@ def smallest_budget(
         raise ValueError(f"level must be in (0, 1), got {level}.")
     if any(b >= c for b, c in itertools.pairwise(budgets)):
         raise ValueError(f"budgets must be strictly increasing, got {budgets}.")
+    from nsf_optax.spectral import mean_ci  # imports jax: not at module level
+
     mean_k, half_k = mean_ci(diff, axis=1, level=level)
     mean = np.asarray(mean_k, np.float64)  # [k]
     half = np.asarray(half_k, np.float64)
@@ -270,6 +273,8 @@ def smallest_budget(
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:
+    from nsf_optax.spectral import mean_ci
+
     mean, half = mean_ci(values)
     std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     return {"mean": float(mean), "std": std, "ci95": float(half)}

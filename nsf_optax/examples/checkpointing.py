@@ -8,8 +8,9 @@ JSON item ``meta``, and ``digest.json``. The digest is written last, after the
 arrays have been read back from disk and found identical to what was saved: a step
 directory without it is an interrupted save. It records, per item, a SHA-256 over
 every array's path, dtype, shape and bytes in a fixed (sorted) order, the SHA-256
-of the canonical JSON of ``meta`` (the config travels in it), and the non-finite
-counts.
+of the canonical JSON of ``meta`` (the config travels in it), the non-finite
+counts, and the SHA-256 of every file the items and ``meta`` were written to
+(checked before orbax reads them: :func:`.preflight.verify_files`).
 
 Before a run continues, :meth:`Checkpoints.find_resume` reads the checkpoint,
 recomputes the digest and checks finiteness; a mismatch is one
@@ -37,10 +38,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from nsf_optax.examples import preflight
 from nsf_optax.examples.errors import CheckpointError
 
-DIGEST_FILE = "digest.json"
-DIGEST_FORMAT = "nsf-optax-checkpoint-digest/1"
+DIGEST_FILE = preflight.DIGEST_FILE
+DIGEST_FORMAT = preflight.DIGEST_FORMAT
 # "meta" is ours; orbax's CheckpointManager reserves "metrics".
 RESERVED_NAMES = ("meta", "metrics")
 
@@ -154,17 +156,11 @@ class Checkpoints:
 
     def steps(self) -> list[int]:
         """Every finalised step directory, verified or not, ascending."""
-        if not os.path.isdir(self.directory):
-            return []
-        return sorted(
-            int(name)
-            for name in os.listdir(self.directory)
-            if name.isdigit() and os.path.isdir(os.path.join(self.directory, name))
-        )
+        return preflight.checkpoint_steps(self.directory)
 
     def verified_steps(self) -> list[int]:
         """The steps whose digest was written (verified when saved), ascending."""
-        return [s for s in self.steps() if os.path.isfile(self._path(s, DIGEST_FILE))]
+        return preflight.verified_steps(self.directory)
 
     def _path(self, step: int, *parts: str) -> str:
         return os.path.join(self.directory, str(step), *parts)
@@ -233,6 +229,7 @@ class Checkpoints:
                 f"and the older verified checkpoints {self.verified_steps()} are kept."
             )
         if self.primary:
+            digest["files"] = preflight.file_digests(self._path(step), [*items, "meta"])
             _write_atomically(self._path(step, DIGEST_FILE), json.dumps(digest))
             self._prune(step)
 
@@ -301,33 +298,6 @@ class Checkpoints:
         tree = getattr(metadata, "tree", metadata)
         return jax.tree.map(lambda m: np.empty(m.shape, m.dtype), tree)
 
-    def _read_digest(self, step: int) -> dict[str, Any]:
-        path = self._path(step, DIGEST_FILE)
-        try:
-            with open(path) as f:
-                digest = json.load(f)
-        except FileNotFoundError:
-            raise CheckpointError(
-                f"Checkpoint step {step} in {self.directory!r} was never verified "
-                "(its save was interrupted)."
-            ) from None
-        except (OSError, json.JSONDecodeError) as e:
-            raise CheckpointError(
-                f"Checkpoint step {step}: its digest {path!r} cannot be read "
-                f"({_first_line(e)})."
-            ) from e
-        if (
-            not isinstance(digest, dict)
-            or digest.get("format") != DIGEST_FORMAT
-            or not isinstance(digest.get("items"), dict)
-            or digest.get("step") != step
-        ):
-            raise CheckpointError(
-                f"Checkpoint step {step}: {path!r} is not a digest of this format "
-                f"({DIGEST_FORMAT}) and step."
-            )
-        return digest
-
     def load(self, step: int) -> Loaded:
         """Reads checkpoint ``step`` and verifies it against its digest.
 
@@ -338,10 +308,12 @@ class Checkpoints:
           The :class:`Loaded` arrays and meta (``newer`` left empty).
 
         Raises:
-          CheckpointError: when it has no digest, cannot be read, or its arrays
-            or meta differ from the digest.
+          CheckpointError: when it has no digest, a file differs from the one
+            saved, it cannot be read, or its arrays or meta differ from the
+            digest.
         """
-        digest = self._read_digest(step)
+        # The files first: a changed file is refused before orbax parses it.
+        digest = preflight.verify_files(self.directory, step)
         names = tuple(digest["items"])
         items, meta = self._read(step, names)
         differ = [n for n in names if array_digest(items[n]) != digest["items"][n]]
@@ -376,17 +348,7 @@ class Checkpoints:
                 continue
             if not loaded.nonfinite:
                 older.append(step)
-        if not older:
-            return (
-                "No older verified checkpoint is left; start afresh in another "
-                "--workdir."
-            )
-        listed = ", ".join(str(s) for s in older)
-        return (
-            f"Older verified checkpoints: step {listed}; continue from one with "
-            f"--resume_step {older[0]} (the newer ones are then moved aside, not "
-            "deleted)."
-        )
+        return preflight.fallback_text(older)
 
     def find_resume(
         self, step: int | None = None, *, nonfinite_from: int | None = None
@@ -411,26 +373,10 @@ class Checkpoints:
           CheckpointError: one line naming the step, why, and the older verified
             checkpoints with ``--resume_step`` to continue from one.
         """
+        preflight.check_checkpoints(self.directory, resume=True, resume_step=step)
         steps = self.steps()
-        if not steps:
-            raise CheckpointError(
-                f"No checkpoint to resume from in {self.directory!r}; start without "
-                "--resume or point --workdir at a run that saved one."
-            )
         if step is None:
-            verified = self.verified_steps()
-            if not verified:
-                raise CheckpointError(
-                    f"{self.directory!r} holds no verified checkpoint (steps "
-                    f"{steps} were interrupted while saving); remove it to start "
-                    "afresh."
-                )
-            step = verified[-1]
-        elif step not in steps:
-            raise CheckpointError(
-                f"--resume_step {step}: there is no such checkpoint in "
-                f"{self.directory!r} (verified: {self.verified_steps()})."
-            )
+            step = self.verified_steps()[-1]
         try:
             loaded = self.load(step)
         except CheckpointError as e:

@@ -11,8 +11,9 @@ one-line errors, and exit statuses.
 * :func:`int_flag`: an integer flag inside a :class:`Bound`.
 * :func:`run`: calls a command's body; a :class:`UsageError` (any flag, config,
   path, data or checkpoint mistake) becomes one line on stderr and exit status 2,
-  Ctrl-C one line and status 130. Every other exception is a bug and keeps its
-  traceback.
+  a run stopped by SIGTERM with its checkpoint (:mod:`.preemption`) one line and
+  status 75, Ctrl-C one line and status 130. Every other exception is a bug and
+  keeps its traceback.
 
 Nothing here imports jax: ``--help`` and every flag check answer before it loads.
 """
@@ -23,11 +24,13 @@ import argparse
 import dataclasses
 import functools
 import re
+import signal
 import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NoReturn
 
+from nsf_optax.examples import preemption
 from nsf_optax.examples.configs.default import (
     FIELD_BOUNDS,
     Bound,
@@ -38,7 +41,8 @@ from nsf_optax.examples.configs.default import (
 from nsf_optax.examples.errors import ConfigError, FlagError, UsageError
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_PREEMPTED = preemption.EXIT_PREEMPTED
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's status for Ctrl-C
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -198,13 +202,18 @@ def run(prog: str, body: Callable[[], object]) -> int:
       body: the command; its return value is ignored.
 
     Returns:
-      0 on success, 2 after a :class:`UsageError`, 130 after Ctrl-C.
+      0 on success, 2 after a :class:`UsageError`, 75 after a SIGTERM that
+      stopped the training loop with a checkpoint, 130 after Ctrl-C (with a
+      checkpoint when it came while the loop ran).
     """
     try:
         body()
     except UsageError as e:
         print(f"{prog}: error: {format_error(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except preemption.Preempted as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED if e.signum == signal.SIGINT else EXIT_PREEMPTED
     except KeyboardInterrupt:
         print(
             f"{prog}: interrupted; the newest verified checkpoint is kept "

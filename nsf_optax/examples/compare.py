@@ -21,6 +21,12 @@ comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
 ``--resume`` to continue an interrupted comparison: finished runs are reloaded from
 their final checkpoint, unfinished ones continue from their newest verified one.
 
+Checked before anything trains, and before jax loads: the flags, the budgets, every
+run's directory (:func:`check_runs`) and that some evaluation falls in the first
+half of training (:func:`check_analysis`). A result that still fails after training
+leaves every other result written and ends with one line, exit status 2
+(:func:`raise_problems`).
+
 Budgeted training: ``--budgets 0.25 0.5 1`` trains every method and seed again at
 every budget, a separate run planned for that fraction of ``num_steps``
 (learning-rate warmup and decay end at the budget; ``--p_periods`` says whether the
@@ -46,11 +52,9 @@ from typing import Any
 import numpy as np
 
 from nsf_optax.examples import budgets as budgeting
-from nsf_optax.examples import cli, configs, workdirs
+from nsf_optax.examples import cli, configs, preflight, workdirs
 from nsf_optax.examples.configs.default import Bound, Config
-from nsf_optax.examples.errors import ConfigError
-from nsf_optax.spectral import mean_ci
-from nsf_optax.spectral.alignment import early_alignment, first_step_reaching
+from nsf_optax.examples.errors import AnalysisError, ConfigError
 
 PROG = "python -m nsf_optax.examples.compare"
 
@@ -106,6 +110,8 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 def _spread(values: Any) -> tuple[float, float, float]:
     # Mean, sample standard deviation (ddof 1) and the 95 % t-interval half-width.
+    from nsf_optax.spectral import mean_ci  # imports jax: not at module level
+
     values = np.asarray(values, np.float64)
     std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     mean, half = mean_ci(values)
@@ -128,8 +134,12 @@ def summarize(
       standard deviations with ddof 1, and ``*_ci95``: half-widths of the 95 %
       Student-t intervals of the means; nan for a single seed) and the formatted
       ``TABLE_COLUMNS``; and method -> {"step", "test_accuracy", "test_loss"}
-      arrays (``[seeds, n]``) for plotting.
+      arrays (``[seeds, n]``) for plotting. An alignment that cannot be
+      computed is None ("-" in the table) with the reason in the row's
+      ``alignment_error`` (see :func:`check_analysis`).
     """
+    from nsf_optax.spectral.alignment import early_alignment, first_step_reaching
+
     if baseline not in histories:
         raise ValueError(f"The comparison needs the baseline method {baseline!r}.")
     curves = {}
@@ -162,19 +172,23 @@ def summarize(
         ]
         reached = [s for s in per_seed if s is not None]
         ratio = steps / base_steps if steps is not None and base_steps else None
-        if method == baseline or not np.array_equal(c["step"], base["step"]):
-            aligned = None
-        else:
-            report = early_alignment(
-                c["step"],
-                mean_acc,
-                mean_loss,
-                base["test_accuracy"].mean(0),
-                base["test_loss"].mean(0),
-                target_accuracy=target,
-                window=(0, half),
-            )
-            aligned = report.fraction_aligned
+        aligned, problem = None, None
+        if method != baseline and np.array_equal(c["step"], base["step"]):
+            try:
+                report = early_alignment(
+                    c["step"],
+                    mean_acc,
+                    mean_loss,
+                    base["test_accuracy"].mean(0),
+                    base["test_loss"].mean(0),
+                    target_accuracy=target,
+                    window=(0, half),
+                )
+                aligned = report.fraction_aligned
+            except ValueError as e:
+                # The other columns stand; the caller reports this once they
+                # are written.
+                problem = f"{method}: the early alignment (1st half): {e}"
         acc_mean, acc_std, acc_ci = _spread(acc_final)
         loss_mean, loss_std, loss_ci = _spread(loss_final)
         row = {
@@ -191,6 +205,7 @@ def summarize(
             "ratio_vs_baseline": ratio,
             "per_seed_steps_to_target": per_seed,
             "aligned_fraction_first_half": aligned,
+            "alignment_error": problem,
         }
         row["table"] = {
             "method": method,
@@ -216,6 +231,77 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         "| " + " | ".join(r["table"][c] for c in TABLE_COLUMNS) + " |" for r in rows
     ]
     return "\n".join(lines)
+
+
+def check_analysis(base: Config, methods: Sequence[str]) -> None:
+    """Refuses, before training, a config whose results the table cannot analyse.
+
+    The alignment column compares each method with SGD over the evaluations in
+    the first half of training (steps ``0..num_steps/2``); evaluations come every
+    ``eval_every_steps`` steps and after the last.
+
+    Args:
+      base: the shared configuration.
+      methods: the methods compared.
+
+    Raises:
+      ConfigError: naming ``--eval_every_steps`` and ``--num_steps`` when a
+        method besides the baseline is compared and no evaluation falls in the
+        first half.
+    """
+    if set(methods) <= {BASELINE}:
+        return  # no alignment to compute
+    half = base.num_steps / 2
+    if base.eval_every_steps > half:
+        raise ConfigError(
+            f"eval_every_steps ({base.eval_every_steps}) leaves no evaluation in "
+            f"the first half (steps 0 to {half:g}) of num_steps "
+            f"({base.num_steps}), which the early-alignment column compares; use "
+            f"eval_every_steps <= {math.floor(half)} or more steps.",
+            ("eval_every_steps", "num_steps"),
+        )
+
+
+def check_runs(
+    workdir: str, run_dirs: Sequence[str], *, resume: bool, probe: bool = False
+) -> None:
+    """Checks a comparison's workdir and runs before anything trains (no jax).
+
+    Args:
+      workdir: the comparison's directory.
+      run_dirs: its runs' directories, relative to ``workdir``.
+      resume: whether runs that hold checkpoints continue.
+      probe: see :func:`.workdirs.check`.
+
+    Raises:
+      WorkdirError: for an unusable workdir.
+      CheckpointError: without ``resume``, for a run that holds checkpoints.
+    """
+    workdirs.check(workdir, probe=probe)
+    for run_dir in run_dirs:
+        path = os.path.join(workdir, run_dir)
+        started = bool(preflight.checkpoint_steps(preflight.checkpoint_dir(path)))
+        # With resume, a run with checkpoints continues, one without starts.
+        preflight.check_start(path, resume=resume and started)
+
+
+def run_dirs(methods: Sequence[str], seeds: int) -> list[str]:
+    """The runs of a comparison, relative to its workdir: ``<method>/seed<k>``."""
+    return [os.path.join(m, f"seed{k}") for m in methods for k in range(seeds)]
+
+
+def raise_problems(rows: Sequence[dict[str, Any]], workdir: str) -> None:
+    """After the results are written: one :class:`AnalysisError` for what failed.
+
+    Raises:
+      AnalysisError: when a row holds an ``alignment_error``.
+    """
+    problems = [r["alignment_error"] for r in rows if r.get("alignment_error")]
+    if problems:
+        raise AnalysisError(
+            f"{'; '.join(problems)}. Every other result is written to "
+            f"{os.path.abspath(workdir)!r} (that column shows '-')."
+        )
 
 
 def check_methods(methods: Sequence[str], seeds: int) -> list[str]:
@@ -263,16 +349,20 @@ def run_comparison(
 
     Raises:
       UsageError: (:mod:`~nsf_optax.examples.errors`) for unknown methods, a bad
-        seed count, an unusable or busy workdir, and whatever a run refuses (see
-        :func:`~nsf_optax.examples.train.train_and_evaluate`).
+        seed count, an unusable or busy workdir, no evaluation in the first half
+        (:func:`check_analysis`), and whatever a run refuses (see
+        :func:`~nsf_optax.examples.train.train_and_evaluate`); all before
+        anything trains. ``AnalysisError`` for a result that could not be
+        computed, after every other output is written.
     """
+    methods = check_methods(methods, seeds)
+    check_analysis(base, methods)
+    workdir = os.fspath(workdir)
+    check_runs(workdir, run_dirs(methods, seeds), resume=base.resume)
     import jax
 
     from nsf_optax.examples import plots
 
-    methods = check_methods(methods, seeds)
-    workdir = os.fspath(workdir)
-    workdirs.check(workdir)
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
         histories: dict[str, list] = {}
         for method in methods:
@@ -305,6 +395,7 @@ def run_comparison(
             curves, os.path.join(workdir, "comparison.png"), title=title
         )
     print(f"\n{title}\n\n{table}\n\nwritten to {os.path.abspath(workdir)}")
+    raise_problems(rows, workdir)
     return rows
 
 
@@ -315,8 +406,9 @@ def train_run(
     # only reloaded); the others start afresh.
     from nsf_optax.examples import train
 
-    ckpt = train.checkpoint_dir(run_dir)
-    resume = resume and os.path.isdir(ckpt) and bool(os.listdir(ckpt))
+    resume = resume and bool(
+        preflight.checkpoint_steps(preflight.checkpoint_dir(run_dir))
+    )
     result = train.train_and_evaluate(
         dataclasses.replace(config, resume=resume), run_dir
     )
@@ -364,7 +456,9 @@ def build_parser() -> cli.ArgumentParser:
         description="NSF against optax baselines over several seeds: a results "
         "table (mean ± sample std), comparison plots, one run per method and seed.",
         epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
-        "checkpoints (one line on stderr), 130 interrupted.",
+        "checkpoints (one line on stderr), 75 stopped by SIGTERM with a "
+        "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
+        "training, with a checkpoint).",
     )
     parser.add_argument(
         "--dataset",
@@ -432,21 +526,34 @@ def _compare(argv: list[str] | None) -> None:
     # One bar per run would scroll away: bars only when asked for.
     base = dataclasses.replace(base, progress=base.progress and args.progress is True)
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
-    workdirs.check(workdir)  # before the seconds jax takes to import
+    # Everything that can be checked, before the seconds jax takes to import.
+    check_analysis(base, args.methods)
     if args.budgets is None:
         if args.p_periods is not None:
             raise ConfigError("p_periods needs --budgets.", ("p_periods",))
+        check_runs(
+            workdir,
+            run_dirs(args.methods, args.seeds),
+            resume=base.resume,
+            probe=True,
+        )
         run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
         return
     from nsf_optax.examples import compare_budgets
 
+    p_periods = args.p_periods or budgeting.DEFAULT_P_PERIODS
+    budgets = budgeting.check_budgets(args.budgets, base.num_steps)
+    plan = compare_budgets.budget_plan(
+        base, args.methods, args.seeds, budgets, p_periods
+    )
+    check_runs(workdir, [name for *_, name in plan], resume=base.resume, probe=True)
     compare_budgets.run_budget_comparison(
         base,
         workdir,
         budgets=args.budgets,
         methods=args.methods,
         seeds=args.seeds,
-        p_periods=args.p_periods or budgeting.DEFAULT_P_PERIODS,
+        p_periods=p_periods,
     )
 
 

@@ -112,17 +112,18 @@ def run_budget_comparison(
 
     Raises:
       UsageError: as :func:`.compare.run_comparison`, and for bad budgets or
-        p_periods.
+        p_periods (before anything trains).
     """
+    methods = compare.check_methods(methods, seeds)
+    compare.check_analysis(base, methods)
+    budgets = budgeting.check_budgets(budgets, base.num_steps)
+    plan = budget_plan(base, methods, seeds, budgets, p_periods)
+    workdir = os.fspath(workdir)
+    compare.check_runs(workdir, [name for *_, name in plan], resume=base.resume)
     import jax
 
     from nsf_optax.examples import plots
 
-    methods = compare.check_methods(methods, seeds)
-    budgets = budgeting.check_budgets(budgets, base.num_steps)
-    plan = budget_plan(base, methods, seeds, budgets, p_periods)
-    workdir = os.fspath(workdir)
-    workdirs.check(workdir)
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
         finals: dict[str, dict[float, list]] = {
             m: {b: [] for b in budgets} for m in methods
@@ -179,6 +180,7 @@ def run_budget_comparison(
             title=f"{base.model} on {base.dataset}, full budget, {seeds} seeds",
         )
     print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
+    compare.raise_problems(in_run, workdir)
     return rows
 
 

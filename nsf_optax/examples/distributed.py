@@ -43,7 +43,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nsf_optax.examples import cli
+from nsf_optax.examples import cli, preemption
 from nsf_optax.examples.configs.default import Bound
 from nsf_optax.examples.errors import UsageError
 
@@ -304,10 +304,11 @@ def initialize(launch: Launch) -> None:
         "none",
     ):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    # JAX's preemption service catches SIGTERM (for code that checkpoints at a
-    # preemption sync point, which these examples do not): left on, a cluster's
-    # SIGTERM (a cancelled job) or `kill` would be logged and ignored. Off, the
-    # process ends and the others stop as after any failure.
+    # JAX's preemption service catches SIGTERM for the whole life of the
+    # process, for code that checkpoints at its sync points: left on, a SIGTERM
+    # outside the training loop (a cancelled job) would be logged and ignored.
+    # The training loop agrees on the stop step itself (.preemption); outside
+    # it, a SIGTERM ends the process and the others stop as after any failure.
     if getattr(jax.config, "jax_enable_preemption_service", False):
         jax.config.update("jax_enable_preemption_service", False)
     kwargs = {
@@ -369,18 +370,33 @@ def run(prog: str, body: Callable[[], object]) -> int:
       prog: the command's name, the prefix of the error lines.
       body: the command; it calls :func:`initialize` for a multi-process job.
 
+    A run stopped by SIGTERM or SIGINT (:mod:`.preemption`) is no failure:
+    every process saved the same checkpoint and stops with the same status.
+
     Returns:
-      The exit status of :func:`.cli.run` (in a multi-process job only 0: a
-      failure ends the process).
+      The exit status of :func:`.cli.run` (in a multi-process job only 0, or
+      the status of a stop on a signal: a failure ends the process).
     """
+    preempted = False
+
+    def tracked() -> object:
+        nonlocal preempted
+        try:
+            return body()
+        except preemption.Preempted:
+            preempted = True
+            raise
+
     try:
-        status = cli.run(prog, body)
+        status = cli.run(prog, tracked)
     except BaseException:
         if _joined is None:
             raise
         traceback.print_exc()
         status = 1
-    if status and _joined is not None:
+    # A stop on a signal is collective (every process saved the same step and
+    # stops): the ordinary exit, JAX's shutdown barrier included, is right.
+    if status and _joined is not None and not preempted:
         import jax
 
         print(

@@ -2,7 +2,9 @@
 
 A :class:`UsageError` is a problem with what a run was given (a flag, a config
 value, a path, the data, a checkpoint), detected before anything is written (the
-one exception: a checkpoint that reads back wrong right after a save). The
+exceptions: a checkpoint that reads back wrong right after a save, and an
+:class:`AnalysisError`, raised once every result that could be computed is
+written). The
 command lines print it as one line and exit with status 2
 (:func:`nsf_optax.examples.cli.run`); every other exception is a bug and keeps its
 traceback. They subclass :class:`ValueError`, so Python callers can catch them as
@@ -51,6 +53,11 @@ class WorkdirError(UsageError):
 
 class WorkdirLockedError(WorkdirError):
     """Another live process holds the workdir's lock."""
+
+
+class AnalysisError(UsageError):
+    """A result that cannot be computed from finished runs (raised after every
+    other result is written)."""
 
 
 class CheckpointError(UsageError):

@@ -5,7 +5,8 @@ a ``"data"`` mesh axis) or a population of runs (:mod:`.population`, the runs
 sharded over a ``"pop"`` mesh axis). Both compile the same step,
 :func:`.train.train_step`; the loop around it is this one: the tqdm bar over steps,
 evaluation every ``eval_every_steps`` (one history row per run), verified
-checkpoints every ``checkpoint_every_steps`` and at the last step of the call.
+checkpoints every ``checkpoint_every_steps``, at the last step of the call, and
+at the step where a SIGTERM or SIGINT stops it (:mod:`.preemption`).
 
 :func:`find_resume` and :func:`set_aside_newer` are the checkpoint side of a start:
 refuse a workdir that already holds checkpoints unless resuming, read and verify the
@@ -26,7 +27,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from nsf_optax.examples import checkpointing
+from nsf_optax.examples import checkpointing, preemption, preflight
 from nsf_optax.examples.errors import CheckpointError
 
 # Fields that may differ between an interrupted run and its resumption.
@@ -110,13 +111,8 @@ def find_resume(
       CheckpointError: see :meth:`.checkpointing.Checkpoints.find_resume`, and a
         directory holding checkpoints without ``resume``.
     """
+    preflight.check_checkpoints(ckpts.directory, resume=resume, resume_step=resume_step)
     if not resume:
-        if ckpts.steps():
-            raise CheckpointError(
-                f"{ckpts.directory!r} already holds checkpoints; pass --resume to "
-                "continue that run or choose another --workdir (nothing is "
-                "overwritten)."
-            )
         return None
     loaded = ckpts.find_resume(resume_step, nonfinite_from=num_steps)
     check_same_config(config, loaded, where)
@@ -174,7 +170,9 @@ def train_loop(
     wall time, counted across resumptions), then calls ``on_eval``. Saves a
     verified checkpoint (``runs.items()`` and ``meta(step)``) every
     ``checkpoint_every_steps`` steps (0: never) and after step ``last``; closes
-    ``ckpts`` at the end, however the loop ends.
+    ``ckpts`` at the end, however the loop ends. A SIGTERM or SIGINT while it
+    runs stops it after the step under way, with a verified checkpoint of that
+    step (see :mod:`.preemption`).
 
     Args:
       runs: what to train.
@@ -193,17 +191,23 @@ def train_loop(
 
     Returns:
       The number of steps done (``last``).
+
+    Raises:
+      Preempted: after the checkpoint a SIGTERM or SIGINT asked for.
     """
     done = histories[0][-1]["elapsed_s"] if histories and histories[0] else 0.0
     start = time.perf_counter() - done
     try:
-        with tqdm(
-            total=num_steps,
-            initial=step,
-            disable=not progress,
-            desc=desc,
-            dynamic_ncols=True,
-        ) as bar:
+        with (
+            preemption.StopOnSignal() as stop,
+            tqdm(
+                total=num_steps,
+                initial=step,
+                disable=not progress,
+                desc=desc,
+                dynamic_ncols=True,
+            ) as bar,
+        ):
             while step < last:
                 loss = runs.train_step(step)
                 step += 1
@@ -224,8 +228,14 @@ def train_loop(
                         )
                     on_eval()
                 every = checkpoint_every_steps
-                if (every and step % every == 0) or step == last:
+                saved = bool(every and step % every == 0) or step == last
+                if saved:
                     ckpts.save(step, runs.items(), meta(step))
+                signum = stop.agreed()
+                if signum is not None:
+                    if not saved:
+                        ckpts.save(step, runs.items(), meta(step))
+                    raise preemption.Preempted(signum, step)
     finally:
         ckpts.close()
     return step

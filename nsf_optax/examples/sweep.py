@@ -36,7 +36,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nsf_optax.examples import cli, configs, distributed, workdirs
+from nsf_optax.examples import cli, configs, distributed, preflight, workdirs
 from nsf_optax.examples.configs.default import (
     NSF_FLAVOURS,
     Bound,
@@ -44,7 +44,7 @@ from nsf_optax.examples.configs.default import (
     check_field,
     field_types,
 )
-from nsf_optax.examples.errors import CheckpointError, ConfigError
+from nsf_optax.examples.errors import ConfigError
 
 PROG = "python -m nsf_optax.examples.sweep"
 DEFAULT_PS = (-0.5, -0.25, 0.0, 0.125, 0.25, 0.5, 0.75)
@@ -146,27 +146,12 @@ def run_sweep(
         config, optimizer="nsf", p_schedule="constant", seed=0, resume=False
     )
     workdir = os.fspath(workdir)
-    workdirs.check(workdir)
+    started = check_levels(workdir, label_noise, resume=resume)
     import jax
 
-    from nsf_optax.examples import checkpointing, input_pipeline, population, train
+    from nsf_optax.examples import input_pipeline, population, train
 
     input_pipeline.check_source(config.dataset, config.data_dir)
-    started = {
-        noise: bool(
-            checkpointing.Checkpoints(
-                train.checkpoint_dir(level_dir(workdir, noise))
-            ).steps()
-        )
-        for noise in label_noise
-    }
-    if not resume and any(started.values()):
-        noise = next(f for f, s in started.items() if s)
-        raise CheckpointError(
-            f"{level_dir(workdir, noise)!r} already holds checkpoints; pass --resume "
-            "to continue that sweep or choose another --workdir (nothing is "
-            "overwritten)."
-        )
     primary = jax.process_index() == 0
     rows = []
     with workdirs.Lock(workdir, enabled=primary):
@@ -203,6 +188,36 @@ def run_sweep(
             )
             write_results(rows, workdir, config=config)
     return rows
+
+
+def check_levels(
+    workdir: str, label_noise: Sequence[float], *, resume: bool, probe: bool = False
+) -> dict[float, bool]:
+    """Checks the sweep's workdir and levels before jax loads; writes nothing.
+
+    Args:
+      workdir: the sweep's directory.
+      label_noise: its noise levels.
+      resume: whether the sweep continues.
+      probe: see :func:`.workdirs.check`.
+
+    Returns:
+      Noise level -> whether its population holds checkpoints (it continues).
+
+    Raises:
+      WorkdirError: for an unusable workdir.
+      CheckpointError: without ``resume``, for a level holding checkpoints.
+    """
+    workdirs.check(workdir, probe=probe)
+    started = {}
+    for noise in label_noise:
+        level = level_dir(workdir, noise)
+        started[noise] = bool(
+            preflight.checkpoint_steps(preflight.checkpoint_dir(level))
+        )
+        # With resume, a level with checkpoints continues, one without starts.
+        preflight.check_start(level, resume=resume and started[noise], what="sweep")
+    return started
 
 
 def _finite(x: float) -> float | None:
@@ -301,7 +316,9 @@ def build_parser() -> cli.ArgumentParser:
         "Sec. 3.3): every p x seed of one label-noise level trains as one "
         "compiled population; results table with 95 % intervals, landscape plot.",
         epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
-        "checkpoints (one line on stderr), 130 interrupted.",
+        "checkpoints (one line on stderr), 75 stopped by SIGTERM with a "
+        "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
+        "training, with a checkpoint).",
     )
     parser.add_argument(
         "--config",
@@ -387,7 +404,8 @@ def _sweep(argv: list[str] | None) -> None:
     config = dataclasses.replace(config, nsf_flavour=args.flavour)
     _check(args.p, args.seeds, args.label_noises)
     workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")
-    workdirs.check(workdir)  # before the seconds jax takes to import
+    # Before the seconds jax takes to import.
+    check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
     import jax
 
     if launch is not None:

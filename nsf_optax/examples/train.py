@@ -60,6 +60,7 @@ from nsf_optax.examples import (
     loop,
     models,
     plots,
+    preflight,
     workdirs,
 )
 from nsf_optax.examples.configs.default import PADAM_P, Config
@@ -438,7 +439,7 @@ def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
 
 def checkpoint_dir(workdir: str | os.PathLike) -> str:
     """``<workdir>/checkpoints`` as an absolute path."""
-    return os.path.abspath(os.path.join(os.fspath(workdir), "checkpoints"))
+    return preflight.checkpoint_dir(workdir)
 
 
 class _SingleRun:

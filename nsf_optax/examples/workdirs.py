@@ -1,7 +1,7 @@
 """One run per workdir: path checks before anything is written, and an exclusive lock.
 
-:func:`check` tells, without writing anything, whether a workdir can be used: it is
-a writable directory, or the directory it would be created in is. :class:`Lock`
+:func:`check` tells, leaving nothing behind, whether a workdir can be used: it is
+a writable directory, or it can be created. :class:`Lock`
 holds ``<workdir>/.lock`` with ``fcntl.flock`` for the life of a run: a second run
 into the same workdir fails at once with :class:`WorkdirLockedError` naming the
 holder (pid, host, start time, command). The kernel drops the lock when its process
@@ -30,14 +30,21 @@ from nsf_optax.examples.errors import WorkdirError, WorkdirLockedError
 LOCK_NAME = ".lock"
 
 
-def check(workdir: str | os.PathLike, *, flag: str = "--workdir") -> None:
+def check(
+    workdir: str | os.PathLike, *, flag: str = "--workdir", probe: bool = False
+) -> None:
     """Checks that ``workdir`` is, or can be created as, a writable directory.
 
-    Writes nothing.
+    Leaves the file system as it was.
 
     Args:
       workdir: the directory.
       flag: how the message names it.
+      probe: when it is missing, also create its first missing directory and
+        remove it again: sysfs, procfs and read-only mounts refuse it whatever
+        the permission bits say. Only where no other process may be creating
+        the workdir: a command before it joins a multi-process job (until all
+        have joined, none creates it); :class:`Lock` finds the same later.
 
     Raises:
       WorkdirError: when it is a file, lies under a file, or it (or the existing
@@ -51,15 +58,61 @@ def check(workdir: str | os.PathLike, *, flag: str = "--workdir") -> None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise WorkdirError(f"{flag} {shown!r} is not writable.")
         return
-    parent = os.path.dirname(path)
+    top, parent = path, os.path.dirname(path)
     while not os.path.exists(parent) and parent != os.path.dirname(parent):
-        parent = os.path.dirname(parent)
+        top, parent = parent, os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise WorkdirError(f"{flag} {shown!r} cannot be created: {parent!r} is a file.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise WorkdirError(
             f"{flag} {shown!r} cannot be created: {parent!r} is not writable."
         )
+    if not probe:
+        return
+    try:
+        os.mkdir(top)
+    except FileExistsError:
+        return  # created meanwhile (by another run): the lock decides
+    except OSError as e:
+        raise WorkdirError(
+            f"{flag} {shown!r} cannot be created: {e.strerror or e}."
+        ) from None
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass  # filled meanwhile by another run: it is that run's now
+
+
+def _locked(fd: int, workdir: str, flag: str) -> WorkdirLockedError:
+    holder = _describe_holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+    return WorkdirLockedError(
+        f"{flag} {workdir!r} is in use by {holder}; wait for that run to end or "
+        f"choose another {flag}."
+    )
+
+
+def check_unlocked(workdir: str | os.PathLike, *, flag: str = "--workdir") -> None:
+    """Refuses a workdir whose lock a live process holds. Writes nothing.
+
+    Args:
+      workdir: the directory.
+      flag: how the message names it.
+
+    Raises:
+      WorkdirLockedError: naming the holder.
+    """
+    workdir = os.fspath(workdir)
+    try:
+        fd = os.open(os.path.join(workdir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no lock file: nobody holds it
+    try:
+        # A shared lock for an instant, dropped when the file is closed.
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _locked(fd, workdir, flag) from None
+    finally:
+        os.close(fd)
 
 
 def _describe_holder(text: str) -> str:
@@ -171,14 +224,9 @@ class Lock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _describe_holder(
-                    os.pread(fd, 4096, 0).decode(errors="replace")
-                )
+                error = _locked(fd, self.workdir, self._flag)
                 os.close(fd)
-                raise WorkdirLockedError(
-                    f"{self._flag} {self.workdir!r} is in use by {holder}; wait for "
-                    f"that run to end or choose another {self._flag}."
-                ) from None
+                raise error from None
             # A releasing holder unlinks the file before closing it: if this one
             # was unlinked meanwhile, we hold a lock nobody else can see. Retry.
             try:

@@ -126,6 +126,15 @@ def test_silently_changed_arrays_fail_verification(tmp_path):
     assert moved == [str(tmp_path / "aside" / "2")] and ckpts.steps() == [1]
 
 
+def _as_format_1(step_dir):
+    # A digest written before file digests: orbax's read meets the bad file.
+    path = step_dir / checkpointing.DIGEST_FILE
+    digest = json.loads(path.read_text())
+    del digest["files"]
+    digest["format"] = "nsf-optax-checkpoint-digest/1"
+    path.write_text(json.dumps(digest))
+
+
 def test_unreadable_data_is_one_line_and_other_errors_propagate(tmp_path, monkeypatch):
     ckpts = checkpointing.Checkpoints(tmp_path)
     ckpts.save(1, _items(1), {})
@@ -133,6 +142,12 @@ def test_unreadable_data_is_one_line_and_other_errors_propagate(tmp_path, monkey
     data = _largest_file(tmp_path / "1" / "model")
     with open(data, "r+b") as f:
         f.write(bytes(os.path.getsize(data)))  # zeros: no longer a zstd frame
+    with pytest.raises(
+        CheckpointError,
+        match=r"model changed on disk since it was written \(file model/",
+    ):
+        ckpts.find_resume()  # the file digest, before orbax reads
+    _as_format_1(tmp_path / "1")
     before = snapshot(tmp_path)
     with pytest.raises(CheckpointError) as info:
         ckpts.find_resume()
@@ -156,6 +171,9 @@ def test_unreadable_and_missing_checkpoints_are_one_line(tmp_path):
     ckpts.save(1, _items(1), {})
     ckpts.close()
     os.remove(tmp_path / "1" / "model" / "_METADATA")
+    with pytest.raises(CheckpointError, match="model changed on disk"):
+        ckpts.find_resume()  # the file digest
+    _as_format_1(tmp_path / "1")
     with pytest.raises(CheckpointError) as info:
         ckpts.find_resume()
     assert "cannot be read (FileNotFoundError" in str(info.value)

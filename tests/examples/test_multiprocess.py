@@ -344,7 +344,7 @@ def _kill_and_wait(tmp_path: pathlib.Path, victim: int, signum: int) -> None:
             time.sleep(0.2)
         job.procs[victim].send_signal(signum)
         start = time.monotonic()
-        assert job.procs[victim].wait(30) != 0  # SIGTERM too: not caught by JAX
+        assert job.procs[victim].wait(30) != 0
         code = survivor.wait(60)
         took = time.monotonic() - start
     finally:
@@ -362,8 +362,9 @@ def _kill_and_wait(tmp_path: pathlib.Path, victim: int, signum: int) -> None:
     assert f"process {1 - victim} of 2 stopped" in out or fatal in out, out
 
 
-def test_a_terminated_process_stops_the_other(tmp_path):
-    _kill_and_wait(tmp_path, victim=1, signum=signal.SIGTERM)
+def test_a_killed_process_stops_the_other(tmp_path):
+    # SIGTERM stops both with a checkpoint instead: see test_preemption.py.
+    _kill_and_wait(tmp_path, victim=1, signum=signal.SIGKILL)
 
 
 @pytest.mark.slow
