@@ -86,3 +86,31 @@ def test_single_pass_floor_matches_optax(bench):
     # bench_floor asserts the C step equals optax's Adam step (rtol 1e-5).
     rows = bench.bench_floor(4096, rounds=1)
     assert rows is not None and set(rows) == {"adam", "single-pass C"}
+
+
+def test_eager_rows_group_by_reference(bench):
+    cands = {
+        "adam": ("adam", optax.adam(1e-3)),
+        "nsf pulse": ("adam", nsf_optax.nsf(1e-3, p=bench.PULSE)),
+        "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
+        "nsf_sgd": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9)),
+    }
+    rows = bench.bench_eager(_grads(), rounds=2, cands=cands)
+    assert {n: r["reference"] for n, r in rows.items()} == {
+        n: ref for n, (ref, _) in cands.items()
+    }
+    for row in rows.values():
+        assert np.isfinite(row["ratio"]) and row["ratio"] > 0
+    assert rows["adam"]["ratio"] == 1.0 and rows["sgd"]["ratio"] == 1.0
+
+
+def test_small_tree_and_candidate_lists(bench):
+    small = bench.small_tree()
+    assert sum(x.size for x in small.values()) == 64 * 128 + 128 + 128 * 10 + 10
+    assert all(x.dtype == jnp.float32 for x in small.values())
+    eager = bench.eager_candidates()
+    assert {ref for ref, _ in eager.values()} == {"adam", "sgd"}
+    # The paper's schedule is measured in every section that has tides.
+    assert "pexp pulse tidal" in bench.update_candidates()
+    assert "nsf pulse tidal" in eager
+    assert bench.PULSE.values == (0.5, 0.25, -0.25)
