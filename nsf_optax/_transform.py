@@ -416,7 +416,7 @@ def scale_by_pexp(
         its RMS equals that of Adam's update (``p = 0.5``) for the same
         moments, so that ``p`` only reweights coordinates and the step size
         stays Adam's: the option drops in at Adam's learning rate. Costs two
-        reductions and one multiply per leaf (nothing at ``p = 0.5``).
+        reductions per leaf (nothing at ``p = 0.5``), see the docs' Performance page.
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with state
