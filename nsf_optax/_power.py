@@ -163,7 +163,7 @@ def dispatched_power(
     A chain of selects on a scalar, every value computed, not
     :func:`jax.lax.switch`: it stays one elementwise loop fused with its
     neighbours, where under a conditional XLA's CPU backend materialises every
-    operand and result of the branch (about 4.5x Adam's whole step on the
+    operand and result of the branch (4.6-5.7x Adam's whole step on the
     ResNet-18 tree). So every kernel in the chain runs at every step, and an
     undeclared value cannot have one of its own: a general power there (the
     polynomial, or a ``powf`` call that LLVM branches around only while the

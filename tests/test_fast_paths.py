@@ -352,7 +352,7 @@ class DispatchTest(chex.TestCase):
     @parameterized.parameters("nsf", "nsf_sgd")
     def test_no_conditional_selects_the_kernel(self, alias):
         # XLA's CPU backend materialises every operand and result of a
-        # conditional's branch: over the leaves that cost 4.5x Adam's step.
+        # conditional's branch: over the leaves that cost 4.6-5.7x Adam's step.
         p = p_schedule.pulse_tidal(
             0.5, 2, p_schedule.square_tidal(0.25, -0.25, every_steps=2)
         )
