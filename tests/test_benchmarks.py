@@ -7,6 +7,7 @@ floor computing what optax computes, and the compiler-options path.
 """
 
 import importlib
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -114,3 +115,12 @@ def test_small_tree_and_candidate_lists(bench):
     assert "pexp pulse tidal" in bench.update_candidates()
     assert "nsf pulse tidal" in eager
     assert bench.PULSE.values == (0.5, 0.25, -0.25)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not platform.libc_ver()[0] == "glibc",
+    reason="glibc's mallopt",
+)
+def test_keep_freed_memory_sets_every_mallopt_option(bench):
+    # One arena, no mmap below 1 GiB, no trimming: each mallopt returned 1.
+    assert bench.keep_freed_memory() is True
