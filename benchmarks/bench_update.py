@@ -21,7 +21,10 @@ ended with ``block_until_ready``:
    vector: the memory-bandwidth floor of XLA's three loops per leaf.
 3. ``train_step``: a full ResNet-18 step (forward, backward, update, apply) at a
    small batch, NSF against the optax optimizer it generalises.
-4. ``vector_width`` (CPU only): the update on the ResNet-18 tree compiled with
+4. ``eager``: ``tx.update`` called without :func:`jax.jit` (after a warm-up
+   step), as a notebook or an eager loop calls it, against eager
+   ``optax.adam``, on a small tree and on the ResNet-18 tree.
+5. ``vector_width`` (CPU only): the update on the ResNet-18 tree compiled with
    XLA's ``xla_cpu_prefer_vector_width=512`` (the default is 256), against
    default-compiled Adam: what a user with an AVX-512 CPU can set
    (``XLA_FLAGS=--xla_cpu_prefer_vector_width=512``) when a general or
@@ -61,6 +64,11 @@ from nsf_optax.examples.models import ResNet18
 
 TIDAL = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
 SQUARE = p_schedule.square_tidal(0.25, -0.25, every_steps=5)
+# The paper's schedule: a pulse of Adam (p = 1/2), then a square tide. Short
+# phases, so that every value is taken within the rounds of one run.
+PULSE = p_schedule.pulse_tidal(
+    0.5, 3, p_schedule.square_tidal(0.25, -0.25, every_steps=5)
+)
 # XLA CPU compiler option (default 256); "512-bit" candidates are built with it.
 WIDE_VECTORS = {"xla_cpu_prefer_vector_width": 512}
 
@@ -103,14 +111,22 @@ def keep_freed_memory() -> bool:
     vector, the 45 MB update) are otherwise unmapped when freed and the next
     step page-faults fresh zeroed pages, a cost of the allocator, not of the
     optimizer, that swamps the flat-vector figures. A train loop that donates
-    its buffers does not pay it either. Returns whether it took effect.
+    its buffers does not pay it either. XLA's worker threads allocate the
+    temporaries of a step (the update and the reference of
+    ``normalize="rms"``, say) from glibc's per-thread arenas, whose heaps are
+    at most 64 MiB, so a larger request is mmapped whatever the threshold:
+    one arena for the process (``M_ARENA_MAX = 1``, set before XLA's threads
+    start) keeps those on the main heap too. Without it, 22 k page faults
+    per step (89 MB) made ``normalize="rms"`` cost 3.7-5x Adam instead of
+    about 2x. Returns whether it took effect.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    ok = libc.mallopt(m_mmap_threshold, 1 << 30) == 1
+    m_arena_max, m_trim_threshold, m_mmap_threshold = -8, -1, -3
+    ok = libc.mallopt(m_arena_max, 1) == 1
+    ok = ok and libc.mallopt(m_mmap_threshold, 1 << 30) == 1
     return ok and libc.mallopt(m_trim_threshold, 1 << 31 - 1) == 1
 
 
@@ -174,6 +190,7 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
         "pexp p=0.3": ("adam", nsf_optax.scale_by_pexp(p=0.3)),
         "pexp cosine tidal": ("adam", nsf_optax.scale_by_pexp(p=TIDAL)),
         "pexp square tidal": ("adam", nsf_optax.scale_by_pexp(p=SQUARE)),
+        "pexp pulse tidal": ("adam", nsf_optax.scale_by_pexp(p=PULSE)),
         "pexp p=0.25 rms": (
             "adam",
             nsf_optax.scale_by_pexp(p=0.25, normalize="rms"),
@@ -191,6 +208,7 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
         "nsf_sgd p=0": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=0.0)),
         "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=TIDAL)),
         "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=SQUARE)),
+        "nsf_sgd pulse tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=PULSE)),
         # Hyperparameters traced by inject_hyperparams, against injected Adam.
         "adam injected": ("adam injected", inject(optax.scale_by_adam)()),
         "pexp p=0.5 injected": ("adam injected", inject(nsf_optax.scale_by_pexp)()),
@@ -201,6 +219,10 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
         "pexp p=0.3 injected": (
             "adam injected",
             inject(nsf_optax.scale_by_pexp)(p=0.3),
+        ),
+        "pexp pulse tidal injected, static p": (
+            "adam injected",
+            inject(nsf_optax.scale_by_pexp, static_args="p")(p=PULSE),
         ),
     }
 
@@ -259,6 +281,64 @@ def bench_vector_width(grads: Any, rounds: int) -> dict[str, Any]:
     cands = {name: ("adam", tx) for name, tx in txs.items()}
     cands.update({f"{name}, 512-bit": ("adam", tx) for name, tx in txs.items()})
     return bench_updates(grads, rounds, cands, wide_vector_options(cands))
+
+
+def small_tree() -> dict[str, jax.Array]:
+    """A small MLP's parameters (4 leaves, 8.5 k float32): dispatch-bound."""
+    key = jax.random.PRNGKey(2)
+    shapes = {"w1": (64, 128), "b1": (128,), "w2": (128, 10), "b2": (10,)}
+    return {
+        name: 1e-3 * jax.random.normal(jax.random.fold_in(key, i), shape)
+        for i, (name, shape) in enumerate(shapes.items())
+    }
+
+
+def eager_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
+    """name -> (reference name, transform), for eager updates."""
+    return {
+        "adam": ("adam", optax.adam(1e-3)),
+        "nsf p=0.5": ("adam", nsf_optax.nsf(1e-3)),
+        "nsf p=0.3": ("adam", nsf_optax.nsf(1e-3, p=0.3)),
+        "nsf cosine tidal": ("adam", nsf_optax.nsf(1e-3, p=TIDAL)),
+        "nsf pulse tidal": ("adam", nsf_optax.nsf(1e-3, p=PULSE)),
+        "nsf pulse tidal rms": (
+            "adam",
+            nsf_optax.nsf(1e-3, p=PULSE, normalize="rms"),
+        ),
+        "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
+        "nsf_sgd p=0": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9)),
+        "nsf_sgd pulse tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=PULSE)),
+    }
+
+
+def bench_eager(
+    grads: Any,
+    rounds: int,
+    cands: dict[str, tuple[str, optax.GradientTransformation]] | None = None,
+) -> dict[str, Any]:
+    """Median time of one eager ``tx.update`` (no :func:`jax.jit` around it).
+
+    Each candidate takes one warm-up step before the rounds (the NSF update
+    compiles there, once); optax's eager update dispatches its operations one
+    by one, as it always does. The state is carried from step to step, as in
+    an eager training loop.
+    """
+    cands = eager_candidates() if cands is None else cands
+    calls = {}
+    for name, (_, tx) in cands.items():
+        params = jax.tree.map(jnp.zeros_like, grads)
+        box = [tx.init(params)]
+        _, box[0] = tx.update(grads, box[0], params)
+        jax.block_until_ready(box)
+
+        def call(tx=tx, box=box, params=params) -> float:
+            t = time.perf_counter()
+            updates, box[0] = tx.update(grads, box[0], params)
+            jax.block_until_ready((updates, box[0]))
+            return time.perf_counter() - t
+
+        calls[name] = call
+    return summarise_by_reference(interleave(calls, rounds), cands)
 
 
 # ----------------------------------------------------------------------------
@@ -423,8 +503,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="train-step batch")
     parser.add_argument(
         "--sections",
-        default="update,floor,train_step,vector_width",
-        help="comma-separated subset of update,floor,train_step,vector_width",
+        default="update,floor,train_step,eager,vector_width",
+        help="comma-separated subset of update,floor,train_step,eager,vector_width",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -472,6 +552,15 @@ def main() -> None:
             f"train step, ResNet-18, batch {args.batch}x32x32x3",
             results["train_step"],
         )
+    if "eager" in sections:
+        small = small_tree()
+        results["eager_small_tree"] = bench_eager(small, rounds)
+        print_table(
+            f"eager update, small tree ({sum(x.size for x in small.values())} f32)",
+            results["eager_small_tree"],
+        )
+        results["eager_resnet18_tree"] = bench_eager(grads, rounds)
+        print_table("eager update, ResNet-18 tree", results["eager_resnet18_tree"])
     if "vector_width" in sections and jax.devices()[0].platform == "cpu":
         results["vector_width"] = bench_vector_width(grads, rounds)
         print_table(

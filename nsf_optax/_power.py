@@ -150,24 +150,62 @@ def power(x: jax.Array, p: float | jax.Array) -> jax.Array:
     return jnp.where(p == 0.5, jnp.sqrt(x), out)
 
 
+def dispatched_power(
+    x: jax.Array, values: tuple[float, ...], index: jax.Array
+) -> jax.Array:
+    """``x ** values[index]`` by the static kernel of that value, per step.
+
+    ``index`` (a traced integer scalar) selects one of ``values`` (Python
+    numbers, each given :func:`power`'s static form: an exact sqrt / rsqrt
+    chain where there is one), bit for bit the power of that static ``p``;
+    ``index == len(values)`` (a value that was not declared) gives NaN.
+
+    A chain of selects on a scalar, every value computed, not
+    :func:`jax.lax.switch`: it stays one elementwise loop fused with its
+    neighbours, where under a conditional XLA's CPU backend materialises every
+    operand and result of the branch (4.6-5.7x Adam's whole step on the
+    ResNet-18 tree). So every kernel in the chain runs at every step, and an
+    undeclared value cannot have one of its own: a general power there (the
+    polynomial, or a ``powf`` call that LLVM branches around only while the
+    loop is small) made every step of a square tide cost 1.35x Adam, or some
+    of its steps 4.5x. A NaN is what a schedule that breaks its word gets.
+    """
+    out = power(x, values[-1])
+    for i in reversed(range(len(values) - 1)):
+        out = jnp.where(index == i, power(x, values[i]), out)
+    return jnp.where(index == len(values), jnp.nan, out)
+
+
 def compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
     """The dtype the power is taken in: at least float32."""
     return jnp.promote_types(dtype, jnp.float32)
 
 
 def gain_denominator(
-    nu_hat: jax.Array, p: float | jax.Array, eps: Any, eps_root: Any
+    nu_hat: jax.Array,
+    p: float | jax.Array,
+    eps: Any,
+    eps_root: Any,
+    *,
+    values: tuple[float, ...] | None = None,
+    index: jax.Array | None = None,
 ) -> jax.Array:
     """``(nu_hat + eps_root) ** p + eps`` in at least float32.
 
     For complex parameters ``nu`` holds ``|g|**2`` in the params' complex dtype
-    (as in :func:`optax.scale_by_adam`); its real part is the moment.
+    (as in :func:`optax.scale_by_adam`); its real part is the moment. With
+    ``values`` and ``index``, ``p`` is ``values[index]`` (or, at ``index ==
+    len(values)``, a value not among them) and the power is
+    :func:`dispatched_power`: bit for bit the denominator of that static value
+    (NaN for a value not among them).
     """
     moment = jnp.real(nu_hat)
     nu_hat = moment.astype(compute_dtype(moment.dtype))
     # XLA keeps x + 0.0 (it is not an identity for -0.0): one op per element.
     if not (isinstance(eps_root, numbers.Real) and eps_root == 0):
         nu_hat = cast(jax.Array, nu_hat + eps_root)
+    if values is not None and index is not None:
+        return dispatched_power(nu_hat, values, index) + eps
     return power(nu_hat, p) + eps
 
 
@@ -203,33 +241,33 @@ def rms(x: jax.Array) -> jax.Array:
     return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
 
 
-def _scale_in_thirds(update: jax.Array, log2_ratio: jax.Array) -> jax.Array:
-    """``update * 2**log2_ratio`` as three multiplications by ``2**(log2_ratio/3)``.
-
-    For ratios beyond float32's range: the RMS of a leaf may be near the smallest
-    subnormal (``2**-149``) and the target near the largest float (``2**128``), a
-    ratio up to ``2**277``; each third is at most ``2**93``, and every partial
-    product lies between the update and the result.
-    """
-    third = jnp.exp2(log2_ratio / 3)
-    return update * third * third * third
-
-
-def match_rms(update: jax.Array, target_rms: jax.Array) -> jax.Array:
+def match_rms(
+    update: jax.Array, target_rms: jax.Array, keep: jax.Array | None = None
+) -> jax.Array:
     """Rescales ``update`` so that its RMS equals ``target_rms``.
 
     ``update * (target_rms / rms(update))`` whenever that ratio is finite; when it
     overflows (a tiny update whose target is large: a huge momentum under a gain
-    near 0), the ratio is applied in three steps (:func:`_scale_in_thirds`), under
-    a ``lax.cond`` so that the usual case pays nothing for it. The result then
+    near 0; the RMS of a leaf may be near the smallest subnormal, ``2**-149``,
+    and the target near the largest float, ``2**128``) it is applied as three
+    factors ``2**(log2(ratio) / 3)``, each at most ``2**93``, so that every
+    partial product lies between the update and the result. The result then
     overflows only where the target RMS itself does not fit the leaf's size.
+    ``keep`` (a traced bool) leaves the update as it is.
+
+    The factors are chosen in scalar arithmetic and always multiplied in (by
+    1 where unused, which is exact): a :func:`jax.lax.cond` over the leaf
+    would make XLA's CPU backend materialise it, at several times the cost of
+    the whole optimizer step.
     """
     rms_update = rms(update)
     rms_update = jnp.where(rms_update > 0, rms_update, 1.0)
     ratio = target_rms / rms_update
-    return jax.lax.cond(
-        jnp.isfinite(ratio) | ~jnp.isfinite(target_rms),
-        lambda u: u * ratio,
-        lambda u: _scale_in_thirds(u, jnp.log2(target_rms) - jnp.log2(rms_update)),
-        update,
-    )
+    direct = jnp.isfinite(ratio) | ~jnp.isfinite(target_rms)
+    third = jnp.exp2((jnp.log2(target_rms) - jnp.log2(rms_update)) / 3)
+    first = jnp.where(direct, ratio, third)
+    rest = jnp.where(direct, jnp.ones_like(third), third)
+    if keep is not None:
+        first = jnp.where(keep, 1.0, first)
+        rest = jnp.where(keep, 1.0, rest)
+    return update * first * rest * rest

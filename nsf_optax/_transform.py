@@ -146,7 +146,7 @@ def _is_static_zero(p: Any) -> bool:
 @dataclasses.dataclass(frozen=True)
 class _FiniteP:
     """A scheduled ``p`` whose schedule declared its values: ``value`` is one of
-    ``values`` (or, should the schedule break its word, any other number)."""
+    ``values`` (should the schedule break its word, the update is NaN)."""
 
     values: tuple[float, ...]
     value: jax.Array
@@ -235,10 +235,11 @@ def _apply_pgain(
 
     ``None`` leaves (masked-out parameters) pass through. Each leaf is one
     elementwise XLA loop reading the new moments (the power is fused into it).
-    A :class:`_FiniteP` selects, with one :func:`jax.lax.switch` for the whole
-    tree, the static kernel of its current value (the general power if the
-    value is not among those declared), so that a square tide between sqrt
-    forms costs what a static ``p`` does.
+    A :class:`_FiniteP` selects, per step, the static kernel of its current
+    value inside that loop (:func:`nsf_optax._power.dispatched_power`; NaN if
+    the value is not among those declared), so that a square tide between
+    sqrt forms costs what a static ``p`` does and gives its update bit for
+    bit.
 
     ``normalize="rms"`` rescales each leaf to the RMS of the update at
     ``reference_p``, the exponent of the optimizer this one generalises
@@ -246,20 +247,19 @@ def _apply_pgain(
     coordinates; at ``p = reference_p`` the update is that one as it is.
     """
     if isinstance(p, _FiniteP):
-        branches = [
-            functools.partial(
-                _apply_pgain,
-                p=value,
-                eps=eps,
-                eps_root=eps_root,
-                normalize=normalize,
-                reference_p=reference_p,
-            )
-            for value in (*p.values, p.value)
-        ]
-        return jax.lax.switch(_value_index(p), branches, direction, nu_hat, like)
-    at_reference = isinstance(p, numbers.Real) and p == reference_p
-    p_leaf = cast(float | jax.Array, p)
+        values, index, p_leaf = p.values, _value_index(p), p.value
+        # The static path's test, value by value: traced, decided per step.
+        at_reference = jnp.zeros([], bool)
+        for i, value in enumerate(values):
+            if value == reference_p:
+                at_reference = at_reference | (index == i)
+    else:
+        values = index = None
+        at_reference = isinstance(p, numbers.Real) and p == reference_p
+        p_leaf = cast(float | jax.Array, p)
+    # The momentum flavour's normalized update at its reference is the
+    # direction itself, not divided by 1 + eps.
+    direction_at_reference = normalize == "rms" and reference_p == 0
 
     def leaf(d, v, g):
         if d is None:
@@ -270,15 +270,20 @@ def _apply_pgain(
         if v.ndim or not _is_static_zero(p):
             chex.assert_equal_shape([d, v])
         d32 = d.astype(compute_dtype(d.dtype))
-        if normalize == "rms" and at_reference and reference_p == 0:
-            # The momentum update itself (its denominator is 1 + eps).
+        if direction_at_reference and at_reference is True:
             return d32.astype(g.dtype)
-        u = d32 / gain_denominator(v, p_leaf, eps, eps_root)
-        if normalize == "rms" and not at_reference:
+        denominator = gain_denominator(
+            v, p_leaf, eps, eps_root, values=values, index=index
+        )
+        if direction_at_reference and index is not None:
+            denominator = jnp.where(at_reference, 1.0, denominator)
+        u = d32 / denominator
+        if normalize == "rms" and at_reference is not True:
             reference = d32
             if reference_p != 0:
                 reference = d32 / gain_denominator(v, reference_p, eps, eps_root)
-            u = match_rms(u, rms(reference))
+            keep = None if index is None else cast(jax.Array, at_reference)
+            u = match_rms(u, rms(reference), keep=keep)
         return u.astype(g.dtype)
 
     return jax.tree.map(leaf, direction, nu_hat, like, is_leaf=_is_none)
@@ -411,7 +416,7 @@ def scale_by_pexp(
         its RMS equals that of Adam's update (``p = 0.5``) for the same
         moments, so that ``p`` only reweights coordinates and the step size
         stays Adam's: the option drops in at Adam's learning rate. Costs two
-        reductions and one multiply per leaf (nothing at ``p = 0.5``).
+        reductions per leaf (nothing at ``p = 0.5``), see the docs' Performance page.
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with state

@@ -18,8 +18,9 @@ each step, the kernel of the current value as if ``p`` were that static number
 (an exact sqrt form for ``0, +-1/4, +-1/2, 1``), so that the paper's schedule
 (a pulse at 1/2, then a square tide between 1/4 and -1/4) costs what Adam does.
 A schedule of your own may declare its values the same way
-(``schedule.values = (0.5, -0.5)``); a value outside them still gets the
-general power, so a wrong declaration costs speed, never correctness.
+(``schedule.values = (0.5, -0.5)``); a step whose value is not among them
+gets a NaN update (every declared kernel runs at every step, in one fused
+loop, so there is no general power to fall back on for free).
 Composing with :func:`optax.join_schedules` drops the declaration.
 
 References:

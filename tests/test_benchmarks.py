@@ -7,6 +7,7 @@ floor computing what optax computes, and the compiler-options path.
 """
 
 import importlib
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -86,3 +87,40 @@ def test_single_pass_floor_matches_optax(bench):
     # bench_floor asserts the C step equals optax's Adam step (rtol 1e-5).
     rows = bench.bench_floor(4096, rounds=1)
     assert rows is not None and set(rows) == {"adam", "single-pass C"}
+
+
+def test_eager_rows_group_by_reference(bench):
+    cands = {
+        "adam": ("adam", optax.adam(1e-3)),
+        "nsf pulse": ("adam", nsf_optax.nsf(1e-3, p=bench.PULSE)),
+        "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
+        "nsf_sgd": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9)),
+    }
+    rows = bench.bench_eager(_grads(), rounds=2, cands=cands)
+    assert {n: r["reference"] for n, r in rows.items()} == {
+        n: ref for n, (ref, _) in cands.items()
+    }
+    for row in rows.values():
+        assert np.isfinite(row["ratio"]) and row["ratio"] > 0
+    assert rows["adam"]["ratio"] == 1.0 and rows["sgd"]["ratio"] == 1.0
+
+
+def test_small_tree_and_candidate_lists(bench):
+    small = bench.small_tree()
+    assert sum(x.size for x in small.values()) == 64 * 128 + 128 + 128 * 10 + 10
+    assert all(x.dtype == jnp.float32 for x in small.values())
+    eager = bench.eager_candidates()
+    assert {ref for ref, _ in eager.values()} == {"adam", "sgd"}
+    # The paper's schedule is measured in every section that has tides.
+    assert "pexp pulse tidal" in bench.update_candidates()
+    assert "nsf pulse tidal" in eager
+    assert bench.PULSE.values == (0.5, 0.25, -0.25)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not platform.libc_ver()[0] == "glibc",
+    reason="glibc's mallopt",
+)
+def test_keep_freed_memory_sets_every_mallopt_option(bench):
+    # One arena, no mmap below 1 GiB, no trimming: each mallopt returned 1.
+    assert bench.keep_freed_memory() is True
