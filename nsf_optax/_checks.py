@@ -112,7 +112,9 @@ def check_p(p: Any) -> float | jax.Array | Any:
     """
     if is_schedule(p):
         check_schedule("p", p)
-        declared_values(p)
+        declared = declared_values(p)
+        if declared is not None:
+            check_schedule("p.index", declared[1])
         return p
     accepts = "a finite real number (any sign) or an optax.Schedule of the count"
     if isinstance(p, type | np.dtype):
@@ -191,22 +193,32 @@ def check_inexact_leaves(name: str, tree: Any) -> None:
             )
 
 
-def declared_values(schedule: Any) -> tuple[float, ...] | None:
-    """The values a ``p`` schedule declares it takes (its ``values``), or ``None``.
+def declared_values(schedule: Any) -> tuple[tuple[float, ...], Any] | None:
+    """The values a ``p`` schedule declares and its ``index``, or ``None``.
 
-    Declared values let the transforms select a static kernel per value (see
-    :mod:`nsf_optax.p_schedule`); they must be a non-empty sequence of finite
-    real numbers.
+    A declaration is two attributes: ``values``, a non-empty tuple of finite
+    real numbers, and ``index``, a function of the count returning the
+    position in ``values`` of the step's value. The transforms then take
+    ``values[index(count)]`` as ``p`` and select that value's static kernel
+    (see :mod:`nsf_optax.p_schedule`). A schedule with neither is called as
+    it is; one with only one of them is refused.
     """
     values = getattr(schedule, "values", None)
-    if values is None:
+    index = getattr(schedule, "index", None)
+    if values is None and index is None:
         return None
     accepts = "a non-empty tuple of finite real numbers"
     if isinstance(values, str) or not isinstance(values, tuple | list):
         raise TypeError(f"p.values must be {accepts}, got {_kind(values)}.")
     if not values:
         raise ValueError(f"p.values must be {accepts}, got {values!r}.")
-    return tuple(dict.fromkeys(check_finite("p.values[i]", v) for v in values))
+    values = tuple(check_finite("p.values[i]", v) for v in values)
+    if not callable(index):
+        raise TypeError(
+            "p.index must be a function of the count returning the position of "
+            f"its value in p.values (declared beside p.values), got {_kind(index)}."
+        )
+    return values, index
 
 
 def check_finite(name: str, value: Any) -> float:

@@ -155,25 +155,23 @@ def dispatched_power(
 ) -> jax.Array:
     """``x ** values[index]`` by the static kernel of that value, per step.
 
-    ``index`` (a traced integer scalar) selects one of ``values`` (Python
-    numbers, each given :func:`power`'s static form: an exact sqrt / rsqrt
-    chain where there is one), bit for bit the power of that static ``p``;
-    ``index == len(values)`` (a value that was not declared) gives NaN.
+    ``index`` (a traced integer scalar in ``[0, len(values))``) selects one of
+    ``values`` (Python numbers, each given :func:`power`'s static form: an
+    exact sqrt / rsqrt chain where there is one), bit for bit the power of
+    that static ``p``.
 
     A chain of selects on a scalar, every value computed, not
     :func:`jax.lax.switch`: it stays one elementwise loop fused with its
     neighbours, where under a conditional XLA's CPU backend materialises every
     operand and result of the branch (4.6-5.7x Adam's whole step on the
-    ResNet-18 tree). So every kernel in the chain runs at every step, and an
-    undeclared value cannot have one of its own: a general power there (the
-    polynomial, or a ``powf`` call that LLVM branches around only while the
-    loop is small) made every step of a square tide cost 1.35x Adam, or some
-    of its steps 4.5x. A NaN is what a schedule that breaks its word gets.
+    ResNet-18 tree). Every kernel in the chain runs at every step, which costs
+    little for the sqrt forms; the index comes from the schedule's own
+    declaration, so there is no value outside ``values`` to fall back for.
     """
     out = power(x, values[-1])
     for i in reversed(range(len(values) - 1)):
         out = jnp.where(index == i, power(x, values[i]), out)
-    return jnp.where(index == len(values), jnp.nan, out)
+    return out
 
 
 def compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
@@ -194,10 +192,8 @@ def gain_denominator(
 
     For complex parameters ``nu`` holds ``|g|**2`` in the params' complex dtype
     (as in :func:`optax.scale_by_adam`); its real part is the moment. With
-    ``values`` and ``index``, ``p`` is ``values[index]`` (or, at ``index ==
-    len(values)``, a value not among them) and the power is
-    :func:`dispatched_power`: bit for bit the denominator of that static value
-    (NaN for a value not among them).
+    ``values`` and ``index``, ``p`` is ``values[index]`` and the power is
+    :func:`dispatched_power`: bit for bit the denominator of that static value.
     """
     moment = jnp.real(nu_hat)
     nu_hat = moment.astype(compute_dtype(moment.dtype))

@@ -145,25 +145,30 @@ def _is_static_zero(p: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class _FiniteP:
-    """A scheduled ``p`` whose schedule declared its values: ``value`` is one of
-    ``values`` (should the schedule break its word, the update is NaN)."""
+    """A scheduled ``p`` that takes one of declared ``values``: the one at
+    ``index`` (traced), whose value is ``value``."""
 
     values: tuple[float, ...]
+    index: jax.Array
     value: jax.Array
 
 
 def _resolve_p(p: Any, count: jax.Array) -> Any:
     """A static float stays static (exact forms); a schedule is called at count.
 
-    A schedule that declares the values it takes (``values``, as
-    :mod:`nsf_optax.p_schedule`'s square and pulse tides do) gives a
-    :class:`_FiniteP`, so that each value's static kernel can be selected.
+    A schedule that declares its values and which of them each step takes
+    (``values`` and ``index``, as :mod:`nsf_optax.p_schedule`'s constant,
+    square and pulse tides do) gives a :class:`_FiniteP`, so that each value's
+    static kernel can be selected; its value is ``values[index(count)]``.
     """
     if not _checks.is_schedule(p):
         return p
-    p_t = _checks.check_schedule_output(p(count))
-    values = _checks.declared_values(p)
-    return p_t if values is None else _FiniteP(values, p_t)
+    declared = _checks.declared_values(p)
+    if declared is None:
+        return _checks.check_schedule_output(p(count))
+    values, index = declared
+    index = jnp.clip(jnp.asarray(index(count), jnp.int32), 0, len(values) - 1)
+    return _FiniteP(values, index, jnp.asarray(values, jnp.float32)[index])
 
 
 def _p_value(p_t: Any) -> Any:
@@ -214,13 +219,6 @@ def _update_nu(updates: optax.Updates, nu: optax.Updates, b2: Any) -> optax.Upda
     return optax.tree.update_moment_per_elem_norm(updates, nu, b2, 2)
 
 
-def _value_index(p_t: _FiniteP) -> jax.Array:
-    """The position of ``p_t.value`` in ``p_t.values``, or ``len(values)``."""
-    values = jnp.asarray(p_t.values, jnp.float32)
-    hits = values == p_t.value.astype(jnp.float32)
-    return jnp.where(hits.any(), jnp.argmax(hits), len(p_t.values))
-
-
 def _apply_pgain(
     direction: optax.Updates,
     nu_hat: optax.Updates,
@@ -236,10 +234,9 @@ def _apply_pgain(
     ``None`` leaves (masked-out parameters) pass through. Each leaf is one
     elementwise XLA loop reading the new moments (the power is fused into it).
     A :class:`_FiniteP` selects, per step, the static kernel of its current
-    value inside that loop (:func:`nsf_optax._power.dispatched_power`; NaN if
-    the value is not among those declared), so that a square tide between
-    sqrt forms costs what a static ``p`` does and gives its update bit for
-    bit.
+    value inside that loop (:func:`nsf_optax._power.dispatched_power`), so
+    that a square tide between sqrt forms costs what a static ``p`` does and
+    gives its update bit for bit.
 
     ``normalize="rms"`` rescales each leaf to the RMS of the update at
     ``reference_p``, the exponent of the optimizer this one generalises
@@ -247,7 +244,7 @@ def _apply_pgain(
     coordinates; at ``p = reference_p`` the update is that one as it is.
     """
     if isinstance(p, _FiniteP):
-        values, index, p_leaf = p.values, _value_index(p), p.value
+        values, index, p_leaf = p.values, p.index, p.value
         # The static path's test, value by value: traced, decided per step.
         at_reference = jnp.zeros([], bool)
         for i, value in enumerate(values):

@@ -13,15 +13,15 @@ always land in the schedule's range.
 
 Finite-valued schedules: :func:`constant`, :func:`square_tidal` and
 :func:`pulse_tidal` over a finite-valued tide declare the values they take, as
-a tuple in the schedule's ``values`` attribute. The transforms then select, at
-each step, the kernel of the current value as if ``p`` were that static number
-(an exact sqrt form for ``0, +-1/4, +-1/2, 1``), so that the paper's schedule
-(a pulse at 1/2, then a square tide between 1/4 and -1/4) costs what Adam does.
-A schedule of your own may declare its values the same way
-(``schedule.values = (0.5, -0.5)``); a step whose value is not among them
-gets a NaN update (every declared kernel runs at every step, in one fused
-loop, so there is no general power to fall back on for free).
-Composing with :func:`optax.join_schedules` drops the declaration.
+a tuple ``values``, and which of them each step takes, as a function ``index``
+of the count, both attributes of the schedule. The transforms then take
+``values[index(count)]`` as ``p`` and run, at each step, that value's static
+kernel (an exact sqrt form for ``0, +-1/4, +-1/2, 1``), bit for bit the update
+of that static ``p``, so that the paper's schedule (a pulse at 1/2, then a
+square tide between 1/4 and -1/4) costs what Adam does. A schedule of your own
+may declare itself the same way (``schedule.values = (0.5, -0.5)`` and
+``schedule.index = lambda count: (count // 100) % 2``); the declaration then
+defines ``p``. Composing with :func:`optax.join_schedules` drops it.
 
 References:
   Zhang & Liu, `Natural Spectral Fusion: p-Exponent Cyclic Scheduling and Early
@@ -29,7 +29,7 @@ References:
   <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 3.3).
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -40,9 +40,14 @@ from nsf_optax import _checks
 __all__ = ["constant", "cosine_tidal", "pulse_tidal", "square_tidal"]
 
 
-def _declare_values(schedule: optax.Schedule, values: Iterable[float]) -> None:
-    """Records the finite set of values ``schedule`` takes (see the module doc)."""
-    schedule.values = tuple(dict.fromkeys(values))  # pyright: ignore[reportFunctionMemberAccess]
+def _declare_values(
+    schedule: optax.Schedule,
+    values: Iterable[float],
+    index: Callable[[jax.typing.ArrayLike], jax.Array],
+) -> None:
+    """Records the values ``schedule`` takes and which one each step takes."""
+    schedule.values = tuple(values)  # pyright: ignore[reportFunctionMemberAccess]
+    schedule.index = index  # pyright: ignore[reportFunctionMemberAccess]
 
 
 def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
@@ -77,7 +82,7 @@ def constant(value: float) -> optax.Schedule:
         del count
         return jnp.asarray(value, jnp.float32)
 
-    _declare_values(schedule, [value])
+    _declare_values(schedule, [value], lambda count: jnp.zeros([], jnp.int32))
     return schedule
 
 
@@ -166,13 +171,17 @@ def square_tidal(
     low_value = _checks.check_finite("low_value", low_value)
     every_steps = _checks.check_int("every_steps", every_steps, minimum=1)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
-        in_cycle = _phase_in_cycle(count, 2 * every_steps)
-        return jnp.where(
-            in_cycle < every_steps, jnp.float32(high_value), jnp.float32(low_value)
+    def index(count: jax.typing.ArrayLike) -> jax.Array:
+        return (_phase_in_cycle(count, 2 * every_steps) >= every_steps).astype(
+            jnp.int32
         )
 
-    _declare_values(schedule, [high_value, low_value])
+    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+        return jnp.where(
+            index(count) == 0, jnp.float32(high_value), jnp.float32(low_value)
+        )
+
+    _declare_values(schedule, [high_value, low_value], index)
     return schedule
 
 
@@ -218,7 +227,14 @@ def pulse_tidal(
         tide = tidal(jnp.maximum(count - pulse_steps, 0))
         return jnp.where(in_pulse, jnp.float32(pulse_value), tide).astype(jnp.float32)
 
-    tidal_values = _checks.declared_values(tidal)
-    if tidal_values is not None:
-        _declare_values(schedule, [pulse_value, *tidal_values])
+    tidal_declared = _checks.declared_values(tidal)
+    if tidal_declared is not None:
+        tidal_values, tidal_index = tidal_declared
+
+        def index(count: jax.typing.ArrayLike) -> jax.Array:
+            count = jnp.asarray(count)
+            after = 1 + tidal_index(jnp.maximum(count - pulse_steps, 0))
+            return jnp.where(count < pulse_steps, 0, after).astype(jnp.int32)
+
+        _declare_values(schedule, [pulse_value, *tidal_values], index)
     return schedule

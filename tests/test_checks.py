@@ -177,16 +177,29 @@ def test_p_schedules_are_checked_when_built(factory, p, error, match):
         _FACTORIES[factory](p=p)
 
 
+def _first(count):
+    return jnp.zeros([], jnp.int32)
+
+
 @pytest.mark.parametrize(
-    "values, error",
-    [("ab", TypeError), ((), ValueError), ((0.5, float("nan")), ValueError)],
+    "values, index, error, match",
+    [
+        ("ab", _first, TypeError, r"^p\.values"),
+        ((), _first, ValueError, r"^p\.values"),
+        ((0.5, float("nan")), _first, ValueError, r"^p\.values"),
+        ((0.5, 0.25), None, TypeError, r"^p\.index"),
+        ((0.5, 0.25), 1, TypeError, r"^p\.index"),
+        ((0.5, 0.25), lambda c: 0 if c < 3 else 1, TypeError, r"^p\.index"),
+        (None, _first, TypeError, r"^p\.values"),
+    ],
 )
-def test_declared_values_are_checked_when_built(values, error):
+def test_declarations_are_checked_when_built(values, index, error, match):
     def schedule(count):
         return jnp.float32(0.5)
 
     schedule.values = values  # pyright: ignore[reportFunctionMemberAccess]
-    with pytest.raises(error, match=r"^p\.values"):
+    schedule.index = index  # pyright: ignore[reportFunctionMemberAccess]
+    with pytest.raises(error, match=match):
         nsf_optax.nsf(1e-3, p=schedule)
 
 

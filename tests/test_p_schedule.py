@@ -241,11 +241,21 @@ def test_tidal_must_be_traceable():
 
 
 def test_finite_schedules_declare_their_values():
+    """values[index(t)] is the schedule's value at every step."""
     square = p_schedule.square_tidal(0.25, -0.25, every_steps=3)
-    assert p_schedule.constant(0.5).values == (0.5,)
-    assert square.values == (0.25, -0.25)
-    assert p_schedule.pulse_tidal(0.5, 4, square).values == (0.5, 0.25, -0.25)
-    assert p_schedule.pulse_tidal(0.25, 4, square).values == (0.25, -0.25)
+    cases = {
+        "constant": (p_schedule.constant(0.5), (0.5,)),
+        "square": (square, (0.25, -0.25)),
+        "pulse": (p_schedule.pulse_tidal(0.5, 4, square), (0.5, 0.25, -0.25)),
+        "pulse of a repeated value": (
+            p_schedule.pulse_tidal(0.25, 4, square),
+            (0.25, 0.25, -0.25),
+        ),
+    }
+    for name, (schedule, values) in cases.items():
+        assert schedule.values == values, name
+        for t in range(20):
+            assert values[int(schedule.index(t))] == float(schedule(t)), (name, t)
     tide = p_schedule.cosine_tidal(-0.25, 0.5, period_steps=8)
     assert not hasattr(tide, "values")
     assert not hasattr(p_schedule.pulse_tidal(0.5, 4, tide), "values")

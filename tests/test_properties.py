@@ -12,6 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -139,3 +140,48 @@ def test_rms_match_survives_a_ratio_beyond_float32(static):
         )
     )
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _moderate_grads():
+    """Gradient sequences over 8 decades (the RMS comparison's own range)."""
+    exps = st.floats(min_value=-4, max_value=4)
+    value = st.builds(lambda s, e: s * 10.0**e, st.sampled_from([-1.0, 1.0]), exps)
+    return st.lists(
+        st.lists(value, min_size=6, max_size=6), min_size=2, max_size=4
+    ).map(lambda g: jnp.asarray(g, jnp.float32))
+
+
+def _leaf_rms(u):
+    return float(np.sqrt(np.mean(np.square(np.asarray(u, np.float64)))))
+
+
+_TWINS = {
+    "scale_by_pexp": (optax.scale_by_adam, {}),
+    "scale_by_pexp_momentum": (optax.trace, {"decay": 0.9}),
+}
+
+
+@pytest.mark.parametrize("factory", list(_TWINS))
+@pytest.mark.parametrize("how", ["static", "scheduled", "injected"])
+@_SETTINGS
+@given(grads=_moderate_grads(), p=st.floats(min_value=-1.0, max_value=1.5))
+def test_rms_keeps_the_twins_step_size(factory, how, grads, p):
+    """normalize="rms": every update's RMS is the twin's (Adam's update in the
+    Adam flavour, the momentum in the SGD flavour) for any p, however given."""
+    make = getattr(nsf_optax, factory)
+    if how == "static":
+        ours = make(p=p, normalize="rms")
+    elif how == "scheduled":
+        ours = make(p=lambda count: jnp.float32(p), normalize="rms")
+    else:
+        ours = optax.inject_hyperparams(make)(p=p, normalize="rms")
+    twin_factory, twin_kwargs = _TWINS[factory]
+    if how == "injected":  # hyperparameters as float32 arrays on both sides
+        twin_factory = optax.inject_hyperparams(twin_factory)
+    twin = twin_factory(**twin_kwargs)
+    s_ours, s_twin = ours.init(grads[0]), twin.init(grads[0])
+    update_ours, update_twin = jax.jit(ours.update), jax.jit(twin.update)
+    for g in grads:
+        u_ours, s_ours = update_ours(g, s_ours)
+        u_twin, s_twin = update_twin(g, s_twin)
+        assert _leaf_rms(u_ours) == pytest.approx(_leaf_rms(u_twin), rel=2e-6)
