@@ -11,6 +11,7 @@ the build. This is the one place where the notebooks run.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import pathlib
@@ -89,6 +90,53 @@ autodoc_type_aliases = {
     )
 }
 maximum_signature_line_length = 88
+
+
+def _alias_spellings() -> dict[str, str]:
+    """Each alias's expansion, as autodoc spells it in a signature -> its name.
+
+    autodoc_type_aliases only applies to annotations written as strings; ours
+    are objects (so that ``inspect.signature`` reads types, as optax's do), and
+    autodoc prints their expansions. The signatures are mended in
+    ``_short_aliases`` below.
+    """
+    import jax
+    import optax
+    from sphinx.util.typing import stringify_annotation
+
+    from nsf_optax._transform import Normalize, PLike
+
+    aliases = {
+        "PLike": PLike,
+        "Normalize": Normalize,
+        "optax.ScalarOrSchedule": optax.ScalarOrSchedule,
+        "optax.Schedule": optax.Schedule,
+        "optax.Params": optax.Params,
+        "jax.typing.ArrayLike": jax.typing.ArrayLike,
+        "jax.typing.DTypeLike": jax.typing.DTypeLike,
+    }
+    out = {}
+    for name, alias in aliases.items():
+        for mode in ("fully-qualified-except-typing", "smart", "fully-qualified"):
+            spelled = stringify_annotation(alias, mode)
+            if len(spelled) > len(name):
+                out[spelled] = name
+    # Longest first, so that a union is replaced before its members.
+    return dict(sorted(out.items(), key=lambda item: -len(item[0])))
+
+
+def _short_aliases(
+    spellings, app, what, name, obj, options, signature, return_annotation
+):
+    if not signature:
+        return None
+    for spelled, short in spellings.items():
+        signature = signature.replace(spelled, short)
+        if return_annotation:
+            return_annotation = return_annotation.replace(spelled, short)
+    return signature, return_annotation
+
+
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
@@ -209,3 +257,7 @@ def linkcode_resolve(domain: str, info: dict[str, str]) -> str | None:
 
 def setup(app: Sphinx) -> None:
     app.connect("autodoc-process-docstring", _drop_type_docstrings)
+    app.connect(
+        "autodoc-process-signature",
+        functools.partial(_short_aliases, _alias_spellings()),
+    )

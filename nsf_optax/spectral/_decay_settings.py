@@ -4,8 +4,6 @@ One source of truth: :func:`nsf_optax.spectral.decay.simulate_decay` takes its
 defaults from :class:`DecaySettings`.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import math
 
@@ -81,7 +79,7 @@ class DecaySettings:
     those are the best of the declared search,
     :data:`~nsf_optax.spectral.decay.SEARCH_GRID` refined by
     :func:`~nsf_optax.spectral.decay.refine_settings` (``python -m
-    nsf_optax.spectral.decay --search``): max |diff| 0.071 to the paper's table.
+    nsf_optax.spectral.decay --search``): max ``|diff|`` 0.071 to the paper's table.
 
     Attributes:
       eta: step-size constant, ``> 0``; at ``p = 0`` every mode decays at ``eta``.

@@ -3,8 +3,6 @@
 Public through :mod:`nsf_optax.spectral.decay`.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple

@@ -6,8 +6,6 @@ Fourier transform of the residual, and follow the error in each of the target's
 frequencies over training.
 """
 
-from __future__ import annotations
-
 import numbers
 
 import jax

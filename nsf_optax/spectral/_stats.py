@@ -1,7 +1,5 @@
 """Statistics over seeds: means with Student-t confidence intervals."""
 
-from __future__ import annotations
-
 import numpy as np
 from numpy.typing import ArrayLike
 

@@ -12,8 +12,6 @@ References:
   <https://arxiv.org/abs/2509.04713>`_, 2025 (Secs. 4.2.2 and 5.1.3).
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np

@@ -7,8 +7,6 @@ Usage::
   python -m nsf_optax.spectral.boundary --normalize rms
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import functools

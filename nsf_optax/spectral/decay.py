@@ -16,8 +16,6 @@ verdicts over its settings and the robustness band in
 :mod:`~nsf_optax.spectral._decay_search`.
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import json

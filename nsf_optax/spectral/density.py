@@ -5,8 +5,6 @@ Usage::
   python -m nsf_optax.spectral.density --json
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import json
