@@ -139,7 +139,13 @@ def _check_gain_args(b2: Any, eps: Any, eps_root: Any, p: Any, normalize: Any):
 
 
 def _is_static_zero(p: Any) -> bool:
-    """A static ``p = 0``: the gain is ``1 / (1 + eps)`` whatever the moment."""
+    """A static ``p = 0``: the gain is ``1 / (1 + eps)`` whatever the moment.
+
+    Only a Python or NumPy number counts, not an array: a 0-d array ``p`` is
+    what :func:`optax.inject_hyperparams` passes, concrete at an eager
+    ``init`` and traced in a jitted ``update``, and both must keep the same
+    state (the moment), whatever its value.
+    """
     return isinstance(p, numbers.Real) and p == 0
 
 
@@ -201,7 +207,7 @@ def _init_nu(params: optax.Params, nu_dtype: jnp.dtype | None) -> optax.Updates:
             dtype = jnp.result_type(x)
             if jnp.issubdtype(dtype, jnp.floating):
                 dtype = jnp.promote_types(dtype, jnp.float32)
-        return jnp.zeros(jnp.shape(x), dtype)
+        return jnp.zeros_like(x, dtype=dtype)  # keeps the params' sharding
 
     return jax.tree.map(leaf, params)
 
@@ -440,12 +446,12 @@ def scale_by_pexp(
       <https://arxiv.org/abs/2509.04713>`_, 2025.
     """
     _checks.check_decay("b1", b1)
-    p = _check_gain_args(b2, eps, eps_root, p, normalize)
+    p_given, p = p, _check_gain_args(b2, eps, eps_root, p, normalize)
     mu_dtype = _checks.check_dtype("mu_dtype", mu_dtype)
     nu_dtype = _checks.check_dtype("nu_dtype", nu_dtype)
     nesterov = _checks.check_bool("nesterov", nesterov)
     # A static p = 0 reads no second moment, unless "rms" needs Adam's update.
-    keep_nu = not _is_static_zero(p) or normalize == "rms"
+    keep_nu = not _is_static_zero(p_given) or normalize == "rms"
     hyper = dict(
         b1=b1, b2=b2, eps=eps, eps_root=eps_root, p=p, nesterov=nesterov,
         normalize=normalize, keep_nu=keep_nu,
@@ -537,10 +543,10 @@ def scale_by_pexp_momentum(
         _checks.check_decay("decay", decay)
     nesterov = _checks.check_bool("nesterov", nesterov)
     accumulator_dtype = _checks.check_dtype("accumulator_dtype", accumulator_dtype)
-    p = _check_gain_args(b2, eps, eps_root, p, normalize)
+    p_given, p = p, _check_gain_args(b2, eps, eps_root, p, normalize)
     nu_dtype = _checks.check_dtype("nu_dtype", nu_dtype)
     # A static p = 0 (optax.sgd's twin) reads and writes no second moment.
-    keep_nu = not _is_static_zero(p)
+    keep_nu = not _is_static_zero(p_given)
     hyper = dict(
         decay=decay, b2=b2, eps=eps, eps_root=eps_root, p=p, nesterov=nesterov,
         normalize=normalize, keep_nu=keep_nu,

@@ -85,3 +85,18 @@ class StaticZeroTest(chex.TestCase):
         normed = nsf_optax.scale_by_pexp(p=0.0, normalize="rms").init(params)
         self.assertEqual(jax.tree.leaves(plain.nu)[0].shape, ())
         chex.assert_trees_all_equal_shapes(normed.nu, params)
+
+    @parameterized.parameters("nsf_sgd", "nsf")
+    def test_injected_zero_keeps_one_state_from_eager_init_to_jitted_update(
+        self, alias
+    ):
+        """inject_hyperparams passes p = 0 as an array: concrete at an eager
+        init, traced in a jitted update; both keep the moment."""
+        params = _grads(100)
+        tx = optax.inject_hyperparams(getattr(nsf_optax, alias))(0.1, p=0.0)
+        state = tx.init(params)
+        for step in range(2):
+            _, new_state = jax.jit(tx.update)(_grads(step), state)
+            chex.assert_trees_all_equal_shapes_and_dtypes(new_state, state)
+            state = new_state
+        chex.assert_trees_all_equal_shapes(state.inner_state[0].nu, params)
