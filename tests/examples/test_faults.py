@@ -8,42 +8,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 from nsf_optax.examples import __main__ as run_cli
 from nsf_optax.examples import checkpointing, workdirs
 
-from ._files import snapshot
+from ._files import corrupt_largest_file, snapshot
+from ._runs import assert_same_run, final_checkpoint, one_stderr_line
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _final(workdir):
-    """The newest verified checkpoint of a run: (step, items, history without times)."""
-    loaded = checkpointing.Checkpoints(
-        os.path.join(workdir, "checkpoints")
-    ).find_resume()
-    history = [
-        {k: v for k, v in row.items() if k != "elapsed_s"}
-        for row in loaded.meta["history"]
-    ]
-    return loaded.step, loaded.items, history
-
-
-def _assert_same_run(a, b):
-    (step_a, items_a, history_a), (step_b, items_b, history_b) = a, b
-    assert step_a == step_b and history_a == history_b
-    assert items_a.keys() == items_b.keys()
-    for name in items_a:
-        assert items_a[name].keys() == items_b[name].keys(), name
-        for key in items_a[name]:
-            np.testing.assert_array_equal(items_a[name][key], items_b[name][key])
-
-
-def _stderr_line(capsys):
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capsys):
@@ -73,7 +44,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capsys):
             time.sleep(0.01)
         # A second run into the same workdir is refused while the first lives.
         assert run_cli.main(argv) == 2
-        assert f"is in use by pid {proc.pid} on" in _stderr_line(capsys)
+        assert f"is in use by pid {proc.pid} on" in one_stderr_line(capsys)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -91,7 +62,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capsys):
     reference = tmp_path / "reference"
     argv[-3:] = ["0", "--workdir", str(reference)]
     assert run_cli.main(argv) == 0
-    _assert_same_run(_final(workdir), _final(reference))
+    assert_same_run(final_checkpoint(workdir), final_checkpoint(reference))
 
 
 def test_corrupt_checkpoint_is_refused_then_resumed_from_an_older_one(tmp_path, capsys):
@@ -99,20 +70,12 @@ def test_corrupt_checkpoint_is_refused_then_resumed_from_an_older_one(tmp_path, 
     # Width 32 stores the kernels out of line, in the data files.
     argv = ["--config", "tiny", "--num_filters", "32", "--workdir", str(workdir)]
     assert run_cli.main(argv) == 0
-    uninterrupted = _final(workdir)
-    model_dir = workdir / "checkpoints" / "6" / "model"
-    files = [os.path.join(r, f) for r, _, fs in os.walk(model_dir) for f in fs]
-    data = max(files, key=os.path.getsize)
-    size = os.path.getsize(data)
-    with open(data, "r+b") as f:
-        f.seek(size // 2)
-        chunk = f.read(256)
-        f.seek(size // 2)
-        f.write(bytes(b ^ 0x5A for b in chunk))
+    uninterrupted = final_checkpoint(workdir)
+    corrupt_largest_file(workdir / "checkpoints" / "6" / "model")
     capsys.readouterr()
     before = snapshot(tmp_path)
     assert run_cli.main([*argv, "--resume"]) == 2
-    line = _stderr_line(capsys)
+    line = one_stderr_line(capsys)
     # Where the bytes land decides: a chunk that still decompresses reads back
     # wrong numbers (caught by the digest), a broken one fails to read.
     assert "Checkpoint step 6" in line, line
@@ -123,4 +86,4 @@ def test_corrupt_checkpoint_is_refused_then_resumed_from_an_older_one(tmp_path, 
     # The way out the message names: the corrupt step is set aside, not deleted.
     assert run_cli.main([*argv, "--resume_step", "3"]) == 0
     assert (workdir / "checkpoints_set_aside" / "6" / "model").is_dir()
-    _assert_same_run(_final(workdir), uninterrupted)
+    assert_same_run(final_checkpoint(workdir), uninterrupted)

@@ -9,36 +9,17 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from nsf_optax.examples import __main__ as run_cli
 from nsf_optax.examples import checkpointing, population, preemption, sweep, train
 
+from ._runs import assert_same_run, final_checkpoint, one_stderr_line
+
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 WAIT_S = 240
 ARGV = ["--config", "tiny", "--num_steps", "8", "--eval_every_steps", "2"]
 ARGV += ["--checkpoint_every_steps", "0", "--no-progress"]
-
-
-def _final(workdir, step=None):
-    """A verified checkpoint of a run: (step, items, history without times)."""
-    loaded = checkpointing.Checkpoints(train.checkpoint_dir(workdir)).find_resume(step)
-    history = [
-        {k: v for k, v in row.items() if k != "elapsed_s"}
-        for row in loaded.meta.get("history", [])  # a population: per run, aside
-    ]
-    return loaded.step, loaded.items, history
-
-
-def _assert_same_run(a, b):
-    (step_a, items_a, history_a), (step_b, items_b, history_b) = a, b
-    assert step_a == step_b and history_a == history_b
-    assert items_a.keys() == items_b.keys()
-    for name in items_a:
-        assert items_a[name].keys() == items_b[name].keys(), name
-        for key in items_a[name]:
-            np.testing.assert_array_equal(items_a[name][key], items_b[name][key])
 
 
 def _signal_during(monkeypatch, cls, step, *signums):
@@ -54,17 +35,11 @@ def _signal_during(monkeypatch, cls, step, *signums):
     monkeypatch.setattr(cls, "train_step", train_step)
 
 
-def _stderr_line(capsys):
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reference") / "run"
     assert run_cli.main([*ARGV, "--workdir", str(workdir)]) == 0
-    return _final(workdir)
+    return final_checkpoint(workdir)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +60,7 @@ def test_a_signal_saves_the_step_and_resume_is_bit_for_bit(
         capsys.readouterr()
         assert run_cli.main(argv) == status
     name = signal.Signals(signum).name
-    assert _stderr_line(capsys) == (
+    assert one_stderr_line(capsys) == (
         f"{run_cli.PROG}: stopped by {name} after step 5, with a verified "
         "checkpoint of that step; continue with --resume"
     )
@@ -95,7 +70,7 @@ def test_a_signal_saves_the_step_and_resume_is_bit_for_bit(
     # The handlers are those of before the run.
     assert {s: signal.getsignal(s) for s in preemption.SIGNALS} == handlers
     assert run_cli.main([*argv, "--resume"]) == 0
-    _assert_same_run(_final(workdir), uninterrupted)
+    assert_same_run(final_checkpoint(workdir), uninterrupted)
 
 
 def test_a_second_signal_while_saving_changes_nothing(
@@ -115,12 +90,12 @@ def test_a_second_signal_while_saving_changes_nothing(
         patch.setattr(checkpointing.Checkpoints, "save", save)
         capsys.readouterr()
         assert run_cli.main(argv) == preemption.EXIT_PREEMPTED
-    assert "stopped by SIGTERM after step 3" in _stderr_line(capsys)
+    assert "stopped by SIGTERM after step 3" in one_stderr_line(capsys)
     assert checkpointing.Checkpoints(
         train.checkpoint_dir(workdir)
     ).verified_steps() == [3]
     assert run_cli.main([*argv, "--resume"]) == 0
-    _assert_same_run(_final(workdir), uninterrupted)
+    assert_same_run(final_checkpoint(workdir), uninterrupted)
 
 
 def test_handlers_are_restored_after_a_finished_run(tmp_path):
@@ -158,7 +133,7 @@ def test_a_preempted_sweep_resumes_bit_for_bit(tmp_path, capsys, monkeypatch):
         _signal_during(patch, population.Population, 2, signal.SIGTERM)
         capsys.readouterr()
         assert sweep.main(argv) == preemption.EXIT_PREEMPTED
-    assert "stopped by SIGTERM after step 3" in _stderr_line(capsys)
+    assert "stopped by SIGTERM after step 3" in one_stderr_line(capsys)
     assert not (workdir / "results.json").exists()
     level = sweep.level_dir(workdir, 0.0)
     assert checkpointing.Checkpoints(train.checkpoint_dir(level)).verified_steps() == [
@@ -167,7 +142,9 @@ def test_a_preempted_sweep_resumes_bit_for_bit(tmp_path, capsys, monkeypatch):
     assert sweep.main([*argv, "--resume"]) == 0
     got = json.loads((workdir / "results.json").read_text())
     assert got == json.loads((reference / "results.json").read_text())
-    _assert_same_run(_final(level), _final(sweep.level_dir(reference, 0.0)))
+    assert_same_run(
+        final_checkpoint(level), final_checkpoint(sweep.level_dir(reference, 0.0))
+    )
 
 
 # Real signals from outside. -----------------------------------------------------

@@ -13,7 +13,7 @@ from nsf_optax.examples import __main__ as run_cli
 from nsf_optax.examples import compare, sweep, workdirs
 from nsf_optax.examples.errors import WorkdirError
 
-from ._files import snapshot
+from ._files import corrupt_largest_file, snapshot
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = ["--config", "tiny", "--num_filters", "32", "--no-progress"]
@@ -30,15 +30,7 @@ def runs(tmp_path_factory):
         os.symlink(tmp / "run" / "checkpoints", os.path.join(path, "checkpoints"))
     corrupt = tmp / "corrupt"
     subprocess.run(["cp", "-r", str(tmp / "run"), str(corrupt)], check=True)
-    model = corrupt / "checkpoints" / "6" / "model"
-    files = [os.path.join(r, f) for r, _, fs in os.walk(model) for f in fs]
-    data = max(files, key=os.path.getsize)
-    size = os.path.getsize(data)
-    with open(data, "r+b") as f:
-        f.seek(size // 2)
-        chunk = f.read(256)
-        f.seek(size // 2)
-        f.write(bytes(b ^ 0x5A for b in chunk))
+    corrupt_largest_file(corrupt / "checkpoints" / "6" / "model")
     (tmp / "empty").mkdir()
     return tmp
 
