@@ -6,12 +6,13 @@ Usage::
         [--rounds 15] [--devices 2] [--out results.json]
 
 Three measurements of the examples' training step
-(:func:`nsf_optax.examples.train.train_step`, optimizer ``nsf`` with a constant
+(:func:`nsf_optax.experiments.resnet.train.train_step`, optimizer ``nsf`` with a
+constant
 p), on one fixed batch per seed so that only the step is timed (every call ended
 with ``block_until_ready``, compile and one warm-up call excluded):
 
 1. ``population``: one step of all K runs (``K/2`` exponents x 2 seeds) through
-   :class:`nsf_optax.examples.population.Population` with each
+   :class:`nsf_optax.experiments.resnet.population.Population` with each
    ``map_batch_size`` (1: one compiled single-run program called per run; 2, 4:
    that many runs vmapped at a time; K: one vmap), against ``sequential``: the K
    single runs' own jitted steps (p static, as ``train_and_evaluate`` compiles
@@ -46,7 +47,7 @@ import numpy as np
 
 
 def _config(name: str, quick: bool):
-    from nsf_optax.examples.configs import get_config
+    from nsf_optax.experiments.resnet.configs import get_config
 
     base = get_config(name)
     config = dataclasses.replace(
@@ -78,7 +79,7 @@ def _memory(compiled) -> dict[str, int]:
 
 
 def _population(config, data, runs: int, batch: int):
-    from nsf_optax.examples import population
+    from nsf_optax.experiments.resnet import population
 
     pop = population.Population(config, _ps(runs), [0, 1], data, batch)
     pop.place()
@@ -97,7 +98,7 @@ def _sequential(config, data, ps: list[float]):
     import jax
     from flax import nnx
 
-    from nsf_optax.examples import input_pipeline, models, train
+    from nsf_optax.experiments.resnet import input_pipeline, models, train
 
     runs = []
     for seed in (0, 1):
@@ -135,7 +136,7 @@ def _single_memory(config, data):
     import jax
     from flax import nnx
 
-    from nsf_optax.examples import models, train
+    from nsf_optax.experiments.resnet import models, train
 
     model = models.create_model(
         config.model,
@@ -172,7 +173,7 @@ def _timed(call) -> float:
 
 def measure(config_name: str, runs: int, rounds: int, quick: bool) -> dict[str, Any]:
     """Sections 1 and 2 in this process."""
-    from nsf_optax.examples import train
+    from nsf_optax.experiments.resnet import train
 
     config = _config(config_name, quick)
     data = train.load_training_set(config)
@@ -232,7 +233,7 @@ def measure(config_name: str, runs: int, rounds: int, quick: bool) -> dict[str, 
 def _sharded_child(config_name: str, runs: int, rounds: int, quick: bool) -> None:
     import jax
 
-    from nsf_optax.examples import population, train
+    from nsf_optax.experiments.resnet import population, train
 
     config = _config(config_name, quick)
     data = train.load_training_set(config)

@@ -60,7 +60,7 @@ from flax import nnx
 
 import nsf_optax
 from nsf_optax import p_schedule
-from nsf_optax.examples.models import ResNet18
+from nsf_optax.experiments.resnet.models import ResNet18
 
 TIDAL = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
 SQUARE = p_schedule.square_tidal(0.25, -0.25, every_steps=5)

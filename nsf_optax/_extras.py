@@ -19,7 +19,7 @@ def require(extra: str, modules: tuple[str, ...], *, feature: str) -> None:
     Args:
       extra: the ``nsf-optax`` extra that installs the modules, e.g. "examples".
       modules: importable top-level names, e.g. ``("flax", "matplotlib")``.
-      feature: what needs them, for the message, e.g. "nsf_optax.examples".
+      feature: what needs them, for the message, e.g. "nsf_optax.experiments.resnet".
 
     Raises:
       ImportError: naming the missing modules and

@@ -175,9 +175,9 @@ _PUBLIC_MODULES = (
     "nsf_optax",
     "nsf_optax.p_schedule",
     "nsf_optax.spectral",
-    "nsf_optax.spectral.decay",
-    "nsf_optax.spectral.density",
-    "nsf_optax.spectral.boundary",
+    "nsf_optax.experiments.decay.experiment",
+    "nsf_optax.experiments.density.experiment",
+    "nsf_optax.experiments.boundary.experiment",
 )
 
 

@@ -28,7 +28,9 @@ _CODE_RUNNING_READS = re.compile(
 
 # The one reviewed reader: the CIFAR-10 unpickler, whose find_class admits only
 # numpy's array and dtype rebuilders.
-_REVIEWED = {("examples/input_pipeline.py", "class _CifarUnpickler(pickle.Unpickler):")}
+_REVIEWED = {
+    ("experiments/resnet/input_pipeline.py", "class _CifarUnpickler(pickle.Unpickler):")
+}
 
 
 def _reads():

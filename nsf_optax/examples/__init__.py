@@ -1,24 +1,9 @@
-"""Flax NNX ResNet training with NSF and optax baselines.
+"""Moved to :mod:`nsf_optax.experiments`; the old commands forward for one release.
 
-Run ``python -m nsf_optax.examples --help`` for one training run,
-``python -m nsf_optax.examples.compare --help`` for the multi-seed comparison and
-``python -m nsf_optax.examples.sweep --help`` for the p-landscape (p x seeds as one
-compiled population, under label noise). The pieces follow flax's imagenet example:
-:mod:`.models`, :mod:`.input_pipeline`, :mod:`.configs`, :mod:`.train`
-(``train_and_evaluate(config, workdir)``), :mod:`.compare`, :mod:`.population`
-(``train_population``), :mod:`.sweep` and :mod:`.landscape` (its statistics); the
-reusable run machinery is :mod:`.loop` (the training loop one run and a population
-share), :mod:`.checkpointing` (verified checkpoints of named pytrees),
-:mod:`.workdirs` (one run per workdir), :mod:`.cli` (flags from the typed config,
-one-line errors) and :mod:`.errors`.
-This subpackage needs the ``examples`` extra (``pip install "nsf-optax[examples]"``);
-the core ``nsf_optax`` never imports it.
+``python -m nsf_optax.examples`` runs ``python -m nsf_optax.experiments.resnet``,
+``python -m nsf_optax.examples.compare`` runs ``... experiments.compare`` and
+``python -m nsf_optax.examples.sweep`` runs ``... experiments.landscape``, each
+after a one-line notice.
 """
 
-from nsf_optax._extras import require as _require
-
-_require(
-    "examples",
-    ("flax", "orbax.checkpoint", "matplotlib", "tqdm", "sklearn", "scipy", "mnist1d"),
-    feature="nsf_optax.examples",
-)
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Methods compared over seeds and step budgets (:mod:`.compare`, :mod:`.budgets`);
+``python -m nsf_optax.experiments.compare``."""

@@ -1,0 +1,563 @@
+"""Methods x seeds on one dataset: a results table and comparison plots.
+
+    python -m nsf_optax.experiments.compare --dataset mnist1d --seeds 5 \\
+        --workdir runs/compare-mnist1d --num_steps 800
+
+Every method shares the config (model, data, LR schedule, weight decay, steps) and
+differs only in the optimizer fields of ``METHODS``. For each method the table gives,
+over seeds: the final test accuracy and test loss (mean ± sample standard deviation,
+ddof 1; ``results.json`` adds the half-width of the 95 % Student-t interval of the
+mean, ``nsf_optax.spectral.mean_ci``); the first evaluated
+step at which the seed-mean test-accuracy curve reaches the SGD baseline's final
+(seed-mean) accuracy, and that step divided by the same quantity for SGD itself
+("ratio": below 1 means earlier); per seed, how many seeds reach that target; and
+the early decision-boundary alignment (``nsf_optax.spectral.alignment.early_alignment``)
+against SGD over the first half of training (the fraction of evaluations where the
+method's mean accuracy leads SGD's while its mean test loss is not lower).
+
+Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
+``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). The
+comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
+``--resume`` to continue an interrupted comparison: finished runs are reloaded from
+their final checkpoint, unfinished ones continue from their newest verified one.
+
+Checked before anything trains, and before jax loads: the flags, the budgets, every
+run's directory (:func:`check_runs`) and that some evaluation falls in the first
+half of training (:func:`check_analysis`). A result that still fails after training
+leaves every other result written and ends with one line, exit status 2
+(:func:`raise_problems`).
+
+Budgeted training: ``--budgets 0.25 0.5 1`` trains every method and seed again at
+every budget, a separate run planned for that fraction of ``num_steps``
+(learning-rate warmup and decay end at the budget; ``--p_periods`` says whether the
+p-schedule periods scale with it, the default, or stay fixed in steps), and reports
+final test accuracy and loss against budget and the smallest budget at which each
+method reaches SGD's full-budget accuracy, paired over seeds
+(:mod:`.compare_budgets` runs it, :mod:`.budgets` holds the logic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nsf_optax.experiments.compare import budgets as budgeting
+from nsf_optax.experiments.resnet import configs
+from nsf_optax.experiments.resnet.configs.default import Bound, Config
+from nsf_optax.experiments.runner import cli, preflight, workdirs
+from nsf_optax.experiments.runner.errors import AnalysisError, ConfigError
+
+PROG = "python -m nsf_optax.experiments.compare"
+
+# Optimizer fields per method; everything else comes from the base config.
+METHODS: dict[str, dict[str, Any]] = {
+    "sgd": dict(optimizer="sgd"),
+    "adam": dict(optimizer="adam"),
+    "padam": dict(optimizer="padam"),
+    "nsf-const": dict(optimizer="nsf", p_schedule="constant"),
+    "nsf-cosine": dict(optimizer="nsf", p_schedule="cosine_tidal"),
+    "nsf-pulse": dict(optimizer="nsf", p_schedule="pulse_tidal"),
+    "nsf-pulse-raw": dict(optimizer="nsf", p_schedule="pulse_tidal", normalize="none"),
+}
+DEFAULT_METHODS = ("sgd", "adam", "padam", "nsf-const", "nsf-cosine", "nsf-pulse")
+BASELINE = "sgd"
+
+TABLE_COLUMNS = (
+    "method",
+    "final test acc",
+    "final test loss",
+    "steps to SGD final acc",
+    "ratio vs SGD",
+    "seeds reaching",
+    "aligned (1st half)",
+    "wall s/run",
+)
+
+
+def method_config(base: Config, method: str, seed: int) -> Config:
+    """``base`` with the optimizer fields of ``method`` and the given seed.
+
+    Args:
+      base: the shared configuration.
+      method: a key of ``METHODS``.
+      seed: the run's seed.
+
+    Returns:
+      The run's :class:`Config` (learning rate reset to the optimizer's default
+      unless ``base`` sets one).
+    """
+    if method not in METHODS:
+        raise ConfigError(
+            f"Unknown method {method!r}; choose from {list(METHODS)}.", ("methods",)
+        )
+    return dataclasses.replace(base, seed=seed, resume=False, **METHODS[method])
+
+
+def _fmt(mean: float, std: float, digits: int) -> str:
+    if math.isnan(std):  # a single seed has no spread
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _spread(values: Any) -> tuple[float, float, float]:
+    # Mean, sample standard deviation (ddof 1) and the 95 % t-interval half-width.
+    from nsf_optax.spectral import mean_ci  # imports jax: not at module level
+
+    values = np.asarray(values, np.float64)
+    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    mean, half = mean_ci(values)
+    return float(mean), std, float(half)
+
+
+def summarize(
+    histories: dict[str, list[list[dict[str, float]]]],
+    baseline: str = BASELINE,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
+    """The results table from per-method, per-seed metric histories.
+
+    Args:
+      histories: method -> one history per seed (rows with step, test_accuracy,
+        test_loss), all evaluated at the same steps. Must include ``baseline``.
+      baseline: the reference method.
+
+    Returns:
+      ``(rows, curves)``: one dict per method with the raw numbers (means, sample
+      standard deviations with ddof 1, and ``*_ci95``: half-widths of the 95 %
+      Student-t intervals of the means; nan for a single seed) and the formatted
+      ``TABLE_COLUMNS``; and method -> {"step", "test_accuracy", "test_loss"}
+      arrays (``[seeds, n]``) for plotting. An alignment that cannot be
+      computed is None ("-" in the table) with the reason in the row's
+      ``alignment_error`` (see :func:`check_analysis`).
+    """
+    from nsf_optax.spectral.alignment import early_alignment, first_step_reaching
+
+    if baseline not in histories:
+        raise ValueError(f"The comparison needs the baseline method {baseline!r}.")
+    curves = {}
+    for method, runs in histories.items():
+        steps = np.asarray([r["step"] for r in runs[0]], np.float64)
+        for run in runs:
+            if [r["step"] for r in run] != list(steps):
+                raise ValueError(f"{method}: seeds were evaluated at different steps.")
+        curves[method] = {
+            "step": steps,
+            "test_accuracy": np.asarray(
+                [[r["test_accuracy"] for r in run] for run in runs]
+            ),
+            "test_loss": np.asarray([[r["test_loss"] for r in run] for run in runs]),
+            "elapsed_s": np.asarray([run[-1].get("elapsed_s", np.nan) for run in runs]),
+        }
+    base = curves[baseline]
+    target = float(base["test_accuracy"].mean(0)[-1])
+    base_steps = first_step_reaching(
+        base["step"], base["test_accuracy"].mean(0), target
+    )
+    half = base["step"][-1] / 2
+    rows = []
+    for method, c in curves.items():
+        acc_final, loss_final = c["test_accuracy"][:, -1], c["test_loss"][:, -1]
+        mean_acc, mean_loss = c["test_accuracy"].mean(0), c["test_loss"].mean(0)
+        steps = first_step_reaching(c["step"], mean_acc, target)
+        per_seed = [
+            first_step_reaching(c["step"], a, target) for a in c["test_accuracy"]
+        ]
+        reached = [s for s in per_seed if s is not None]
+        ratio = steps / base_steps if steps is not None and base_steps else None
+        aligned, problem = None, None
+        if method != baseline and np.array_equal(c["step"], base["step"]):
+            try:
+                report = early_alignment(
+                    c["step"],
+                    mean_acc,
+                    mean_loss,
+                    base["test_accuracy"].mean(0),
+                    base["test_loss"].mean(0),
+                    target_accuracy=target,
+                    window=(0, half),
+                )
+                aligned = report.fraction_aligned
+            except ValueError as e:
+                # The other columns stand; the caller reports this once they
+                # are written.
+                problem = f"{method}: the early alignment (1st half): {e}"
+        acc_mean, acc_std, acc_ci = _spread(acc_final)
+        loss_mean, loss_std, loss_ci = _spread(loss_final)
+        row = {
+            "method": method,
+            "seeds": len(acc_final),
+            "final_test_accuracy_mean": acc_mean,
+            "final_test_accuracy_std": acc_std,
+            "final_test_accuracy_ci95": acc_ci,
+            "final_test_loss_mean": loss_mean,
+            "final_test_loss_std": loss_std,
+            "final_test_loss_ci95": loss_ci,
+            "target_accuracy": target,
+            "steps_to_target": steps,
+            "ratio_vs_baseline": ratio,
+            "per_seed_steps_to_target": per_seed,
+            "aligned_fraction_first_half": aligned,
+            "alignment_error": problem,
+        }
+        row["table"] = {
+            "method": method,
+            "final test acc": _fmt(100 * acc_mean, 100 * acc_std, 2),
+            "final test loss": _fmt(loss_mean, loss_std, 4),
+            "steps to SGD final acc": "never" if steps is None else f"{steps:.0f}",
+            "ratio vs SGD": "-" if ratio is None else f"{ratio:.2f}",
+            "seeds reaching": f"{len(reached)}/{len(per_seed)}",
+            "aligned (1st half)": "-" if aligned is None else f"{aligned:.2f}",
+            "wall s/run": f"{np.mean(c['elapsed_s']):.0f}",
+        }
+        rows.append(row)
+    return rows, curves
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The formatted rows as a GitHub markdown table."""
+    lines = [
+        "| " + " | ".join(TABLE_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(r["table"][c] for c in TABLE_COLUMNS) + " |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def check_analysis(base: Config, methods: Sequence[str]) -> None:
+    """Refuses, before training, a config whose results the table cannot analyse.
+
+    The alignment column compares each method with SGD over the evaluations in
+    the first half of training (steps ``0..num_steps/2``); evaluations come every
+    ``eval_every_steps`` steps and after the last.
+
+    Args:
+      base: the shared configuration.
+      methods: the methods compared.
+
+    Raises:
+      ConfigError: naming ``--eval_every_steps`` and ``--num_steps`` when a
+        method besides the baseline is compared and no evaluation falls in the
+        first half.
+    """
+    if set(methods) <= {BASELINE}:
+        return  # no alignment to compute
+    half = base.num_steps / 2
+    if base.eval_every_steps > half:
+        raise ConfigError(
+            f"eval_every_steps ({base.eval_every_steps}) leaves no evaluation in "
+            f"the first half (steps 0 to {half:g}) of num_steps "
+            f"({base.num_steps}), which the early-alignment column compares; use "
+            f"eval_every_steps <= {math.floor(half)} or more steps.",
+            ("eval_every_steps", "num_steps"),
+        )
+
+
+def check_runs(
+    workdir: str, run_dirs: Sequence[str], *, resume: bool, probe: bool = False
+) -> None:
+    """Checks a comparison's workdir and runs before anything trains (no jax).
+
+    Args:
+      workdir: the comparison's directory.
+      run_dirs: its runs' directories, relative to ``workdir``.
+      resume: whether runs that hold checkpoints continue.
+      probe: see :func:`.workdirs.check`.
+
+    Raises:
+      WorkdirError: for an unusable workdir.
+      CheckpointError: without ``resume``, for a run that holds checkpoints.
+    """
+    workdirs.check(workdir, probe=probe)
+    for run_dir in run_dirs:
+        path = os.path.join(workdir, run_dir)
+        started = bool(preflight.checkpoint_steps(preflight.checkpoint_dir(path)))
+        # With resume, a run with checkpoints continues, one without starts.
+        preflight.check_start(path, resume=resume and started)
+
+
+def run_dirs(methods: Sequence[str], seeds: int) -> list[str]:
+    """The runs of a comparison, relative to its workdir: ``<method>/seed<k>``."""
+    return [os.path.join(m, f"seed{k}") for m in methods for k in range(seeds)]
+
+
+def raise_problems(rows: Sequence[dict[str, Any]], workdir: str) -> None:
+    """After the results are written: one :class:`AnalysisError` for what failed.
+
+    Raises:
+      AnalysisError: when a row holds an ``alignment_error``.
+    """
+    problems = [r["alignment_error"] for r in rows if r.get("alignment_error")]
+    if problems:
+        raise AnalysisError(
+            f"{'; '.join(problems)}. Every other result is written to "
+            f"{os.path.abspath(workdir)!r} (that column shows '-')."
+        )
+
+
+def check_methods(methods: Sequence[str], seeds: int) -> list[str]:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:
+        raise ConfigError(
+            f"seeds must be a positive integer, got {seeds!r}.", ("seeds",)
+        )
+    methods = list(methods)
+    for method in methods:
+        if method not in METHODS:
+            raise ConfigError(
+                f"Unknown method {method!r}; choose from {list(METHODS)}.",
+                ("methods",),
+            )
+    if BASELINE not in methods:
+        raise ConfigError(
+            f"methods must include the baseline {BASELINE!r}.", ("methods",)
+        )
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"methods repeat a name: {methods}.", ("methods",))
+    return methods
+
+
+def run_comparison(
+    base: Config,
+    workdir: str | os.PathLike,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    seeds: int = 5,
+) -> list[dict[str, Any]]:
+    """Trains every method on seeds ``0..seeds-1`` and writes the results.
+
+    Args:
+      base: the shared configuration (its optimizer fields are replaced per method).
+      workdir: output directory; each run goes to ``<workdir>/<method>/seed<k>``.
+        With ``base.resume``, runs that already have a checkpoint there continue
+        from it (a finished run is only reloaded) and the others start afresh, so an
+        interrupted comparison picks up where it stopped. The comparison holds the
+        workdir's lock, and each run its own.
+      methods: keys of ``METHODS``; must include "sgd" (the baseline).
+      seeds: number of seeds (> 0).
+
+    Returns:
+      The table rows (see :func:`summarize`).
+
+    Raises:
+      UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for unknown methods, a
+        bad
+        seed count, an unusable or busy workdir, no evaluation in the first half
+        (:func:`check_analysis`), and whatever a run refuses (see
+        :func:`~nsf_optax.experiments.resnet.train.train_and_evaluate`); all before
+        anything trains. ``AnalysisError`` for a result that could not be
+        computed, after every other output is written.
+    """
+    methods = check_methods(methods, seeds)
+    check_analysis(base, methods)
+    workdir = os.fspath(workdir)
+    check_runs(workdir, run_dirs(methods, seeds), resume=base.resume)
+    import jax
+
+    from nsf_optax.experiments.resnet import plots
+
+    with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
+        histories: dict[str, list] = {}
+        for method in methods:
+            histories[method] = []
+            for seed in range(seeds):
+                run_dir = os.path.join(workdir, method, f"seed{seed}")
+                config = method_config(base, method, seed)
+                histories[method].append(train_run(config, run_dir, base.resume))
+        rows, curves = summarize(histories)
+        table = markdown_table(rows)
+        title = (
+            f"{base.model} on {base.dataset}, {base.num_steps} steps, {seeds} seeds "
+            f"(mean ± sample std)"
+        )
+        write_text(os.path.join(workdir, "results.md"), f"{title}\n\n{table}\n")
+        write_text(
+            os.path.join(workdir, "results.json"),
+            json.dumps(
+                {"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
+                indent=1,
+                default=lambda x: None if isinstance(x, float) and math.isnan(x) else x,
+            ),
+        )
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(r["table"] for r in rows)
+        write_text(os.path.join(workdir, "results.csv"), text.getvalue())
+        plots.plot_comparison(
+            curves, os.path.join(workdir, "comparison.png"), title=title
+        )
+    print(f"\n{title}\n\n{table}\n\nwritten to {os.path.abspath(workdir)}")
+    raise_problems(rows, workdir)
+    return rows
+
+
+def train_run(
+    config: Config, run_dir: str, resume: bool, label: str = ""
+) -> list[dict[str, float]]:
+    # With resume, a run that has a checkpoint continues from it (a finished one is
+    # only reloaded); the others start afresh.
+    from nsf_optax.experiments.resnet import train
+
+    resume = resume and bool(
+        preflight.checkpoint_steps(preflight.checkpoint_dir(run_dir))
+    )
+    result = train.train_and_evaluate(
+        dataclasses.replace(config, resume=resume), run_dir
+    )
+    last = result.history[-1]
+    print(
+        f"{config.method:>14}{label} seed {config.seed}: test acc "
+        f"{last['test_accuracy']:.4f} loss {last['test_loss']:.4f}",
+        flush=True,
+    )
+    return result.history
+
+
+def write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _methods_flag(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    try:
+        return check_methods(methods, 1)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _budget_flag(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def build_parser() -> cli.ArgumentParser:
+    """The flags of the comparison (no jax import)."""
+    parser = cli.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [--dataset NAME] [--seeds N] [--methods A,B,...] "
+        "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
+        "[--<field> VALUE]...",
+        description="NSF against optax baselines over several seeds: a results "
+        "table (mean ± sample std), comparison plots, one run per method and seed.",
+        epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
+        "checkpoints (one line on stderr), 75 stopped by SIGTERM with a "
+        "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
+        "training, with a checkpoint).",
+    )
+    parser.add_argument(
+        "--dataset",
+        dest="preset",
+        default="mnist1d",
+        choices=[n for n in configs.CONFIG_NAMES if n != "default"],
+        help="the preset config to start from (its dataset; 'tiny' is for tests): "
+        + configs.describe_all(),
+    )
+    parser.add_argument(
+        "--seeds",
+        type=cli.int_flag(Bound(low=0, low_open=True)),
+        default=5,
+        metavar="N",
+        help="train seeds 0..N-1 of every method [> 0]",
+    )
+    parser.add_argument(
+        "--methods",
+        type=_methods_flag,
+        default=list(DEFAULT_METHODS),
+        metavar="A,B,...",
+        help=f"comma-separated, including sgd (the baseline), from: "
+        f"{', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})",
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="output directory (default: runs/compare-<dataset>)",
+    )
+    parser.add_argument(
+        "--budgets",
+        type=_budget_flag,
+        nargs="+",
+        default=None,
+        metavar="F",
+        help="budgeted training: train every method and seed again at each of these "
+        "fractions of num_steps, in (0, 1] and including 1, each run with its "
+        "learning-rate warmup and decay fitted to its budget",
+    )
+    parser.add_argument(
+        "--p_periods",
+        choices=budgeting.P_PERIODS,
+        default=None,
+        help="with --budgets: 'scaled' (the default) multiplies the lengths the "
+        "p schedule uses (p_period_steps of cosine_tidal; pulse_steps and "
+        "tidal_every_steps of pulse_tidal) by the budget, so every budget runs "
+        "the whole p schedule (pulse, then the same number of alternations), "
+        "compressed like its learning-rate schedule, and a "
+        "budget changes only the length of the run; 'fixed' keeps them in steps "
+        "(the paper's 'every 200 iterations'), so short budgets see fewer cycles "
+        "or only the pulse",
+    )
+    cli.add_config_flags(parser, exclude=("dataset",))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses flags and runs :func:`run_comparison`. Returns the exit status."""
+    return cli.run(PROG, lambda: _compare(argv))
+
+
+def _compare(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    base = cli.config_from_flags(configs.get_config(args.preset), args)
+    # One bar per run would scroll away: bars only when asked for.
+    base = dataclasses.replace(base, progress=base.progress and args.progress is True)
+    workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
+    # Everything that can be checked, before the seconds jax takes to import.
+    check_analysis(base, args.methods)
+    if args.budgets is None:
+        if args.p_periods is not None:
+            raise ConfigError("p_periods needs --budgets.", ("p_periods",))
+        check_runs(
+            workdir,
+            run_dirs(args.methods, args.seeds),
+            resume=base.resume,
+            probe=True,
+        )
+        run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
+        return
+    from nsf_optax.experiments.compare import compare_budgets
+
+    p_periods = args.p_periods or budgeting.DEFAULT_P_PERIODS
+    budgets = budgeting.check_budgets(args.budgets, base.num_steps)
+    plan = compare_budgets.budget_plan(
+        base, args.methods, args.seeds, budgets, p_periods
+    )
+    check_runs(workdir, [name for *_, name in plan], resume=base.resume, probe=True)
+    compare_budgets.run_budget_comparison(
+        base,
+        workdir,
+        budgets=args.budgets,
+        methods=args.methods,
+        seeds=args.seeds,
+        p_periods=p_periods,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

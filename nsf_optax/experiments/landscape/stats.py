@@ -1,0 +1,251 @@
+"""The p-landscape of a sweep, with intervals: per label-noise level and p, the mean
+final test accuracy over seeds; the best p and the exponents tied with it; the
+modes of the landscape and whether the dips between them are real.
+
+Every comparison is paired: runs of one seed share their initial parameters and
+batches and differ only in p (:mod:`.population`), so the difference between two
+exponents is taken seed by seed and its 95 % Student-t interval over seeds
+(``nsf_optax.spectral.mean_ci``) says whether it is distinguishable from zero.
+
+* **best p**: the highest seed-mean accuracy; **tied** with it: the exponents
+  whose paired difference to the best has an interval reaching 0.
+* **modes**: the local maxima of the seed-mean curve along the p grid (equal
+  neighbouring means count as one point); a **dip** between two neighbouring modes
+  is significant when the paired difference between the lowest point between them
+  and the lower of the two modes has an interval entirely below 0. A landscape
+  without a significant dip is unimodal at this resolution.
+
+Imports numpy and scipy only (no jax).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nsf_optax.spectral import mean_ci
+
+
+def endpoint(p: float, flavour: str) -> str:
+    """The name of the exponents the paper calls endpoints, else "".
+
+    Args:
+      p: the exponent.
+      flavour: "sgd" (``nsf_sgd``: heavy-ball momentum times the gain) or "adam"
+        (``nsfw``: Adam's moments).
+
+    Returns:
+      "SGD" at p = 0 (in either flavour the update is the momentum); at p = 1/2
+      "Adam" for the Adam flavour and "Adam's p" for the SGD flavour (momentum over
+      the root of the second moment, not Adam's EMA); else "".
+    """
+    if p == 0.0:
+        return "SGD"
+    if p == 0.5:
+        return "Adam" if flavour == "adam" else "Adam's p"
+    return ""
+
+
+def _grid(rows: Sequence[dict[str, Any]], noise: float):
+    # accuracy[p, seed] and loss[p, seed] of one noise level, p ascending.
+    level = [r for r in rows if r["label_noise"] == noise]
+    ps = sorted({r["p"] for r in level})
+    seeds = sorted({r["seed"] for r in level})
+    acc = np.full((len(ps), len(seeds)), np.nan)
+    loss = np.full((len(ps), len(seeds)), np.nan)
+    for r in level:
+        i, j = ps.index(r["p"]), seeds.index(r["seed"])
+        acc[i, j] = r["final_test_accuracy"]
+        value = r["final_test_loss"]
+        loss[i, j] = np.nan if value is None else value
+    if np.isnan(acc).any():
+        raise ValueError(
+            f"label_noise {noise}: every p needs a run for every seed (paired)."
+        )
+    return ps, seeds, acc, loss
+
+
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    mean, half = mean_ci(np.asarray(values, np.float64))
+    return float(mean), float(half)
+
+
+def _modes(means: np.ndarray) -> list[int]:
+    # Local maxima of a curve, a run of equal values counting as one point.
+    groups = [[0]]
+    for i in range(1, len(means)):
+        if means[i] == means[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    values = [means[g[0]] for g in groups]
+    modes = []
+    for k, g in enumerate(groups):
+        left = values[k - 1] if k > 0 else -math.inf
+        right = values[k + 1] if k + 1 < len(groups) else -math.inf
+        if values[k] > left and values[k] > right:
+            modes.append(g[0])
+    return modes
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-(noise, p) statistics and per-noise verdicts from a sweep's runs.
+
+    Args:
+      rows: one dict per run with ``p``, ``seed``, ``label_noise``,
+        ``final_test_accuracy`` and ``final_test_loss`` (None when not finite);
+        every p of a noise level run on the same seeds.
+
+    Returns:
+      ``(table, verdicts)``. ``table``: one dict per noise level and p (both
+      ascending) with ``seeds``, ``accuracy_mean``/``accuracy_ci95``,
+      ``loss_mean``/``loss_ci95`` (over finite losses), ``nonfinite_losses``,
+      ``vs_best_mean``/``vs_best_ci95`` and ``vs_sgd_mean``/``vs_sgd_ci95``
+      (paired accuracy differences; nan without a p = 0 run), ``best``, ``tied``.
+      ``verdicts``: one dict per noise level with ``best_p``, ``tied_ps``,
+      ``modes`` (the p of each local maximum), ``dips`` (per neighbouring pair of
+      modes: the p of the lowest point between them, its paired difference to the
+      lower mode with the interval, and ``significant``) and ``unimodal``. The
+      half-widths are nan with a single seed.
+
+    Examples:
+      >>> from nsf_optax.experiments.landscape import stats as landscape
+      >>> rows = [
+      ...     dict(p=p, seed=s, label_noise=0.0, final_test_accuracy=a + s / 100,
+      ...          final_test_loss=1.0)
+      ...     for p, a in ((0.0, 0.80), (0.5, 0.90)) for s in range(3)]
+      >>> table, verdicts = landscape.summarize(rows)
+      >>> verdicts[0]["best_p"], verdicts[0]["tied_ps"], verdicts[0]["unimodal"]
+      (0.5, [0.5], True)
+    """
+    table, verdicts = [], []
+    for noise in sorted({r["label_noise"] for r in rows}):
+        ps, seeds, acc, loss = _grid(rows, noise)
+        means = acc.mean(axis=1)
+        best = int(np.argmax(means))
+        sgd = ps.index(0.0) if 0.0 in ps else None
+        tied = []
+        for i, p in enumerate(ps):
+            vs_best = _ci(acc[i] - acc[best])
+            vs_sgd = _ci(acc[i] - acc[sgd]) if sgd is not None else (math.nan,) * 2
+            finite = loss[i][np.isfinite(loss[i])]
+            # One seed gives no interval: only the best itself is then tied.
+            is_tied = i == best or vs_best[0] + vs_best[1] >= 0
+            if is_tied:
+                tied.append(p)
+            table.append(
+                {
+                    "label_noise": noise,
+                    "p": p,
+                    "seeds": len(seeds),
+                    "accuracy_mean": float(means[i]),
+                    "accuracy_ci95": _ci(acc[i])[1],
+                    "loss_mean": _ci(finite)[0] if len(finite) else math.nan,
+                    "loss_ci95": _ci(finite)[1] if len(finite) else math.nan,
+                    "nonfinite_losses": int(len(seeds) - len(finite)),
+                    "vs_best_mean": vs_best[0],
+                    "vs_best_ci95": vs_best[1],
+                    "vs_sgd_mean": vs_sgd[0],
+                    "vs_sgd_ci95": vs_sgd[1],
+                    "best": i == best,
+                    "tied": is_tied,
+                }
+            )
+        modes = _modes(means)
+        dips = []
+        for a, b in itertools.pairwise(modes):
+            valley = a + int(np.argmin(means[a : b + 1]))
+            lower = a if means[a] <= means[b] else b
+            diff = _ci(acc[valley] - acc[lower])
+            dips.append(
+                {
+                    "between": [ps[a], ps[b]],
+                    "at": ps[valley],
+                    "diff_mean": diff[0],
+                    "diff_ci95": diff[1],
+                    "significant": bool(diff[0] + diff[1] < 0),  # False for nan
+                }
+            )
+        verdicts.append(
+            {
+                "label_noise": noise,
+                "best_p": ps[best],
+                "tied_ps": tied,
+                "modes": [ps[i] for i in modes],
+                "dips": dips,
+                "unimodal": not any(d["significant"] for d in dips),
+            }
+        )
+    return table, verdicts
+
+
+def _pm(mean: float, half: float, scale: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "-"
+    if math.isnan(half):
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
+
+
+def markdown(
+    table: Sequence[dict[str, Any]],
+    verdicts: Sequence[dict[str, Any]],
+    *,
+    flavour: str,
+) -> str:
+    """The tables and verdicts of :func:`summarize` as markdown (accuracy in %).
+
+    Args:
+      table: from :func:`summarize`.
+      verdicts: from :func:`summarize`.
+      flavour: "sgd" or "adam", for the endpoint names (:func:`endpoint`).
+
+    Returns:
+      One table per noise level (mean ± 95 % interval over seeds; paired
+      differences to the best p and to p = 0, in points) and one verdict line
+      each.
+    """
+    out = []
+    for verdict in verdicts:
+        noise = verdict["label_noise"]
+        out.append(f"### label noise {noise:g}\n")
+        out.append(
+            "| p | test accuracy (%) | test loss | vs best (points) "
+            "| vs p = 0 (points) | note |"
+        )
+        out.append("|---:|---:|---:|---:|---:|---|")
+        for r in (r for r in table if r["label_noise"] == noise):
+            notes = [endpoint(r["p"], flavour)]
+            notes.append("**best**" if r["best"] else "tied" if r["tied"] else "")
+            if r["nonfinite_losses"]:
+                notes.append(f"{r['nonfinite_losses']} non-finite losses")
+            loss = _pm(r["loss_mean"], r["loss_ci95"], 1.0, 4)
+            accuracy = _pm(r["accuracy_mean"], r["accuracy_ci95"], 100, 2)
+            vs_best = _pm(r["vs_best_mean"], r["vs_best_ci95"], 100, 2)
+            vs_sgd = _pm(r["vs_sgd_mean"], r["vs_sgd_ci95"], 100, 2)
+            out.append(
+                f"| {r['p']:g} | {accuracy} | {loss} "
+                f"| {'-' if r['best'] else vs_best} "
+                f"| {'-' if r['p'] == 0 else vs_sgd} "
+                f"| {', '.join(n for n in notes if n)} |"
+            )
+        dips = "; ".join(
+            f"dip at p = {d['at']:g} between {d['between'][0]:g} and "
+            f"{d['between'][1]:g}: {_pm(d['diff_mean'], d['diff_ci95'], 100, 2)} "
+            f"points ({'significant' if d['significant'] else 'not significant'})"
+            for d in verdict["dips"]
+        )
+        out.append(
+            f"\nbest p = {verdict['best_p']:g}; tied with it (paired 95 % interval "
+            f"reaching 0): {', '.join(f'{p:g}' for p in verdict['tied_ps'])}; modes at "
+            f"p = {', '.join(f'{p:g}' for p in verdict['modes'])}"
+            f"{'; ' + dips if dips else ''}: "
+            f"{'unimodal' if verdict['unimodal'] else 'not unimodal'}.\n"
+        )
+    return "\n".join(out)

@@ -1,0 +1,436 @@
+"""The p-landscape (the paper's Sec. 3.3): final test accuracy against a constant p.
+
+    python -m nsf_optax.experiments.landscape --config mnist1d --p -0.5 0 0.25 0.5 \\
+        --seeds 5 --label_noise 0 0.2 0.4 --workdir runs/landscape-mnist1d
+
+Every run shares the config (optimizer ``nsf`` with a constant p, ``--flavour``
+and ``--normalize``, one learning rate for all p) and differs only in p and seed.
+The runs of one label-noise level train together as one population
+(:mod:`.population`: one compiled step, runs sharded over all devices); the
+levels train one after another with the same compiled step. Runs with the same
+seed share their initial parameters, their batches (one batch per seed and step)
+and their augmentation; seeds differ in all three.
+
+Outputs in ``--workdir``: ``results.json`` (one object per run: ``p``, ``seed``,
+``label_noise``, ``final_test_accuracy`` as a fraction, ``final_test_loss``, null
+when not finite, and the final running train loss and accuracy), ``results.csv``
+(the same), ``results.md`` (per noise level and p: mean and 95 % interval over
+seeds, paired differences to the best p and to p = 0, the best p, the exponents
+tied with it, the modes; see :mod:`.landscape`), ``landscape.png``,
+``sweep.json`` (the settings) and one directory per noise level
+(``label_noise_<F>/``: checkpoints and per-run histories). The sweep locks its
+workdir. ``--resume`` continues an interrupted sweep: levels with checkpoints
+continue from their newest verified one (bit for bit), the others start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from nsf_optax.experiments.resnet import configs
+from nsf_optax.experiments.resnet.configs.default import (
+    NSF_FLAVOURS,
+    Bound,
+    Config,
+    check_field,
+    field_types,
+)
+from nsf_optax.experiments.runner import cli, distributed, preflight, workdirs
+from nsf_optax.experiments.runner.errors import ConfigError
+
+PROG = "python -m nsf_optax.experiments.landscape"
+DEFAULT_PS = (-0.5, -0.25, 0.0, 0.125, 0.25, 0.5, 0.75)
+RESULT_FIELDS = (
+    "p",
+    "seed",
+    "label_noise",
+    "final_test_accuracy",
+    "final_test_loss",
+    "final_train_loss",
+    "final_train_accuracy",
+)
+# Config fields the sweep sets itself (the rest are flags, as for one run).
+_OWN_FIELDS = (
+    "optimizer",
+    "nsf_flavour",
+    "p_schedule",
+    "p_value",
+    "p_min",
+    "p_max",
+    "p_period_steps",
+    "pulse_value",
+    "pulse_steps",
+    "tidal_high_value",
+    "tidal_low_value",
+    "tidal_every_steps",
+    "label_noise",
+    "seed",
+    "resume",
+)
+
+
+def level_dir(workdir: str | os.PathLike, label_noise: float) -> str:
+    """The directory of one noise level's population: ``label_noise_<F>``.
+
+    Examples:
+      >>> level_dir("runs/landscape", 0.2)
+      'runs/landscape/label_noise_0.2'
+    """
+    return os.path.join(os.fspath(workdir), f"label_noise_{label_noise:g}")
+
+
+def _check(ps: Sequence[float], seeds: int, label_noise: Sequence[float]) -> None:
+    if not ps or len(set(ps)) != len(ps):
+        raise ConfigError(f"p values must be distinct, got {list(ps)}.", ("p",))
+    if not label_noise or len(set(label_noise)) != len(label_noise):
+        raise ConfigError(
+            f"label_noise values must be distinct, got {list(label_noise)}.",
+            ("label_noise",),
+        )
+    for p in ps:
+        if not math.isfinite(p):
+            raise ConfigError(f"Every p must be finite, got {p!r}.", ("p",))
+    for noise in label_noise:
+        check_field("label_noise", field_types()["label_noise"], noise)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}.")
+
+
+def run_sweep(
+    config: Config,
+    workdir: str | os.PathLike,
+    *,
+    ps: Sequence[float] = DEFAULT_PS,
+    seeds: int = 5,
+    label_noise: Sequence[float] = (0.0,),
+    resume: bool = False,
+    map_batch_size: int | None = None,
+    max_steps_this_run: int | None = None,
+) -> list[dict[str, Any]]:
+    """Trains every (p, seed) at every label-noise level; writes the results.
+
+    Args:
+      config: the shared configuration; its optimizer becomes ``nsf`` with a
+        constant p (its ``nsf_flavour``, ``normalize`` and learning rate are
+        kept), its ``label_noise`` and ``seed`` are replaced per run.
+      workdir: the sweep's directory.
+      ps: the exponents, finite and distinct.
+      seeds: train seeds ``0..seeds-1``.
+      label_noise: the noise levels, distinct, each in ``[0, 1)``.
+      resume: continue the levels that hold checkpoints; without it a level
+        that holds checkpoints is refused before anything trains.
+      map_batch_size: see :func:`.population.train_population`.
+      max_steps_this_run: stop each level after this many steps of this call
+        (a checkpoint is written); continue with ``resume``.
+
+    Returns:
+      The rows of ``results.json``, one per run; empty while some level has
+      not reached ``config.num_steps`` (no results files are then written).
+
+    Raises:
+      UsageError: for bad values, an unusable or busy workdir, a level holding
+        checkpoints without ``resume``, and whatever a population refuses (see
+        :func:`.population.train_population`).
+    """
+    ps, label_noise = [float(p) for p in ps], [float(f) for f in label_noise]
+    _check(ps, seeds, label_noise)
+    config = dataclasses.replace(
+        config, optimizer="nsf", p_schedule="constant", seed=0, resume=False
+    )
+    workdir = os.fspath(workdir)
+    started = check_levels(workdir, label_noise, resume=resume)
+    import jax
+
+    from nsf_optax.experiments.resnet import input_pipeline, population, train
+
+    input_pipeline.check_source(config.dataset, config.data_dir)
+    primary = jax.process_index() == 0
+    rows = []
+    with workdirs.Lock(workdir, enabled=primary):
+        settings = {
+            "config": train.config_dict(config),
+            "ps": ps,
+            "seeds": list(range(seeds)),
+            "label_noise": label_noise,
+            "map_batch_size": map_batch_size,
+            "backend": jax.default_backend(),
+            "devices": jax.device_count(),
+        }
+        finished = True
+        for noise in label_noise:
+            result = population.train_population(
+                dataclasses.replace(config, label_noise=noise, resume=started[noise]),
+                ps,
+                range(seeds),
+                level_dir(workdir, noise),
+                map_batch_size=map_batch_size,
+                max_steps_this_run=max_steps_this_run,
+            )
+            for (p, seed), history in zip(result.runs, result.histories, strict=True):
+                last = history[-1] if history else {}
+                if last.get("step") != config.num_steps:
+                    finished = False
+                    continue
+                rows.append(_row(p, seed, noise, last))
+        if not finished:
+            return []
+        if primary:
+            workdirs.write_text(
+                os.path.join(workdir, "sweep.json"), json.dumps(settings, indent=1)
+            )
+            write_results(rows, workdir, config=config)
+    return rows
+
+
+def check_levels(
+    workdir: str, label_noise: Sequence[float], *, resume: bool, probe: bool = False
+) -> dict[float, bool]:
+    """Checks the sweep's workdir and levels before jax loads; writes nothing.
+
+    Args:
+      workdir: the sweep's directory.
+      label_noise: its noise levels.
+      resume: whether the sweep continues.
+      probe: see :func:`.workdirs.check`.
+
+    Returns:
+      Noise level -> whether its population holds checkpoints (it continues).
+
+    Raises:
+      WorkdirError: for an unusable workdir.
+      CheckpointError: without ``resume``, for a level holding checkpoints.
+    """
+    workdirs.check(workdir, probe=probe)
+    started = {}
+    for noise in label_noise:
+        level = level_dir(workdir, noise)
+        started[noise] = bool(
+            preflight.checkpoint_steps(preflight.checkpoint_dir(level))
+        )
+        # With resume, a level with checkpoints continues, one without starts.
+        preflight.check_start(level, resume=resume and started[noise], what="sweep")
+    return started
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _row(p: float, seed: int, noise: float, last: dict[str, float]) -> dict[str, Any]:
+    return {
+        "p": p,
+        "seed": seed,
+        "label_noise": noise,
+        "final_test_accuracy": last["test_accuracy"],
+        "final_test_loss": _finite(last["test_loss"]),
+        "final_train_loss": _finite(last["train_loss"]),
+        "final_train_accuracy": last["train_accuracy"],
+    }
+
+
+def title(config: Config, seeds: int) -> str:
+    """The sweep's one-line description (table header and figure title).
+
+    Examples:
+      >>> from nsf_optax.experiments.resnet.configs import get_config
+      >>> title(get_config("digits"), seeds=5)  # doctest: +ELLIPSIS
+      'resnet20 on digits, nsf/sgd, normalize=rms, lr 0.1, ..., 1000 steps, 5 seeds'
+    """
+    width = f", width {config.num_filters}" if config.num_filters else ""
+    subset = f" ({config.train_size} train)" if config.train_size else ""
+    return (
+        f"{config.model}{width} on {config.dataset}{subset}, nsf/{config.nsf_flavour}, "
+        f"normalize={config.normalize}, lr {config.peak_learning_rate:g}, "
+        f"batch {config.batch_size}, {config.num_steps} steps, {seeds} seeds"
+    )
+
+
+def write_results(
+    rows: Sequence[dict[str, Any]], workdir: str | os.PathLike, *, config: Config
+) -> None:
+    """Writes ``results.json``, ``results.csv``, ``results.md`` and
+    ``landscape.png`` for the runs ``rows`` of a sweep with ``config``."""
+    from nsf_optax.experiments.landscape import stats as landscape
+    from nsf_optax.experiments.resnet import plots
+
+    workdir = os.fspath(workdir)
+    table, verdicts = landscape.summarize(rows)
+    seeds = len({r["seed"] for r in rows})
+    head = title(config, seeds)
+    workdirs.write_text(
+        os.path.join(workdir, "results.json"), json.dumps(list(rows), indent=1)
+    )
+    text = io.StringIO()
+    fields: list[str] = list(RESULT_FIELDS)
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    workdirs.write_text(os.path.join(workdir, "results.csv"), text.getvalue())
+    body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour)
+    workdirs.write_text(
+        os.path.join(workdir, "results.md"),
+        f"# p-landscape: {head}\n\nFinal test accuracy, mean ± 95 % t-interval "
+        "over seeds; differences are paired by seed.\n\n" + body + "\n",
+    )
+    plots.plot_landscape(
+        table,
+        os.path.join(workdir, "landscape.png"),
+        title=head,
+        flavour=config.nsf_flavour,
+    )
+
+
+def _float_flag(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def _noise_flag(text: str) -> float:
+    value = _float_flag(text)
+    try:
+        return check_field("label_noise", field_types()["label_noise"], value)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> cli.ArgumentParser:
+    """The flags of the sweep (no jax import)."""
+    parser = cli.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [--config NAME] [--p P [P ...]] [--seeds N] "
+        "[--label_noise F [F ...]] [--num_steps INT] [--flavour {adam,sgd}] "
+        "[--normalize {none,rms}] [--workdir DIR] [--resume] [--<field> VALUE]...",
+        description="Final test accuracy against a constant p (the paper's "
+        "Sec. 3.3): every p x seed of one label-noise level trains as one "
+        "compiled population; results table with 95 % intervals, landscape plot.",
+        epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
+        "checkpoints (one line on stderr), 75 stopped by SIGTERM with a "
+        "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
+        "training, with a checkpoint).",
+    )
+    parser.add_argument(
+        "--config",
+        default="default",
+        choices=configs.CONFIG_NAMES,
+        help=f"the preset the other flags change: {configs.describe_all()}",
+    )
+    parser.add_argument(
+        "--p",
+        type=_float_flag,
+        nargs="+",
+        default=list(DEFAULT_PS),
+        metavar="P",
+        help="the constant exponents, distinct and finite (default: "
+        f"{' '.join(f'{p:g}' for p in DEFAULT_PS)})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=cli.int_flag(Bound(low=0, low_open=True)),
+        default=5,
+        metavar="N",
+        help="train seeds 0..N-1 of every p [> 0] (default 5)",
+    )
+    parser.add_argument(
+        "--label_noise",
+        dest="label_noises",  # not the Config field: one population per value
+        type=_noise_flag,
+        nargs="+",
+        default=[0.0],
+        metavar="F",
+        help="fractions of training labels replaced by another class, one "
+        "population each, distinct, in [0, 1) (default 0)",
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=NSF_FLAVOURS,
+        default="sgd",
+        help="sgd: nsf_sgd (heavy-ball momentum times the p-gain; p = 0 is "
+        "optax.sgd); adam: nsfw (Adam's moments; p = 1/2 is AdamW) (default sgd)",
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="output directory (default: runs/sweep-<config>)",
+    )
+    parser.add_argument(
+        "--resume",
+        dest="resume_sweep",
+        action="store_true",
+        help="continue an interrupted sweep from its verified checkpoints",
+    )
+    parser.add_argument(
+        "--map_batch_size",
+        type=cli.int_flag(Bound(low=0)),
+        default=None,
+        metavar="B",
+        help="runs stepped at once on each device: 1 one compiled single-run call "
+        "per run, B > 1 B vmapped at a time inside one program, 0 one vmap over "
+        "all (default: 1 on CPU, 0 on GPU/TPU)",
+    )
+    parser.add_argument(
+        "--max_steps_this_run",
+        type=cli.int_flag(Bound(low=0, low_open=True)),
+        default=None,
+        metavar="INT",
+        help="stop each level after this many steps (with a checkpoint); "
+        "continue with --resume",
+    )
+    distributed.add_flags(parser)
+    cli.add_config_flags(parser, exclude=_OWN_FIELDS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses flags and runs :func:`run_sweep`. Returns the exit status."""
+    return distributed.run(PROG, lambda: _sweep(argv))
+
+
+def _sweep(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    launch = distributed.from_flags(args)
+    config = cli.config_from_flags(configs.get_config(args.config), args)
+    config = dataclasses.replace(config, nsf_flavour=args.flavour)
+    _check(args.p, args.seeds, args.label_noises)
+    workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")
+    # Before the seconds jax takes to import.
+    check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
+    import jax
+
+    if launch is not None:
+        distributed.initialize(launch)
+    rows = run_sweep(
+        config,
+        workdir,
+        ps=args.p,
+        seeds=args.seeds,
+        label_noise=args.label_noises,
+        resume=args.resume_sweep,
+        map_batch_size=args.map_batch_size,
+        max_steps_this_run=args.max_steps_this_run,
+    )
+    if jax.process_index() != 0:
+        return
+    if rows:
+        with open(os.path.join(workdir, "results.md")) as f:
+            print(f.read())
+        print(f"results and landscape.png in {os.path.abspath(workdir)}")
+    else:
+        print(f"stopped before the end; continue with --resume ({workdir})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,667 @@
+"""Training and evaluation: ``train_and_evaluate(config, workdir)``.
+
+One run trains a ResNet (:mod:`.models`) on an offline dataset (:mod:`.input_pipeline`)
+with an optimizer chosen by name, every one chained with the same optax learning-rate
+schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
+
+* ``metrics.csv`` / ``metrics.json``: one row per evaluation (step, lr, p, running
+  train loss/accuracy from an ``nnx.MultiMetric``, test loss/accuracy);
+* ``curves.png`` (train/test loss and accuracy) and ``schedules.png`` (lr and p);
+* ``config.json`` and ``checkpoints/<step>/``: verified orbax checkpoints of the
+  named pytrees ``model``, ``optimizer``, ``train_metrics`` and ``rng`` plus a JSON
+  ``meta`` (config, step, data-order position, history); see :mod:`.checkpointing`.
+
+One run per workdir: the run holds ``<workdir>/.lock`` (:mod:`.workdirs`) from its
+checks to its end. The step itself is :func:`train_step` (and the test batch
+:func:`eval_step`), plain NNX code that ``nnx.jit`` wraps here and that a population
+of runs (:mod:`.population`) maps over its runs; both are driven by the same loop,
+:func:`.loop.train_loop`.
+
+Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
+(``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
+the gradient all-reduce. On several hosts, call ``jax.distributed.initialize()``
+before :func:`train_and_evaluate`: every host computes the same global batch order,
+feeds its own slice through ``jax.make_array_from_process_local_data``, and the code
+path is otherwise the same (only host 0 locks the workdir and writes metrics,
+plots and digests).
+
+Resume: with ``config.resume`` the newest verified checkpoint is read, checked
+against its digest and for finiteness, and restored (model, optimizer state with its
+schedule counts, running metrics, PRNG key, step, history); the data order is a pure
+function of ``(seed, step)``, so the resumed run continues exactly where the
+interrupted one stopped, bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io
+import json
+import math
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import nsf_optax
+from nsf_optax import p_schedule
+from nsf_optax.experiments.resnet import input_pipeline, models, plots
+from nsf_optax.experiments.resnet.configs.default import PADAM_P, Config
+from nsf_optax.experiments.runner import checkpointing, loop, preflight, workdirs
+from nsf_optax.experiments.runner.errors import ConfigError
+
+HISTORY_FIELDS = (
+    "step",
+    "epoch",
+    "lr",
+    "p",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "elapsed_s",
+)
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train_and_evaluate` returns."""
+
+    model: models.ResNet  # the trained model (eval mode)
+    optimizer: nnx.Optimizer  # its optimizer, state included
+    history: list[dict[str, float]]  # one row per evaluation, HISTORY_FIELDS keys
+
+
+def create_learning_rate_schedule(config: Config) -> optax.Schedule:
+    """The learning-rate schedule shared by every optimizer.
+
+    Args:
+      config: uses ``lr_schedule``, ``peak_learning_rate``, ``warmup_steps`` and
+        ``num_steps``.
+
+    Returns:
+      ``warmup_cosine``: linear warmup from 0 to the peak, cosine decay to 0 at
+      ``num_steps``; ``piecewise``: the peak, divided by 10 at 50 % and again at 75 %
+      of ``num_steps``.
+    """
+    peak = config.peak_learning_rate
+    if config.lr_schedule == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=peak,
+            warmup_steps=config.warmup_steps,
+            decay_steps=config.num_steps,
+            end_value=0.0,
+        )
+    boundaries = {int(0.5 * config.num_steps): 0.1, int(0.75 * config.num_steps): 0.1}
+    return optax.piecewise_constant_schedule(peak, boundaries)
+
+
+def create_p_schedule(config: Config) -> optax.Schedule:
+    """The exponent p(t) of the chosen optimizer (for nsf) or its fixed value.
+
+    Args:
+      config: uses ``optimizer``, ``p_schedule`` and the p fields.
+
+    Returns:
+      An :class:`optax.Schedule`: 0 for sgd, 1/2 for adam, 1/8 for padam; for nsf a
+      ``nsf_optax.p_schedule`` built from the config. Pulse-tidal is
+      ``pulse_tidal(pulse_value, pulse_steps, square_tidal(high, low, every))``.
+    """
+    if config.optimizer == "sgd":
+        return p_schedule.constant(0.0)
+    if config.optimizer == "adam":
+        return p_schedule.constant(0.5)
+    if config.optimizer == "padam":
+        return p_schedule.constant(PADAM_P)
+    if config.p_schedule == "constant":
+        return p_schedule.constant(config.p_value)
+    if config.p_schedule == "cosine_tidal":
+        return p_schedule.cosine_tidal(
+            config.p_min, config.p_max, config.p_period_steps
+        )
+    return p_schedule.pulse_tidal(
+        config.pulse_value,
+        config.pulse_steps,
+        p_schedule.square_tidal(
+            config.tidal_high_value, config.tidal_low_value, config.tidal_every_steps
+        ),
+    )
+
+
+def decay_mask(params: Any) -> Any:
+    """Weight decay on kernels only: leaves with more than one dimension."""
+    return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+def create_optimizer(
+    config: Config, *, inject_p: bool = False
+) -> optax.GradientTransformation:
+    """The optimizer named by ``config.optimizer``, with the shared LR schedule.
+
+    * ``sgd``: ``add_decayed_weights`` then ``optax.sgd(lr, momentum)`` (torch-style
+      coupled weight decay): the paper's p = 0 baseline.
+    * ``nsf`` (flavour "sgd"): the same chain with ``nsf_optax.nsf_sgd`` and the p
+      schedule: the paper's ResNet setting; bit for bit the baseline at p = 0.
+    * ``adam``: ``optax.adamw``; ``padam``: ``nsf_optax.nsfw`` with p = 1/8;
+      ``nsf`` (flavour "adam"): ``nsf_optax.nsfw`` with the p schedule. These take
+      decoupled weight decay.
+
+    Args:
+      config: the run configuration.
+      inject_p: for ``nsf`` with the ``constant`` p schedule only: wrap the
+        optimizer in ``optax.inject_hyperparams`` with ``p`` its one injected
+        hyperparameter, so that the state carries the exponent
+        (``state.hyperparams["p"]``, initially ``config.p_value``) and every run
+        of a population (:mod:`.population`) trains with its own traced ``p``.
+
+    Returns:
+      An optax gradient transformation.
+
+    Raises:
+      ConfigError: ``inject_p`` with another optimizer or p schedule.
+    """
+    lr = create_learning_rate_schedule(config)
+    normalize = None if config.normalize == "none" else config.normalize
+    wd = config.weight_decay
+    b1, b2, eps = config.momentum, config.b2, config.eps
+    if inject_p and (config.optimizer != "nsf" or config.p_schedule != "constant"):
+        raise ConfigError(
+            "A per-run p needs optimizer 'nsf' with p_schedule 'constant', got "
+            f"{config.optimizer!r} with {config.p_schedule!r}.",
+            ("optimizer", "p_schedule"),
+        )
+    if config.optimizer == "adam":
+        return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=wd, mask=decay_mask)
+    if config.optimizer == "padam":
+        return nsf_optax.nsfw(
+            lr,
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            p=PADAM_P,
+            weight_decay=wd,
+            mask=decay_mask,
+        )
+    if config.optimizer == "sgd":
+        return optax.chain(
+            optax.add_decayed_weights(wd, mask=decay_mask),
+            optax.sgd(lr, momentum=b1),
+        )
+
+    def nsf(p: Any) -> optax.GradientTransformation:
+        if config.nsf_flavour == "adam":
+            return nsf_optax.nsfw(
+                lr,
+                b1=b1,
+                b2=b2,
+                eps=eps,
+                p=p,
+                weight_decay=wd,
+                mask=decay_mask,
+                normalize=normalize,
+            )
+        return optax.chain(
+            optax.add_decayed_weights(wd, mask=decay_mask),
+            nsf_optax.nsf_sgd(
+                lr, momentum=b1, b2=b2, eps=eps, p=p, normalize=normalize
+            ),
+        )
+
+    if inject_p:
+        return optax.inject_hyperparams(nsf)(p=config.p_value)
+    return nsf(create_p_schedule(config))
+
+
+def create_metrics() -> nnx.MultiMetric:
+    """The running training metrics: mean loss and accuracy since the last reset."""
+    return nnx.MultiMetric(
+        loss=nnx.metrics.Average("loss"), accuracy=nnx.metrics.Accuracy()
+    )
+
+
+def train_step(
+    model: models.ResNet,
+    optimizer: nnx.Optimizer,
+    metrics: nnx.MultiMetric,
+    x: jax.Array,
+    y: jax.Array,
+    rng: jax.Array,
+    *,
+    crop_padding: int,
+    flip: bool,
+) -> tuple[jax.Array, jax.Array]:
+    """One training step, updating ``model``, ``optimizer`` and ``metrics`` in place.
+
+    Augments the batch with a fresh split of ``rng``, computes the mean
+    cross-entropy and its gradient, applies the optimizer and adds the batch to the
+    running metrics. Not jitted: wrap it in ``nnx.jit`` (:func:`make_train_step`),
+    or ``nnx.vmap`` it over a population of models and optimizers first.
+
+    Args:
+      model: the network, in training mode.
+      optimizer: its ``nnx.Optimizer``.
+      metrics: from :func:`create_metrics`.
+      x: the batch ``[B, *spatial, C]``.
+      y: its integer labels ``[B]``.
+      rng: the augmentation key of this step.
+      crop_padding: see :func:`.input_pipeline.augment`.
+      flip: see :func:`.input_pipeline.augment`.
+
+    Returns:
+      ``(loss, rng)``: the batch loss and the key for the next step.
+    """
+    rng, aug_key = jax.random.split(rng)
+    x = input_pipeline.augment(aug_key, x, crop_padding=crop_padding, flip=flip)
+
+    def loss_fn(model):
+        logits = model(x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, logits
+
+    (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    metrics.update(loss=loss, logits=logits, labels=y)
+    return loss, rng
+
+
+def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """:func:`train_step` with the config's augmentation, under ``nnx.jit``."""
+    return nnx.jit(
+        functools.partial(
+            train_step, crop_padding=config.crop_padding, flip=config.flip
+        )
+    )
+
+
+def eval_step(
+    model: models.ResNet, x: jax.Array, y: jax.Array, weight: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Summed cross-entropy and correct count of one weighted test batch.
+
+    Plain NNX code, like :func:`train_step`: ``nnx.jit`` wraps it for one run and a
+    population maps it over its runs. The model must be in eval mode.
+
+    Args:
+      model: the network.
+      x: the batch ``[B, *spatial, C]``.
+      y: its integer labels ``[B]``.
+      weight: ``[B]``, 1 for real examples and 0 for padding.
+
+    Returns:
+      ``(loss_sum, correct_sum)``, weighted.
+    """
+    logits = model(x)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    correct = jnp.argmax(logits, -1) == y
+    return jnp.sum(loss * weight), jnp.sum(correct * weight)
+
+
+_jit_eval_step = nnx.jit(eval_step)
+
+
+class _Sharder:
+    """Turns this host's slice of a global batch into a batch-sharded jax.Array."""
+
+    def __init__(self):
+        self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
+        self.batch = NamedSharding(self.mesh, P("data"))
+        self.replicated = NamedSharding(self.mesh, P())
+
+    def shard(self, global_batch: np.ndarray) -> jax.Array:
+        local = global_batch[input_pipeline.process_slice(len(global_batch))]
+        return jax.make_array_from_process_local_data(
+            self.batch, local, global_batch.shape
+        )
+
+
+def eval_batches(
+    data: input_pipeline.Dataset, batch_size: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The test set as ``(x, y, weight)`` batches, the last padded with weight 0."""
+    n = len(data.y_test)
+    total = math.ceil(n / batch_size) * batch_size
+    pad = total - n
+    x = np.concatenate(
+        [data.x_test, np.zeros((pad, *data.x_test.shape[1:]), np.float32)]
+    )
+    y = np.concatenate([data.y_test, np.zeros((pad,), np.int32)])
+    w = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
+    return [
+        (x[i : i + batch_size], y[i : i + batch_size], w[i : i + batch_size])
+        for i in range(0, total, batch_size)
+    ]
+
+
+def evaluate(
+    model: models.ResNet, batches: list[tuple[jax.Array, ...]], count: int
+) -> dict[str, float]:
+    """Mean test loss and accuracy in eval mode.
+
+    Args:
+      model: the model (left in training mode afterwards).
+      batches: ``(x, y, weight)`` global batches; padding has weight 0.
+      count: the number of real (weight-1) examples.
+
+    Returns:
+      ``{"test_loss": ..., "test_accuracy": ...}``.
+    """
+    model.eval()
+    loss_sum, correct = 0.0, 0.0
+    for x, y, w in batches:
+        # The sums are replicated scalars, readable on every host.
+        batch_loss, batch_correct = _jit_eval_step(model, x, y, w)
+        loss_sum += float(batch_loss)
+        correct += float(batch_correct)
+    model.train()
+    return {"test_loss": loss_sum / count, "test_accuracy": correct / count}
+
+
+def _static(config: Config) -> Config:
+    # The fields the compiled step depends on; runs that differ only in the seed (or
+    # bookkeeping) share one optimizer object and one compiled step.
+    return dataclasses.replace(config, seed=0, resume=False, progress=False)
+
+
+# Caches keyed on the (hashable, frozen) config: see _static.
+_cached_optimizer = functools.lru_cache(maxsize=16)(create_optimizer)
+_cached_train_step = functools.lru_cache(maxsize=16)(make_train_step)
+
+
+def _check_devices(config: Config, devices: int) -> None:
+    for name in ("batch_size", "eval_batch_size"):
+        if getattr(config, name) % devices:
+            raise ConfigError(
+                f"{name} ({getattr(config, name)}) must be a multiple of the "
+                f"{devices} devices.",
+                (name,),
+            )
+
+
+def load_training_set(config: Config) -> input_pipeline.Dataset:
+    """The dataset a run trains on: its subset and label noise applied (see
+    :func:`.input_pipeline.training_set`), checked against the batch size.
+
+    Raises:
+      DataError: for data that cannot be read or a ``train_size`` above its size.
+      ConfigError: for a batch larger than the training set.
+    """
+    data = input_pipeline.training_set(
+        input_pipeline.load_dataset(config.dataset, config.data_dir),
+        train_size=config.train_size,
+        label_noise=config.label_noise,
+        seed=config.data_seed,
+    )
+    if config.batch_size > len(data.y_train):
+        raise ConfigError(
+            f"batch_size ({config.batch_size}) exceeds the {len(data.y_train)} "
+            "training examples.",
+            ("batch_size",),
+        )
+    return data
+
+
+def config_dict(config: Config) -> dict[str, Any]:
+    """The config as the JSON of ``config.json`` and of checkpoint metas."""
+    return dataclasses.asdict(config)
+
+
+def _at(schedule: optax.Schedule, step: int) -> float:
+    """A schedule's value at ``step`` as a Python float."""
+    return float(np.asarray(schedule(step)))
+
+
+def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
+    workdirs.write_text(
+        os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1)
+    )
+    table = io.StringIO()
+    writer: csv.DictWriter[str] = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    workdirs.write_text(os.path.join(workdir, "metrics.csv"), table.getvalue())
+
+
+def checkpoint_dir(workdir: str | os.PathLike) -> str:
+    """``<workdir>/checkpoints`` as an absolute path."""
+    return preflight.checkpoint_dir(workdir)
+
+
+class _SingleRun:
+    """One run as :func:`.loop.train_loop` drives it: data parallel over the
+    devices (the batch sharded, parameters and optimizer state replicated)."""
+
+    def __init__(self, config: Config, data: input_pipeline.Dataset):
+        self.config = config
+        self.data = data
+        self.sharder = _Sharder()
+        self.model = models.create_model(
+            config.model,
+            num_classes=data.num_classes,
+            in_features=data.in_features,
+            ndim=data.ndim,
+            seed=config.seed,
+            num_filters=config.num_filters,
+        )
+        self.optimizer = nnx.Optimizer(
+            self.model, _cached_optimizer(_static(config)), wrt=nnx.Param
+        )
+        self.metrics = create_metrics()
+        # Parameters come from key(seed); augmentation gets an independent stream.
+        self.rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+        self.step_fn = _cached_train_step(_static(config))
+        self.lr_fn = create_learning_rate_schedule(config)
+        self.p_fn = create_p_schedule(config)
+        self.eval_batches: list[tuple[jax.Array, ...]] = []
+
+    def items(self) -> dict[str, Any]:
+        return {
+            "model": nnx.state(self.model),
+            "optimizer": nnx.state(self.optimizer),
+            "train_metrics": nnx.state(self.metrics),
+            "rng": {"key": jax.random.key_data(self.rng)},
+        }
+
+    def restore(self, loaded: checkpointing.Loaded) -> None:
+        restored = {
+            name: checkpointing.restore_into(
+                loaded.items.get(name, {}), tree, name=name
+            )
+            for name, tree in self.items().items()
+        }
+        nnx.update(self.model, restored["model"])
+        nnx.update(self.optimizer, restored["optimizer"])
+        nnx.update(self.metrics, restored["train_metrics"])
+        self.rng = jax.random.wrap_key_data(restored["rng"]["key"])
+
+    def place(self) -> None:
+        """Replicates the state over the mesh and shards the test set."""
+        parts = (self.model, self.optimizer, self.metrics)
+        nnx.update(parts, jax.device_put(nnx.state(parts), self.sharder.replicated))
+        # A key array: placed as its key data (a multi-process device_put takes
+        # plain arrays only).
+        key_data = jax.device_put(
+            jax.random.key_data(self.rng), self.sharder.replicated
+        )
+        self.rng = jax.random.wrap_key_data(key_data)
+        self.eval_batches = [
+            tuple(self.sharder.shard(a) for a in batch)
+            for batch in eval_batches(self.data, self.config.eval_batch_size)
+        ]
+
+    def train_step(self, step: int) -> jax.Array:
+        idx = input_pipeline.batch_indices(
+            self.config.seed, step, len(self.data.y_train), self.config.batch_size
+        )
+        x = self.sharder.shard(self.data.x_train[idx])
+        y = self.sharder.shard(self.data.y_train[idx])
+        loss, self.rng = self.step_fn(
+            self.model, self.optimizer, self.metrics, x, y, self.rng
+        )
+        return loss
+
+    def evaluate(self, step: int) -> list[dict[str, float]]:
+        train = self.metrics.compute()
+        self.metrics.reset()
+        nnx.update(
+            self.metrics,
+            jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
+        )
+        row = {
+            "lr": _at(self.lr_fn, step - 1),
+            "p": _at(self.p_fn, step - 1),
+            "train_loss": float(train["loss"]),
+            "train_accuracy": float(train["accuracy"]),
+            **evaluate(self.model, self.eval_batches, len(self.data.y_test)),
+        }
+        return [row]
+
+    def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
+        return {
+            "loss": f"{float(loss):.3f}",
+            "lr": f"{_at(self.lr_fn, step - 1):.3g}",
+            "p": f"{_at(self.p_fn, step - 1):+.3f}",
+        }
+
+
+def train_and_evaluate(
+    config: Config,
+    workdir: str | os.PathLike,
+    *,
+    max_steps_this_run: int | None = None,
+    resume_step: int | None = None,
+) -> TrainResult:
+    """Trains and evaluates one configuration, checkpointing into ``workdir``.
+
+    Everything that can be checked is checked before anything is written and
+    before the data loads: the workdir (see :func:`.workdirs.check`), the data
+    source, the workdir's lock (one run per workdir), and with ``config.resume``
+    the checkpoint (its digest, its finiteness, its config). A refused run leaves
+    the workdir as it was.
+
+    Args:
+      config: the run configuration (see :class:`~.configs.default.Config`).
+      workdir: directory for metrics, plots, config and checkpoints.
+      max_steps_this_run: stop after this many steps of this call (a checkpoint is
+        written), e.g. to fit a job's time limit; resume later with
+        ``config.resume``. None trains to ``config.num_steps``.
+      resume_step: with ``config.resume``, continue from this verified checkpoint
+        instead of the newest (e.g. when the newest fails verification); the newer
+        step directories are moved to ``<workdir>/checkpoints_set_aside/``.
+
+    Returns:
+      A :class:`TrainResult` with the model, the optimizer and the metric history.
+
+    Raises:
+      UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for a workdir that is a
+        file
+        or cannot be written (``WorkdirError``), is in use by another run
+        (``WorkdirLockedError``), missing or malformed data (``DataError``), a
+        batch size the devices or data do not allow (``ConfigError``), a workdir
+        that holds checkpoints without ``config.resume`` or a missing, corrupt,
+        non-finite or other-config checkpoint with it (``CheckpointError``).
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, got {type(config).__name__}.")
+    check_max_steps(max_steps_this_run)
+    if resume_step is not None and not config.resume:
+        raise ValueError("resume_step needs config.resume=True.")
+    workdir = os.fspath(workdir)
+    workdirs.check(workdir)
+    input_pipeline.check_source(config.dataset, config.data_dir)
+    _check_devices(config, jax.device_count())
+    primary = jax.process_index() == 0
+    with workdirs.Lock(workdir, enabled=primary):
+        return _train_locked(config, workdir, max_steps_this_run, resume_step, primary)
+
+
+def check_max_steps(max_steps_this_run: int | None) -> None:
+    """Refuses a ``max_steps_this_run`` that is not None or positive."""
+    if max_steps_this_run is not None and max_steps_this_run <= 0:
+        raise ValueError(
+            f"max_steps_this_run must be positive, got {max_steps_this_run}."
+        )
+
+
+def _train_locked(
+    config: Config,
+    workdir: str,
+    max_steps_this_run: int | None,
+    resume_step: int | None,
+    primary: bool,
+) -> TrainResult:
+    ckpts = checkpointing.Checkpoints(checkpoint_dir(workdir), primary=primary)
+    loaded = loop.find_resume(
+        ckpts,
+        resume=config.resume,
+        resume_step=resume_step,
+        num_steps=config.num_steps,
+        config=config_dict(config),
+        where=workdir,
+    )
+    data = load_training_set(config)
+    run = _SingleRun(config, data)
+    step, history = 0, []
+    if loaded is not None:
+        run.restore(loaded)
+        step, history = loaded.step, list(loaded.meta.get("history", []))
+    # Every check passed: from here on the run writes to its workdir.
+    loop.set_aside_newer(ckpts, loaded, workdir)
+    run.place()
+    if primary:
+        workdirs.write_text(
+            os.path.join(workdir, "config.json"),
+            json.dumps(config_dict(config), indent=1),
+        )
+    per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
+    last = config.num_steps
+    if max_steps_this_run is not None:
+        last = min(last, step + max_steps_this_run)
+
+    def meta(step: int) -> dict[str, Any]:
+        epoch, position = divmod(step, per_epoch)
+        return {
+            "config": config_dict(config),
+            "step": step,
+            "data_order": {"seed": config.seed, "epoch": epoch, "position": position},
+            "history": history,
+        }
+
+    run.model.train()
+    loop.train_loop(
+        run,
+        ckpts,
+        step=step,
+        last=last,
+        num_steps=config.num_steps,
+        eval_every_steps=config.eval_every_steps,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+        steps_per_epoch=per_epoch,
+        histories=[history],
+        meta=meta,
+        on_eval=lambda: _write_metrics(workdir, history) if primary else None,
+        progress=config.progress and primary,
+        desc=config.method,
+    )
+    if primary and history:
+        steps = np.arange(config.num_steps)
+        plots.plot_run(
+            history,
+            workdir,
+            title=f"{config.method} on {config.dataset}",
+            schedules=(
+                steps,
+                np.asarray(jax.vmap(run.lr_fn)(steps)),
+                np.asarray(jax.vmap(run.p_fn)(steps)),
+            ),
+        )
+    run.model.eval()
+    return TrainResult(run.model, run.optimizer, history)
