@@ -85,6 +85,35 @@ def _longest_run(steps: np.ndarray, mask: np.ndarray) -> float:
     return best
 
 
+def _checked_curves(
+    curves: tuple[ArrayLike, ...],
+    *,
+    acc_margin: float,
+    loss_margin: float,
+    smooth: int,
+) -> list[np.ndarray]:
+    """The five curves of :func:`early_alignment` as float64, its arguments checked."""
+    arrays = [np.asarray(c, dtype=np.float64) for c in curves]
+    names = ("steps", "accuracy_a", "loss_a", "accuracy_b", "loss_b")
+    for name, c in zip(names, arrays, strict=True):
+        if c.ndim != 1 or c.shape != arrays[0].shape:
+            raise ValueError(
+                f"{name} must be 1-D with the shape of steps {arrays[0].shape}, "
+                f"got {c.shape}."
+            )
+    if arrays[0].size < 2:
+        raise ValueError("steps must hold at least two values.")
+    if np.any(np.diff(arrays[0]) <= 0):
+        raise ValueError("steps must be strictly increasing.")
+    if acc_margin < 0:
+        raise ValueError(f"acc_margin must be >= 0, got {acc_margin}.")
+    if loss_margin < 0:
+        raise ValueError(f"loss_margin must be >= 0, got {loss_margin}.")
+    if smooth < 1:
+        raise ValueError(f"smooth must be >= 1, got {smooth}.")
+    return arrays
+
+
 def early_alignment(
     steps: ArrayLike,
     accuracy_a: ArrayLike,
@@ -151,27 +180,12 @@ def early_alignment(
     References:
       Zhang & Liu, arXiv:2509.04713, 2025, Sec. 5.1.3.
     """
-    curves = [
-        np.asarray(c, dtype=np.float64)
-        for c in (steps, accuracy_a, loss_a, accuracy_b, loss_b)
-    ]
-    names = ("steps", "accuracy_a", "loss_a", "accuracy_b", "loss_b")
-    for name, c in zip(names, curves, strict=True):
-        if c.ndim != 1 or c.shape != curves[0].shape:
-            raise ValueError(
-                f"{name} must be 1-D with the shape of steps {curves[0].shape}, "
-                f"got {c.shape}."
-            )
-    if curves[0].size < 2:
-        raise ValueError("steps must hold at least two values.")
-    if np.any(np.diff(curves[0]) <= 0):
-        raise ValueError("steps must be strictly increasing.")
-    if acc_margin < 0:
-        raise ValueError(f"acc_margin must be >= 0, got {acc_margin}.")
-    if loss_margin < 0:
-        raise ValueError(f"loss_margin must be >= 0, got {loss_margin}.")
-    if smooth < 1:
-        raise ValueError(f"smooth must be >= 1, got {smooth}.")
+    curves = _checked_curves(
+        (steps, accuracy_a, loss_a, accuracy_b, loss_b),
+        acc_margin=acc_margin,
+        loss_margin=loss_margin,
+        smooth=smooth,
+    )
     steps_, acc_a, l_a, acc_b, l_b = curves
     acc_a, l_a, acc_b, l_b = (_smooth(c, int(smooth)) for c in (acc_a, l_a, acc_b, l_b))
     if window is not None:

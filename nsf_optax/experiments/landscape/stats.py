@@ -92,6 +92,28 @@ def _modes(means: np.ndarray) -> list[int]:
     return modes
 
 
+def _dips(
+    ps: list[float], acc: np.ndarray, means: np.ndarray, modes: list[int]
+) -> list[dict[str, Any]]:
+    """Per neighbouring pair of modes: the lowest point between them, its paired
+    difference to the lower mode and whether that difference is significant."""
+    dips = []
+    for a, b in itertools.pairwise(modes):
+        valley = a + int(np.argmin(means[a : b + 1]))
+        lower = a if means[a] <= means[b] else b
+        diff = _ci(acc[valley] - acc[lower])
+        dips.append(
+            {
+                "between": [ps[a], ps[b]],
+                "at": ps[valley],
+                "diff_mean": diff[0],
+                "diff_ci95": diff[1],
+                "significant": bool(diff[0] + diff[1] < 0),  # False for nan
+            }
+        )
+    return dips
+
+
 def summarize(
     rows: Sequence[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -158,20 +180,7 @@ def summarize(
                 }
             )
         modes = _modes(means)
-        dips = []
-        for a, b in itertools.pairwise(modes):
-            valley = a + int(np.argmin(means[a : b + 1]))
-            lower = a if means[a] <= means[b] else b
-            diff = _ci(acc[valley] - acc[lower])
-            dips.append(
-                {
-                    "between": [ps[a], ps[b]],
-                    "at": ps[valley],
-                    "diff_mean": diff[0],
-                    "diff_ci95": diff[1],
-                    "significant": bool(diff[0] + diff[1] < 0),  # False for nan
-                }
-            )
+        dips = _dips(ps, acc, means, modes)
         verdicts.append(
             {
                 "label_noise": noise,
