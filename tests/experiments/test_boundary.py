@@ -10,7 +10,6 @@ import optax
 import pytest
 
 import nsf_optax
-from nsf_optax import spectral
 from nsf_optax.experiments.boundary import experiment as boundary
 
 
@@ -82,12 +81,6 @@ class UpdateNormsTest(chex.TestCase):
         chex.assert_shape(norms, (20,))
         # At p = 0 the gain is 1 / (1 + eps): the norms are the gradient norms.
         np.testing.assert_allclose(norms, ref, rtol=1e-5)
-
-
-def test_mean_ci():
-    m, h = spectral.mean_ci(np.array([[1.0, 2.0], [3.0, 2.0]]))
-    np.testing.assert_allclose(m, [2.0, 2.0])
-    assert h[1] == 0.0 and h[0] > 0
 
 
 def test_demo_small_is_deterministic():
