@@ -22,6 +22,7 @@ def _load_api_coverage():
     spec = importlib.util.spec_from_file_location(
         "api_coverage", _DOCS / "_ext" / "api_coverage.py"
     )
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
