@@ -87,6 +87,8 @@ autodoc_type_aliases = {
         "optax.Updates",
         "optax.OptState",
         "ArrayLike",
+        "numpy.typing.ArrayLike",
+        "jax.Array",
     )
 }
 maximum_signature_line_length = 88
@@ -101,6 +103,7 @@ def _alias_spellings() -> dict[str, str]:
     ``_short_aliases`` below.
     """
     import jax
+    import numpy.typing
     import optax
     from sphinx.util.typing import stringify_annotation
 
@@ -114,6 +117,8 @@ def _alias_spellings() -> dict[str, str]:
         "optax.Params": optax.Params,
         "jax.typing.ArrayLike": jax.typing.ArrayLike,
         "jax.typing.DTypeLike": jax.typing.DTypeLike,
+        "numpy.typing.ArrayLike": numpy.typing.ArrayLike,
+        "jax.Array": jax.Array,
     }
     out = {}
     for name, alias in aliases.items():
@@ -158,7 +163,20 @@ def _drop_type_docstrings(app, what, name, obj, options, lines) -> None:
 # -- MyST and notebooks ------------------------------------------------------
 
 myst_enable_extensions = ["amsmath", "dollarmath", "colon_fence"]
+# Links are checked by the build: a Markdown link to a heading is resolved through
+# the anchors of headings down to level 3, and a link or cross-reference to a page,
+# heading, file or Python object that does not exist is a warning (an error under
+# -W). Links to other sites cannot be checked offline: ``-b linkcheck`` does that
+# where a network is available.
 myst_heading_anchors = 3
+nitpicky = True
+# Names of other packages resolve only through intersphinx, which needs the network
+# (Read the Docs only); our own names must always resolve. ``PLike`` and
+# ``Normalize`` are type aliases that the signatures keep by name.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(optax|jax|numpy|flax|chex|collections|typing)(\..*)?"),
+    (r"py:class", r"(PLike|Normalize)"),
+]
 nb_execution_mode = "force"
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
@@ -191,8 +209,8 @@ _copy_notebooks()
 def _copy_result_figures() -> None:
     """Mirrors ``results/**/*.png`` into ``docs/results/`` (ignored by git).
 
-    README shows the measured figures by their repository paths; the pages that
-    include README sections resolve those paths from ``docs/``.
+    The pages show the measured figures by their repository paths
+    (``results/...``), which resolve from ``docs/`` once mirrored.
     """
     for source in (_ROOT / "results").glob("**/*.png"):
         target = _DOCS / source.relative_to(_ROOT)
@@ -210,7 +228,7 @@ plot_html_show_source_link = False
 plot_html_show_formats = False
 plot_formats = [("png", 110)]
 
-# -- Links to repository files (README sections link to them) ----------------
+# -- Links to repository files (benchmarks, results, tests) --------------------
 
 repo_links_root = str(_ROOT)
 repo_links_url = f"{REPOSITORY}/blob/main"

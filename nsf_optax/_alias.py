@@ -45,55 +45,14 @@ def nsf(
              + \epsilon}, \qquad
       \theta_t = \theta_{t-1} - \eta_t u_t.
 
-    ``p = 0.5`` is :func:`optax.adam`; ``p = 0`` is momentum SGD on the EMA of
-    the gradients (up to ``1 + eps``); ``p`` in ``(0, 0.5)`` is Padam; ``p < 0``
-    amplifies coordinates with a large second moment (a high-pass filter on the
-    gradient spectrum), ``p > 0`` damps them (low-pass). The gain applied to a
-    coordinate is :math:`((\hat v_t + \epsilon_{\text{root}})^{p} +
-    \epsilon)^{-1}` (:func:`nsf_optax.pexp_gain` reads it from the state);
-    scheduling ``p`` cyclically (:mod:`nsf_optax.p_schedule`) sweeps the
-    filter over training.
-
-    The positional arguments are :func:`optax.adam`'s, in its order and with
-    its defaults, so that a call written for it means the same here; ``p`` and
-    the other extras are keyword-only.
-
-    Which paper setting it reproduces: the Adam-flavoured experiments of the
-    paper's Sec. 4.2 (a single update rule for all ``p`` at one learning rate).
-    The paper's ResNet runs (SGD momentum 0.9 plus a ``p`` schedule) are
-    :func:`nsf_sgd`.
-
-    Numerics: the power is taken in at least float32 and the update is
-    returned in each gradient's dtype. The second moment is kept in at least
-    float32 by default: in float16, ``g**2`` underflows to zero below
-    ``|g| ~ 2e-4`` (an update of ``mhat / eps``, infinite in float16
-    :func:`optax.adam`), and in bfloat16 ``(1 - b2) g**2`` is below half an
-    ulp of ``nu`` so that ``nu`` stalls; pass ``nu_dtype`` to choose. Integer
-    parameters are refused at ``init`` (mask them out with
-    :func:`optax.masked`). ``0 ** p`` follows IEEE (``inf`` for ``p < 0``, so
-    such coordinates get a zero update) and ``x ** 0 = 1`` for every ``x``.
-    Every update is bounded by ``|mhat| / eps``, so finite float32 gradients up
-    to ``|g| = 1e30`` give finite updates for any ``|p| <= 2`` (a property test
-    checks this). Gradients above ``sqrt(float max)`` overflow ``g**2`` in the
-    second moment, exactly as in :func:`optax.adam`: the gain is then 0 for
-    ``p > 0`` and ``1 / eps`` for ``p < 0``. Non-finite gradients are not
-    filtered: like :func:`optax.adam`, a NaN or infinite gradient enters the
-    moments. Wrap the optimizer in :func:`optax.apply_if_finite` to skip such
-    steps with the state untouched.
-
-    Bad input: every argument is checked when the optimizer is built, whether
-    it is a Python, NumPy or JAX value; a ``TypeError`` or ``ValueError``
-    names it and its allowed range. Under :func:`optax.inject_hyperparams`
-    the factory is called again at every step with the hyperparameters as
-    arrays: eagerly they are checked there; under :func:`jax.jit` they are
-    tracers, whose shape and dtype are checked but whose values cannot be, and
-    they are used as given: a NaN ``p`` or ``eps`` gives NaN updates, as a
-    NaN gradient would (:func:`optax.apply_if_finite` checks the gradients,
-    not the hyperparameters). A traced ``p = 0.5`` is still Adam bit for bit
-    (for ``eps > 0``; to 3 ulp at ``eps = 0``), a traced ``p = 0`` is exactly
-    the momentum direction over ``1 + eps``, and any other traced ``p`` takes
-    the general power, as a scheduled one does; pass ``static_args=("p",)``
-    to keep a constant ``p`` static, with its exact forms.
+    ``p = 0.5`` is :func:`optax.adam` bit for bit, ``p = 0`` momentum SGD on the
+    EMA of the gradients, ``p`` in ``(0, 0.5)`` Padam; ``p < 0`` amplifies
+    coordinates with a large second moment (high-pass), ``p > 0`` damps them
+    (low-pass). ``p`` may be an :class:`optax.Schedule`
+    (:mod:`nsf_optax.p_schedule`). The positional arguments are
+    :func:`optax.adam`'s, in its order and with its defaults; ``p`` and the other
+    extras are keyword-only. The :doc:`method page </method>` gives the paper
+    setting this reproduces, the numerics, the checks and traced hyperparameters.
 
     Args:
       learning_rate: a finite scalar or an :class:`optax.Schedule`.
@@ -269,22 +228,13 @@ def nsf_sgd(
 
     with :math:`b_t = g_t` when ``momentum`` is ``None``. The positional
     arguments are :func:`optax.sgd`'s, in its order and with its defaults (no
-    momentum unless given); ``p`` and the other extras are keyword-only.
-    With ``p = 0`` the gain is :math:`1 / (1 + \epsilon)`, which is exactly
-    one in float32 for the default ``eps`` (any ``eps < 2**-24``), so the
-    result is bit for bit ``optax.sgd(learning_rate, momentum, nesterov,
-    accumulator_dtype)``: with ``momentum=0.9``, the paper's baseline ("the
-    SGD endpoint"). A static ``p = 0`` keeps no second moment, so that state
-    and step cost what :func:`optax.sgd`'s do. A ``p`` schedule such as
-    ``p_schedule.pulse_tidal(...)`` then reproduces the paper's ResNet runs.
-    Paper-style (coupled) weight decay goes in front:
-    ``optax.chain(optax.add_decayed_weights(wd), nsf_sgd(...))``.
-
-    The gain :math:`\hat v^{-p}` changes the overall step size by orders of
-    magnitude when ``p`` moves away from zero (gradients are small); use
-    ``normalize="rms"`` to keep each leaf's update RMS equal to that of the
-    momentum, so that ``p`` only reweights coordinates. Numerics, bad input
-    and traced hyperparameters are as in :func:`nsf`.
+    momentum unless given); ``p`` and the other extras are keyword-only. At
+    ``p = 0`` it is ``optax.sgd(learning_rate, momentum, nesterov,
+    accumulator_dtype)`` bit for bit: with ``momentum=0.9``, the paper's baseline;
+    a ``p`` schedule such as ``p_schedule.pulse_tidal(...)`` then reproduces the
+    paper's ResNet runs. ``normalize="rms"`` keeps the step size of the momentum
+    as ``p`` moves; the :doc:`method page </method>` says why, and gives the
+    numerics, the checks and the traced hyperparameters.
 
     Args:
       learning_rate: a finite scalar or an :class:`optax.Schedule`.

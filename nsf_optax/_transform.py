@@ -395,10 +395,7 @@ def scale_by_pexp(
     are those of :func:`optax.scale_by_adam`, in its order and with its
     defaults; ``p`` and the other extras are keyword-only. With ``p = 0.5`` it
     is :func:`optax.scale_by_adam`; with ``p = 0`` it is the debiased EMA of
-    the gradients divided by ``1 + eps`` (momentum SGD up to a constant), and
-    a static ``p = 0`` keeps no second moment (``nu`` holds a 0-d zero per
-    leaf). The update runs as one compiled program, also when called eagerly,
-    where it compiles at the first step only and gives the jitted result.
+    the gradients divided by ``1 + eps`` (momentum SGD up to a constant).
 
     Args:
       b1: decay of the first-moment EMA, in ``[0, 1)``.
@@ -417,9 +414,7 @@ def scale_by_pexp(
         params' dtype, but at least float32 (half-precision ``nu`` underflows).
       normalize: ``None`` (default) or ``"rms"``: rescale each leaf's update so
         its RMS equals that of Adam's update (``p = 0.5``) for the same
-        moments, so that ``p`` only reweights coordinates and the step size
-        stays Adam's: the option drops in at Adam's learning rate. Costs two
-        reductions per leaf (nothing at ``p = 0.5``), see the docs' Performance page.
+        moments: ``p`` only reweights coordinates, at Adam's learning rate.
 
     Returns:
       An :class:`optax.GradientTransformationExtraArgs` with state

@@ -1,4 +1,4 @@
-"""The docs sources cover the public API and find what they include.
+"""The docs sources cover the public API, find what they include, own their text.
 
 The authoritative check runs in the docs build (``docs/_ext/api_coverage.py``
 warns, an error under ``-W``, about every ``__all__`` name no page documents).
@@ -22,6 +22,7 @@ def _load_api_coverage():
     spec = importlib.util.spec_from_file_location(
         "api_coverage", _DOCS / "_ext" / "api_coverage.py"
     )
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -110,3 +111,23 @@ def test_included_files_and_markers_exist(page):
 def test_notebooks_are_all_rendered():
     assert "notebooks/*" in (_DOCS / "notebooks.md").read_text()
     assert list((_ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("page", sorted(_DOCS.rglob("*.md")), ids=lambda p: p.name)
+def test_no_page_includes_the_readme(page):
+    # The README is for users and the docs own their pages: neither includes the
+    # other (the changelog page may include CHANGELOG.md).
+    if "_build" in page.parts or "notebooks" in page.parts:
+        return
+    included = [path for path, _, _ in _INCLUDE.findall(page.read_text())]
+    assert "README.md" not in included
+
+
+def test_every_page_is_in_a_toctree():
+    # Sphinx warns about an orphan page too; this says which, without a build.
+    listed = set()
+    for page in _DOCS.glob("*.md"):
+        for block in re.findall(r"```\{toctree\}\n(.*?)```", page.read_text(), re.S):
+            listed |= {line.strip() for line in block.splitlines()}
+    pages = {p.stem for p in _DOCS.glob("*.md")} - {"index"}
+    assert pages <= listed, pages - listed

@@ -13,6 +13,8 @@ import pathlib
 import re
 import unittest
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 from sybil import Sybil
 from sybil.parsers import markdown, myst
@@ -51,3 +53,17 @@ def test_python_blocks_run(path):
         else:
             ran += 1
     assert ran >= 1, f"no block of {path.name} ran (skipped: {skipped})"
+
+
+def test_the_gain_reading_block_prints_and_reads_the_gain(capsys):
+    # The usage page's block under "Reading p and the gain": what it prints, and the
+    # gain it reads.
+    text = (_ROOT / "docs" / "usage.md").read_text()
+    section = text.split("## Reading p and the gain", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "docs/usage.md:gain", "exec"), namespace)
+    assert capsys.readouterr().out.strip().endswith("0.5")
+    gain = namespace["gain"]
+    np.testing.assert_allclose(gain["bias"], np.full(2, 1 / (1 + 1e-8)))  # p = 0
+    np.testing.assert_allclose(gain["kernel"], jnp.full((3, 2), 10.0), rtol=1e-5)

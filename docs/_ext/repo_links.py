@@ -1,8 +1,8 @@
 """Relative links to repository files become links to the file on GitHub.
 
-The README's sections are included into the site. A link there such as
-``[results](benchmarks/results/cpu_2core.json)`` is relative to the repository
-root, works on GitHub, and names no page of the site. Before MyST resolves its
+A page may link to a file of the repository by its path from the repository
+root, such as ``[results](benchmarks/results/cpu_2core.json)``: that names no
+page of the site. Before MyST resolves its
 references, every such link whose target is a file of the repository (outside
 ``docs/``) is turned into a link to that file on GitHub; any other unresolved
 link is left to MyST, which reports it.
