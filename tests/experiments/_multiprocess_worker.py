@@ -1,8 +1,9 @@
 """One process of a multi-process test job: a command line, files it writes logged.
 
 Run as ``python -m tests.experiments._multiprocess_worker LOG MODULE ARG...``: runs
-``MODULE``'s ``main(ARG...)`` (e.g. ``nsf_optax.experiments.resnet.__main__``, the training
-command line, with ``--distributed``) and, when it returns, writes to ``LOG`` the paths
+``MODULE``'s ``main(ARG...)`` (e.g. ``nsf_optax.experiments.resnet.__main__``,
+the training command line, with ``--distributed``) and, when it returns, writes to
+``LOG`` the paths
 this process opened for writing through Python's ``open`` (metrics, config,
 plots, digests, orbax's JSON files), one per line. See test_multiprocess.py.
 """
