@@ -1,5 +1,7 @@
 """ResNets in Flax NNX: CIFAR-style ResNet-18 and ResNet-20, a 1-D ResNet, a tiny one.
 
+The presets are built by name through :mod:`.models` (the table).
+
 One :class:`ResNet` class covers images (``ndim=2``, inputs ``[B, H, W, C]``) and
 sequences (``ndim=1``, inputs ``[B, L, C]``); the presets are partials of it, as in
 flax's imagenet example. Every net starts with a 3x3 (or 3-tap) stride-1 stem and no
@@ -9,13 +11,11 @@ max-pool, which is the CIFAR-style stem suited to small inputs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
-
-ModelFactory = Callable[..., "ResNet"]
 
 
 class BasicBlock(nnx.Module):
@@ -136,45 +136,3 @@ ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), num_filters=64)
 ResNet1D = functools.partial(ResNet, stage_sizes=(2, 2, 2), num_filters=32, ndim=1)
 # Test-only: one block of width 4 (works for 1-D and 2-D inputs).
 ResNetTiny = functools.partial(ResNet, stage_sizes=(1,), num_filters=4)
-
-MODELS: dict[str, ModelFactory] = {
-    "resnet18": ResNet18,
-    "resnet20": ResNet20,
-    "resnet1d": ResNet1D,
-    "tiny": ResNetTiny,
-}
-
-
-def create_model(
-    name: str,
-    *,
-    num_classes: int,
-    in_features: int,
-    ndim: int,
-    seed: int,
-    num_filters: int | None = None,
-) -> ResNet:
-    """Builds a model preset by name.
-
-    Args:
-      name: one of ``MODELS`` ("resnet18", "resnet20", "resnet1d", "tiny").
-      num_classes: number of output logits.
-      in_features: input channels.
-      ndim: spatial dimensions of the data (1 or 2); "resnet1d" needs 1.
-      seed: parameter initialisation seed.
-      num_filters: overrides the preset's base width when given.
-
-    Returns:
-      The initialised model, in training mode.
-    """
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}.")
-    factory = MODELS[name]
-    kwargs = dict(num_classes=num_classes, in_features=in_features, rngs=nnx.Rngs(seed))
-    if num_filters is not None:
-        kwargs["num_filters"] = num_filters
-    if name == "resnet1d":
-        if ndim != 1:
-            raise ValueError("model 'resnet1d' needs 1-D data (dataset 'mnist1d').")
-        return factory(**kwargs)
-    return factory(ndim=ndim, **kwargs)
