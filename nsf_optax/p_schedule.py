@@ -53,6 +53,7 @@ __all__ = [
     "constant",
     "cosine_tidal",
     "get",
+    "params",
     "pulse_tidal",
     "register",
     "square_tidal",
@@ -336,7 +337,7 @@ class Registered:
         return self.build(**{p.name: values[p.name] for p in self.params})
 
 
-# name -> entry; extend with :func:`register`, read with :func:`get`.
+#: Name -> entry; extend with :func:`register`, read with :func:`get`.
 SCHEDULES: dict[str, Registered] = {}
 
 

@@ -44,7 +44,7 @@ def test_every_field_is_a_flag_with_help_and_choices():
         assert action.help and len(action.help) > 10, spec.name
         assert action.help.startswith(spec.help.replace("%", "%%")), spec.name
         if spec.choices is not None:
-            assert tuple(action.choices) == tuple(spec.choices)
+            assert tuple(action.choices or ()) == tuple(spec.choices)
         if spec.bound is not None:
             assert spec.bound.describe() in action.help
     for flag in ("config", "workdir", "max_steps_this_run", "resume_step"):

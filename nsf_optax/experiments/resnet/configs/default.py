@@ -107,8 +107,7 @@ class Config:
     optimizer: str = dataclasses.field(
         default="nsf",
         metadata=_meta(
-            '"sgd" (momentum: the paper\'s p = 0 baseline), "adam", "padam" '
-            '(Adam-flavoured, p = 1/8) or "nsf" (p from p_schedule).',
+            "; ".join(f"{n}: {o.help}" for n, o in methods.OPTIMIZERS.items()) + ".",
             choices=_optimizers,
         ),
     )
@@ -132,7 +131,9 @@ class Config:
         default="pulse_tidal",
         metadata=_meta(
             'the p(t) of optimizer "nsf", a schedule registered in '
-            "nsf_optax.p_schedule.SCHEDULES.",
+            "nsf_optax.p_schedule.SCHEDULES: "
+            + "; ".join(f"{n}: {e.help}" for n, e in p_schedule.SCHEDULES.items())
+            + ".",
             choices=_schedules,
         ),
     )
@@ -145,8 +146,11 @@ class Config:
     learning_rate: float | None = dataclasses.field(
         default=None,
         metadata=_meta(
-            "peak learning rate; None uses the optimizer's default (0.1 for sgd, "
-            "padam and nsf; 1e-3 for adam).",
+            "peak learning rate; None uses the optimizer's default ("
+            + ", ".join(
+                f"{o.learning_rate:g} for {n}" for n, o in methods.OPTIMIZERS.items()
+            )
+            + ").",
             bound=POSITIVE,
         ),
     )
