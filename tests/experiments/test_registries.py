@@ -187,3 +187,17 @@ def test_compare_dataset_flag_is_a_deprecated_alias_of_config(capsys):
         f"{compare.PROG}: --dataset is deprecated; use --config (same values)."
     ]
     assert compare.build_parser().parse_args(["--config", "tiny"]).preset == "tiny"
+
+
+def test_p_params_are_frozen_hashable_and_copyable():
+    import copy
+    import pickle
+
+    config = dataclasses.replace(TINY, p_value=0.25)
+    with pytest.raises(TypeError, match="frozen"):
+        config.p_params["p_value"] = 0.0  # pyright: ignore[reportIndexIssue]
+    assert hash(config) == hash(dataclasses.replace(TINY, p_value=0.25))
+    assert pickle.loads(pickle.dumps(config)) == config == copy.deepcopy(config)
+    flat = config.asdict()
+    assert "p_params" not in flat and flat["p_value"] == 0.25
+    assert list(flat)[7:9] == ["p_schedule", "p_value"]  # in p_params's place

@@ -79,6 +79,10 @@ class Params(dict):
     def __hash__(self) -> int:  # pyright: ignore[reportIncompatibleVariableOverride]
         return hash(tuple(sorted(self.items())))
 
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        # pickle and copy rebuild it whole (item by item would be refused).
+        return Params, (dict(self),)
+
     def _frozen(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("Config.p_params is frozen; use dataclasses.replace.")
 
