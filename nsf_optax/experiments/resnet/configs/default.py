@@ -11,8 +11,14 @@ its :class:`Bound`, its choices), and from the parameters that every registered 
 schedule declares (:data:`nsf_optax.p_schedule.SCHEDULES`), so that flags, checks
 and help cannot drift apart.
 
-This module imports only the standard library and the p-schedule registry:
-``--help`` reads it before jax loads.
+The choices of ``dataset``, ``model``, ``optimizer`` and ``p_schedule`` are the
+keys of their tables (:data:`.input_pipeline.DATASETS`, :data:`.models.MODELS`,
+:data:`.methods.OPTIMIZERS`, :data:`nsf_optax.p_schedule.SCHEDULES`), and the
+checks that tie fields together (a model's data, a data set's ``data_dir``, a
+schedule's ordered parameters) read what those tables declare.
+
+This module and those tables import neither jax nor flax: ``--help`` and every
+check answer before jax loads.
 """
 
 from __future__ import annotations
