@@ -36,15 +36,21 @@ References:
   <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 3.3).
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import jax
-    import optax
+    from jax import Array
+    from jax.typing import ArrayLike
+    from optax import Schedule
+else:
+    # The registry below is read before jax loads (the command lines' flags), so
+    # the annotations name stand-ins at run time; type checkers see jax's and
+    # optax's own types. A Schedule is optax's: a function of the step count
+    # returning a scalar.
+    Array = ArrayLike = Any
+    Schedule = Callable[[Any], Any]
 
 __all__ = [
     "SCHEDULES",
@@ -61,16 +67,16 @@ __all__ = [
 
 
 def _declare_values(
-    schedule: optax.Schedule,
+    schedule: Schedule,
     values: Iterable[float],
-    index: Callable[[jax.typing.ArrayLike], jax.Array],
+    index: Callable[[ArrayLike], Array],
 ) -> None:
     """Records the values ``schedule`` takes and which one each step takes."""
     schedule.values = tuple(values)  # pyright: ignore[reportFunctionMemberAccess]
     schedule.index = index  # pyright: ignore[reportFunctionMemberAccess]
 
 
-def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
+def _phase_in_cycle(count: ArrayLike, cycle_steps: int) -> Array:
     """Returns ``count mod cycle_steps`` as float32, exact for integer counts."""
     import jax.numpy as jnp
 
@@ -83,7 +89,7 @@ def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
     return jnp.remainder(count.astype(jnp.float32), jnp.float32(cycle_steps))
 
 
-def constant(value: float) -> optax.Schedule:
+def constant(value: float) -> Schedule:
     r"""A constant exponent, :math:`p(t) = p_0`.
 
     Args:
@@ -104,7 +110,7 @@ def constant(value: float) -> optax.Schedule:
 
     value = _checks.check_finite("value", value)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         del count
         return jnp.asarray(value, jnp.float32)
 
@@ -117,7 +123,7 @@ def cosine_tidal(
     max_value: float,
     period_steps: int,
     phase: float = 0.0,
-) -> optax.Schedule:
+) -> Schedule:
     r"""A cosine tide sweeping ``p`` between two values.
 
     .. math::
@@ -159,7 +165,7 @@ def cosine_tidal(
     center = 0.5 * (max_value + min_value)
     amplitude = 0.5 * (max_value - min_value)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         fraction = _phase_in_cycle(count, period_steps) / period_steps
         angle = 2.0 * jnp.pi * fraction + phase
         return jnp.asarray(center + amplitude * jnp.cos(angle), jnp.float32)
@@ -171,7 +177,7 @@ def square_tidal(
     high_value: float,
     low_value: float,
     every_steps: int,
-) -> optax.Schedule:
+) -> Schedule:
     r"""A square tide: ``p`` alternates between two values every ``N`` steps.
 
   .. math::
@@ -205,12 +211,12 @@ def square_tidal(
     low_value = _checks.check_finite("low_value", low_value)
     every_steps = _checks.check_int("every_steps", every_steps, minimum=1)
 
-    def index(count: jax.typing.ArrayLike) -> jax.Array:
+    def index(count: ArrayLike) -> Array:
         return (_phase_in_cycle(count, 2 * every_steps) >= every_steps).astype(
             jnp.int32
         )
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         return jnp.where(
             index(count) == 0, jnp.float32(high_value), jnp.float32(low_value)
         )
@@ -222,8 +228,8 @@ def square_tidal(
 def pulse_tidal(
     pulse_value: float,
     pulse_steps: int,
-    tidal: optax.Schedule,
-) -> optax.Schedule:
+    tidal: Schedule,
+) -> Schedule:
     r"""A pulse of constant ``p``, then a tide.
 
   .. math::
@@ -258,7 +264,7 @@ def pulse_tidal(
     pulse_steps = _checks.check_int("pulse_steps", pulse_steps, minimum=0)
     _checks.check_schedule("tidal", tidal)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         count = jnp.asarray(count)
         in_pulse = count < pulse_steps
         # Clamp so the tide is never asked about negative counts.
@@ -269,7 +275,7 @@ def pulse_tidal(
     if tidal_declared is not None:
         tidal_values, tidal_index = tidal_declared
 
-        def index(count: jax.typing.ArrayLike) -> jax.Array:
+        def index(count: ArrayLike) -> Array:
             count = jnp.asarray(count)
             after = 1 + tidal_index(jnp.maximum(count - pulse_steps, 0))
             return jnp.where(count < pulse_steps, 0, after).astype(jnp.int32)
@@ -323,7 +329,7 @@ class Registered:
 
     name: str
     label: str
-    build: Callable[..., optax.Schedule]
+    build: Callable[..., Schedule]
     params: tuple[Param, ...]
     help: str
     ordered: tuple[tuple[str, str], ...] = ()
@@ -332,7 +338,7 @@ class Registered:
         """The names of the parameters that are periods in steps."""
         return tuple(p.name for p in self.params if p.period)
 
-    def from_params(self, values: Mapping[str, float | int]) -> optax.Schedule:
+    def from_params(self, values: Mapping[str, float | int]) -> Schedule:
         """Builds the schedule from a mapping holding (at least) its parameters."""
         return self.build(**{p.name: values[p.name] for p in self.params})
 
@@ -398,7 +404,7 @@ def _pulse_square(
     tidal_high_value: float,
     tidal_low_value: float,
     tidal_every_steps: int,
-) -> optax.Schedule:
+) -> Schedule:
     # The paper's ResNet schedule: a pulse, then a square tide.
     tide = square_tidal(tidal_high_value, tidal_low_value, tidal_every_steps)
     return pulse_tidal(pulse_value, pulse_steps, tide)
