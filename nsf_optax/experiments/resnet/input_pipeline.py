@@ -15,8 +15,9 @@ Three sources, none of which touches the network:
 
 The sources are one table, :data:`DATASETS` (name -> :class:`Source`: its loader,
 its check without loading, its shape facts), which ``Config.dataset``'s choices
-come from: adding a data set is one entry here. This module loads jax only where
-it augments a batch, so that the command lines read the table before jax loads.
+come from: adding a data set is one entry here. This module loads numpy and jax only
+where they are used, so that the command lines read the table (and refuse a
+mistake) before either loads.
 
 The batch order is a pure function of ``(seed, step)``: every epoch is a fresh
 permutation drawn from ``numpy.random.default_rng([seed, epoch])``. A resumed run
@@ -32,14 +33,12 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from nsf_optax.experiments.resnet._cifar10 import cifar10_dir, load_cifar10
 from nsf_optax.experiments.resnet._dataset import Dataset
 from nsf_optax.experiments.runner.errors import DataError
 
 if TYPE_CHECKING:
     import jax
+    import numpy as np
 
 
 def _read_only(data: Dataset) -> Dataset:
@@ -50,6 +49,8 @@ def _read_only(data: Dataset) -> Dataset:
 
 def _standardise(x_train: np.ndarray, x_test: np.ndarray):
     # One mean and std over the training set, so the test set sees the same transform.
+    import numpy as np
+
     mean, std = x_train.mean(), x_train.std()
     return (
         ((x_train - mean) / std).astype(np.float32),
@@ -64,6 +65,7 @@ def load_digits() -> Dataset:
     Returns:
       The standardised :class:`Dataset` (cached; its arrays are read-only).
     """
+    import numpy as np
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
@@ -85,6 +87,7 @@ def load_mnist1d() -> Dataset:
     Returns:
       The standardised :class:`Dataset` (cached; its arrays are read-only).
     """
+    import numpy as np
     from mnist1d.data import get_dataset_args, make_dataset
 
     # make_dataset reseeds numpy's global generator; keep the caller's state intact.
@@ -134,6 +137,20 @@ def _no_check(data_dir: str | os.PathLike | None) -> None:
 
 def _check_cifar10(data_dir: str | os.PathLike | None) -> None:
     cifar10_dir(data_dir)
+
+
+def cifar10_dir(data_dir: str | os.PathLike | None) -> str:
+    """See :func:`._cifar10.cifar10_dir` (reads the directory listing only)."""
+    from nsf_optax.experiments.resnet import _cifar10
+
+    return _cifar10.cifar10_dir(data_dir)
+
+
+def load_cifar10(data_dir: str | os.PathLike | None) -> Dataset:
+    """See :func:`._cifar10.load_cifar10` (CIFAR-10 from a local directory)."""
+    from nsf_optax.experiments.resnet import _cifar10
+
+    return _cifar10.load_cifar10(data_dir)
 
 
 DATASETS: dict[str, Source] = {
@@ -226,8 +243,8 @@ def training_set(
       DataError: when ``train_size`` exceeds the training set.
 
     Examples:
-      >>> import numpy as np
       >>> from nsf_optax.experiments.resnet import input_pipeline
+      >>> import numpy as np
       >>> y = np.arange(1000, dtype=np.int32) % 10
       >>> x = np.zeros((1000, 4, 1), np.float32)
       >>> data = input_pipeline.Dataset(x, y, x[:10], y[:10], num_classes=10)
@@ -236,6 +253,8 @@ def training_set(
       >>> float(np.mean(noisy.y_train != y)), bool((noisy.y_test == y[:10]).all())
       (0.2, True)
     """
+    import numpy as np
+
     x, y = data.x_train, data.y_train
     if train_size is not None:
         if train_size > len(y):
@@ -278,6 +297,8 @@ def batch_indices(
       int64 ``[batch_size]``: epoch ``step // steps_per_epoch`` is the permutation
       ``default_rng([seed, epoch]).permutation(num_examples)``, cut into full batches.
     """
+    import numpy as np
+
     per_epoch = steps_per_epoch(num_examples, batch_size)
     epoch, position = divmod(step, per_epoch)
     perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
