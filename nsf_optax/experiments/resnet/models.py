@@ -116,9 +116,19 @@ def create_model(
     return model.build(rngs=nnx.Rngs(seed), **kwargs)
 
 
+_NETWORK_NAMES = (
+    "BasicBlock",
+    "ResNet",
+    "ResNet18",
+    "ResNet20",
+    "ResNet1D",
+    "ResNetTiny",
+)
+
+
 def __getattr__(name: str) -> Any:
-    # The network classes, from .networks (flax) on first use.
-    if name in ("BasicBlock", "ResNet"):
+    # The network classes and presets, from .networks (flax) on first use.
+    if name in _NETWORK_NAMES:
         from nsf_optax.experiments.resnet import networks
 
         return getattr(networks, name)
