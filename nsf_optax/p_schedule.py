@@ -23,35 +23,63 @@ may declare itself the same way (``schedule.values = (0.5, -0.5)`` and
 ``schedule.index = lambda count: (count // 100) % 2``); the declaration then
 defines ``p``. Composing with :func:`optax.join_schedules` drops it.
 
+The registry :data:`SCHEDULES` names the schedules that the experiments' command
+lines build from flags: each entry declares its parameters (name, default, bound,
+help, and whether it is a period in steps) and a builder. Adding one entry here
+(:func:`register`) makes a schedule usable by every experiment command; this
+module loads jax only when a schedule is built, so that the command lines read the
+registry before jax loads.
+
 References:
   Zhang & Liu, `Natural Spectral Fusion: p-Exponent Cyclic Scheduling and Early
   Decision-Boundary Alignment in First-Order Optimization
   <https://arxiv.org/abs/2509.04713>`_, 2025 (Sec. 3.3).
 """
 
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import jax
-import jax.numpy as jnp
-import optax
+if TYPE_CHECKING:
+    from jax import Array
+    from jax.typing import ArrayLike
+    from optax import Schedule
+else:
+    # The registry below is read before jax loads (the command lines' flags), so
+    # the annotations name stand-ins at run time; type checkers see jax's and
+    # optax's own types. A Schedule is optax's: a function of the step count
+    # returning a scalar.
+    Array = ArrayLike = Any
+    Schedule = Callable[[Any], Any]
 
-from nsf_optax import _checks
-
-__all__ = ["constant", "cosine_tidal", "pulse_tidal", "square_tidal"]
+__all__ = [
+    "SCHEDULES",
+    "Param",
+    "Registered",
+    "constant",
+    "cosine_tidal",
+    "get",
+    "params",
+    "pulse_tidal",
+    "register",
+    "square_tidal",
+]
 
 
 def _declare_values(
-    schedule: optax.Schedule,
+    schedule: Schedule,
     values: Iterable[float],
-    index: Callable[[jax.typing.ArrayLike], jax.Array],
+    index: Callable[[ArrayLike], Array],
 ) -> None:
     """Records the values ``schedule`` takes and which one each step takes."""
     schedule.values = tuple(values)  # pyright: ignore[reportFunctionMemberAccess]
     schedule.index = index  # pyright: ignore[reportFunctionMemberAccess]
 
 
-def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
+def _phase_in_cycle(count: ArrayLike, cycle_steps: int) -> Array:
     """Returns ``count mod cycle_steps`` as float32, exact for integer counts."""
+    import jax.numpy as jnp
+
     count = jnp.asarray(count)
     if jnp.issubdtype(count.dtype, jnp.integer):
         # Integer modulo first: exact, and never overflows however large the count.
@@ -61,7 +89,7 @@ def _phase_in_cycle(count: jax.typing.ArrayLike, cycle_steps: int) -> jax.Array:
     return jnp.remainder(count.astype(jnp.float32), jnp.float32(cycle_steps))
 
 
-def constant(value: float) -> optax.Schedule:
+def constant(value: float) -> Schedule:
     r"""A constant exponent, :math:`p(t) = p_0`.
 
     Args:
@@ -76,9 +104,13 @@ def constant(value: float) -> optax.Schedule:
       >>> float(p_schedule.constant(-0.25)(1000))
       -0.25
     """
+    import jax.numpy as jnp
+
+    from nsf_optax import _checks
+
     value = _checks.check_finite("value", value)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         del count
         return jnp.asarray(value, jnp.float32)
 
@@ -91,7 +123,7 @@ def cosine_tidal(
     max_value: float,
     period_steps: int,
     phase: float = 0.0,
-) -> optax.Schedule:
+) -> Schedule:
     r"""A cosine tide sweeping ``p`` between two values.
 
     .. math::
@@ -117,6 +149,10 @@ def cosine_tidal(
       >>> [round(float(tide(t)), 6) for t in (0, 50, 100)]
       [0.5, -0.5, 0.5]
     """
+    import jax.numpy as jnp
+
+    from nsf_optax import _checks
+
     min_value = _checks.check_finite("min_value", min_value)
     max_value = _checks.check_finite("max_value", max_value)
     if max_value < min_value:
@@ -129,7 +165,7 @@ def cosine_tidal(
     center = 0.5 * (max_value + min_value)
     amplitude = 0.5 * (max_value - min_value)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         fraction = _phase_in_cycle(count, period_steps) / period_steps
         angle = 2.0 * jnp.pi * fraction + phase
         return jnp.asarray(center + amplitude * jnp.cos(angle), jnp.float32)
@@ -141,7 +177,7 @@ def square_tidal(
     high_value: float,
     low_value: float,
     every_steps: int,
-) -> optax.Schedule:
+) -> Schedule:
     r"""A square tide: ``p`` alternates between two values every ``N`` steps.
 
   .. math::
@@ -167,16 +203,20 @@ def square_tidal(
     >>> [float(tide(t)) for t in (0, 199, 200, 399, 400)]
     [0.25, 0.25, -0.25, -0.25, 0.25]
   """
+    import jax.numpy as jnp
+
+    from nsf_optax import _checks
+
     high_value = _checks.check_finite("high_value", high_value)
     low_value = _checks.check_finite("low_value", low_value)
     every_steps = _checks.check_int("every_steps", every_steps, minimum=1)
 
-    def index(count: jax.typing.ArrayLike) -> jax.Array:
+    def index(count: ArrayLike) -> Array:
         return (_phase_in_cycle(count, 2 * every_steps) >= every_steps).astype(
             jnp.int32
         )
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         return jnp.where(
             index(count) == 0, jnp.float32(high_value), jnp.float32(low_value)
         )
@@ -188,8 +228,8 @@ def square_tidal(
 def pulse_tidal(
     pulse_value: float,
     pulse_steps: int,
-    tidal: optax.Schedule,
-) -> optax.Schedule:
+    tidal: Schedule,
+) -> Schedule:
     r"""A pulse of constant ``p``, then a tide.
 
   .. math::
@@ -216,11 +256,15 @@ def pulse_tidal(
     >>> [float(p(t)) for t in (0, 99, 100, 299, 300)]
     [0.5, 0.5, 0.25, 0.25, -0.25]
   """
+    import jax.numpy as jnp
+
+    from nsf_optax import _checks
+
     pulse_value = _checks.check_finite("pulse_value", pulse_value)
     pulse_steps = _checks.check_int("pulse_steps", pulse_steps, minimum=0)
     _checks.check_schedule("tidal", tidal)
 
-    def schedule(count: jax.typing.ArrayLike) -> jax.Array:
+    def schedule(count: ArrayLike) -> Array:
         count = jnp.asarray(count)
         in_pulse = count < pulse_steps
         # Clamp so the tide is never asked about negative counts.
@@ -231,10 +275,206 @@ def pulse_tidal(
     if tidal_declared is not None:
         tidal_values, tidal_index = tidal_declared
 
-        def index(count: jax.typing.ArrayLike) -> jax.Array:
+        def index(count: ArrayLike) -> Array:
             count = jnp.asarray(count)
             after = 1 + tidal_index(jnp.maximum(count - pulse_steps, 0))
             return jnp.where(count < pulse_steps, 0, after).astype(jnp.int32)
 
         _declare_values(schedule, [pulse_value, *tidal_values], index)
     return schedule
+
+
+# The registry: what the experiments' command lines build from flags. -------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One parameter of a registered schedule, as the experiments' flags show it.
+
+    Parameter names are shared by every registered schedule (one flag each), so
+    two schedules may use the same name only with the same declaration.
+
+    Attributes:
+      name: the flag and config name (``--<name>``); unique across schedules.
+      default: the examples' default; its type (``int`` or ``float``) is the
+        parameter's. Floats must be finite.
+      help: one line for ``--help``.
+      low: the lower bound (None: unbounded).
+      low_open: exclude ``low`` itself.
+      period: a duration in steps, which budgeted runs scale with the budget.
+    """
+
+    name: str
+    default: float | int
+    help: str
+    low: float | None = None
+    low_open: bool = False
+    period: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """A registered schedule: its parameters and how to build it from them.
+
+    Attributes:
+      name: the registry key (``--p_schedule <name>``).
+      label: the short name in method labels (``nsf-<label>``).
+      build: called with one keyword argument per parameter; returns the
+        :class:`optax.Schedule`.
+      params: the parameters, in flag order.
+      help: one line for ``--help``.
+      ordered: pairs ``(a, b)`` of parameter names whose values need
+        ``a <= b``, checked before anything is built.
+    """
+
+    name: str
+    label: str
+    build: Callable[..., Schedule]
+    params: tuple[Param, ...]
+    help: str
+    ordered: tuple[tuple[str, str], ...] = ()
+
+    def periods(self) -> tuple[str, ...]:
+        """The names of the parameters that are periods in steps."""
+        return tuple(p.name for p in self.params if p.period)
+
+    def from_params(self, values: Mapping[str, float | int]) -> Schedule:
+        """Builds the schedule from a mapping holding (at least) its parameters."""
+        return self.build(**{p.name: values[p.name] for p in self.params})
+
+
+#: Name -> entry; extend with :func:`register`, read with :func:`get`.
+SCHEDULES: dict[str, Registered] = {}
+
+
+def register(entry: Registered) -> Registered:
+    """Adds ``entry`` to :data:`SCHEDULES`; returns it.
+
+    Args:
+      entry: a :class:`Registered` whose name and label are new and whose
+        parameters agree with any other schedule's of the same name.
+
+    Returns:
+      ``entry``.
+
+    Raises:
+      ValueError: a name or label already taken, or a parameter declared
+        differently by another schedule.
+    """
+    if entry.name in SCHEDULES:
+        raise ValueError(f"p schedule {entry.name!r} is already registered.")
+    if any(e.label == entry.label for e in SCHEDULES.values()):
+        raise ValueError(f"p schedule label {entry.label!r} is already taken.")
+    known = params()
+    for param in entry.params:
+        if param.name in known and known[param.name] != param:
+            raise ValueError(
+                f"p schedule parameter {param.name!r} is declared differently by "
+                "another schedule."
+            )
+    names = {p.name for p in entry.params}
+    for pair in entry.ordered:
+        if not set(pair) <= names:
+            raise ValueError(f"ordered pair {pair} names an unknown parameter.")
+    SCHEDULES[entry.name] = entry
+    return entry
+
+
+def get(name: str) -> Registered:
+    """The registered schedule ``name``.
+
+    Raises:
+      ValueError: for an unknown name, naming the choices.
+    """
+    if name not in SCHEDULES:
+        raise ValueError(
+            f"Unknown p schedule {name!r}; choose one of {list(SCHEDULES)}."
+        )
+    return SCHEDULES[name]
+
+
+def params() -> dict[str, Param]:
+    """Every registered schedule's parameters by name, in registration order."""
+    return {p.name: p for entry in SCHEDULES.values() for p in entry.params}
+
+
+def _pulse_square(
+    pulse_value: float,
+    pulse_steps: int,
+    tidal_high_value: float,
+    tidal_low_value: float,
+    tidal_every_steps: int,
+) -> Schedule:
+    # The paper's ResNet schedule: a pulse, then a square tide.
+    tide = square_tidal(tidal_high_value, tidal_low_value, tidal_every_steps)
+    return pulse_tidal(pulse_value, pulse_steps, tide)
+
+
+# The defaults are the examples' choice: the paper's extracted text lost the numbers
+# of its pulse-tidal run, keeping only "a pulse phase, then alternating sign every
+# 200 iterations".
+register(
+    Registered(
+        name="constant",
+        label="const",
+        build=lambda p_value: constant(p_value),
+        params=(Param("p_value", -0.125, "the constant p of p_schedule 'constant'."),),
+        help="p fixed at p_value",
+    )
+)
+register(
+    Registered(
+        name="cosine_tidal",
+        label="cosine",
+        build=lambda p_min, p_max, p_period_steps: cosine_tidal(
+            p_min, p_max, p_period_steps
+        ),
+        params=(
+            Param("p_min", -0.25, "cosine_tidal sweeps p over [p_min, p_max]."),
+            Param("p_max", 0.25, "cosine_tidal starts at p_max."),
+            Param(
+                "p_period_steps",
+                400,
+                "the period of cosine_tidal, in steps.",
+                low=0,
+                low_open=True,
+                period=True,
+            ),
+        ),
+        help="a cosine tide over [p_min, p_max]",
+        ordered=(("p_min", "p_max"),),
+    )
+)
+register(
+    Registered(
+        name="pulse_tidal",
+        label="pulse",
+        build=_pulse_square,
+        params=(
+            Param("pulse_value", -0.25, "p during the pulse phase of pulse_tidal."),
+            Param(
+                "pulse_steps",
+                200,
+                "the length of the pulse phase of pulse_tidal.",
+                low=0,
+                period=True,
+            ),
+            Param(
+                "tidal_high_value",
+                0.25,
+                "after the pulse, p alternates between tidal_high_value and "
+                "tidal_low_value.",
+            ),
+            Param("tidal_low_value", -0.25, "see tidal_high_value."),
+            Param(
+                "tidal_every_steps",
+                200,
+                "steps between the alternations of pulse_tidal.",
+                low=0,
+                low_open=True,
+                period=True,
+            ),
+        ),
+        help="a pulse at pulse_value, then a square tide",
+    )
+)

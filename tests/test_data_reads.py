@@ -29,7 +29,7 @@ _CODE_RUNNING_READS = re.compile(
 # The one reviewed reader: the CIFAR-10 unpickler, whose find_class admits only
 # numpy's array and dtype rebuilders.
 _REVIEWED = {
-    ("experiments/resnet/input_pipeline.py", "class _CifarUnpickler(pickle.Unpickler):")
+    ("experiments/resnet/_cifar10.py", "class _CifarUnpickler(pickle.Unpickler):")
 }
 
 

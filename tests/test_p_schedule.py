@@ -259,3 +259,50 @@ def test_finite_schedules_declare_their_values():
     tide = p_schedule.cosine_tidal(-0.25, 0.5, period_steps=8)
     assert not hasattr(tide, "values")
     assert not hasattr(p_schedule.pulse_tidal(0.5, 4, tide), "values")
+
+
+# The registry the examples build their schedules from. ---------------------------
+
+
+def test_registry_builds_the_schedules_it_names():
+    defaults = {name: p.default for name, p in p_schedule.params().items()}
+    direct = {
+        "constant": p_schedule.constant(-0.125),
+        "cosine_tidal": p_schedule.cosine_tidal(-0.25, 0.25, 400),
+        "pulse_tidal": p_schedule.pulse_tidal(
+            -0.25, 200, p_schedule.square_tidal(0.25, -0.25, 200)
+        ),
+    }
+    assert list(p_schedule.SCHEDULES) == list(direct)
+    counts = np.arange(0, 1200, 7)
+    for name, schedule in direct.items():
+        built = p_schedule.get(name).from_params(defaults)
+        np.testing.assert_array_equal(
+            jax.vmap(built)(counts), jax.vmap(schedule)(counts)
+        )
+    assert p_schedule.get("pulse_tidal").periods() == (
+        "pulse_steps",
+        "tidal_every_steps",
+    )
+
+
+def test_registry_refuses_an_unknown_or_repeated_name():
+    with pytest.raises(ValueError, match=r"Unknown p schedule 'tidal'; choose one of"):
+        p_schedule.get("tidal")
+    with pytest.raises(ValueError, match="already registered"):
+        p_schedule.register(p_schedule.get("constant"))
+
+
+def test_registry_reads_without_jax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from nsf_optax import p_schedule; "
+        "assert p_schedule.params()['p_value'].default == -0.125; "
+        "assert 'jax' not in sys.modules, 'jax'; print('ok')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert proc.stdout.strip() == "ok", proc.stderr

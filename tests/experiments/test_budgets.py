@@ -194,7 +194,7 @@ def _run_configs(workdir):
 def test_budgeted_comparison_on_tiny_config_resumes(tmp_path, capsys):
     # One method and seed keep it short: the schedules and the statistics have
     # their own tests above.
-    argv = ["--dataset", "tiny", "--seeds", "1", "--methods", "sgd"]
+    argv = ["--config", "tiny", "--seeds", "1", "--methods", "sgd"]
     argv += ["--budgets", "0.5", "1", "--workdir", str(tmp_path)]
     assert compare.main(argv) == 0
     assert "smallest budget" in capsys.readouterr().out
@@ -255,7 +255,7 @@ def test_fixed_p_periods_share_the_runs_they_do_not_change():
 
 @pytest.mark.slow
 def test_fixed_p_periods_reuse_the_scaled_runs(tmp_path):
-    argv = ["--dataset", "tiny", "--seeds", "1", "--methods", "sgd,nsf-pulse"]
+    argv = ["--config", "tiny", "--seeds", "1", "--methods", "sgd,nsf-pulse"]
     argv += ["--budgets", "0.5", "1", "--workdir", str(tmp_path)]
     assert compare.main(argv) == 0
     before = _run_configs(tmp_path)
@@ -277,7 +277,7 @@ def test_fixed_p_periods_reuse_the_scaled_runs(tmp_path):
     ],
 )
 def test_budget_flag_mistakes_are_one_line(argv, expected, tmp_path, capsys):
-    base = ["--dataset", "tiny", "--workdir", str(tmp_path / "w")]
+    base = ["--config", "tiny", "--workdir", str(tmp_path / "w")]
     assert compare.main([*base, *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err

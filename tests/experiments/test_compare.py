@@ -76,7 +76,7 @@ def test_bad_methods():
 
 
 def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
-    argv = ["--dataset", "tiny", "--seeds", "2", "--methods", "sgd,nsf-pulse"]
+    argv = ["--config", "tiny", "--seeds", "2", "--methods", "sgd,nsf-pulse"]
     argv += ["--workdir", str(tmp_path), "--checkpoint_every_steps", "0"]
     assert compare.main(argv) == 0
     out = capsys.readouterr().out

@@ -47,7 +47,7 @@ heavy = {"jax", "flax", "orbax.checkpoint", "optax", "matplotlib", "scipy"}
 print("STATUS", status, "LOADED", sorted(heavy & (set(sys.modules) - core)))
 """
 
-DIGITS_60 = ["--dataset", "digits", "--seeds", "1", "--methods", "sgd,nsf-cosine"]
+DIGITS_60 = ["--config", "digits", "--seeds", "1", "--methods", "sgd,nsf-cosine"]
 DIGITS_60 += ["--num_steps", "60"]
 
 
@@ -76,7 +76,7 @@ DIGITS_60 += ["--num_steps", "60"]
         ),
         (
             "nsf_optax.experiments.compare.compare",
-            ["--dataset", "tiny", "--methods", "sgd", "--workdir", "{tmp}/cmp"],
+            ["--config", "tiny", "--methods", "sgd", "--workdir", "{tmp}/cmp"],
             "already holds checkpoints",
         ),
         (
@@ -183,7 +183,7 @@ def test_an_analysis_that_fails_after_training_still_writes_the_results(
         raise ValueError("no steps to compare")
 
     monkeypatch.setattr(alignment, "early_alignment", fail)
-    argv = ["--dataset", "tiny", "--seeds", "1", "--methods", "sgd,nsf-const"]
+    argv = ["--config", "tiny", "--seeds", "1", "--methods", "sgd,nsf-const"]
     capsys.readouterr()
     assert compare.main([*argv, "--workdir", str(tmp_path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

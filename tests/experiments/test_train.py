@@ -16,7 +16,7 @@ from flax import nnx
 
 import nsf_optax
 from nsf_optax.experiments.resnet import __main__ as cli
-from nsf_optax.experiments.resnet import input_pipeline, models, train
+from nsf_optax.experiments.resnet import input_pipeline, methods, models, train
 from nsf_optax.experiments.resnet.configs import CONFIG_NAMES, Config, get_config
 from nsf_optax.experiments.runner.errors import CheckpointError, ConfigError, DataError
 
@@ -110,7 +110,7 @@ def test_adam_flavoured_optimizers_are_nsfw(normalize):
         mask=train.decay_mask,
     )
     expected = {
-        "padam": nsf_optax.nsfw(lr, p=train.PADAM_P, **common),
+        "padam": nsf_optax.nsfw(lr, p=methods.OPTIMIZERS["padam"].p, **common),
         "nsf": nsf_optax.nsfw(
             lr,
             p=train.create_p_schedule(dataclasses.replace(config, optimizer="nsf")),

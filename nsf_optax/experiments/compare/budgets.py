@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nsf_optax import p_schedule
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner.errors import ConfigError
 
@@ -45,13 +46,31 @@ P_PERIODS = typing.get_args(PPeriods)
 DEFAULT_P_PERIODS: PPeriods = "scaled"
 FULL_BUDGET = 1.0
 
-# The lengths, in steps, of each p schedule that "scaled" multiplies by the budget
-# (a constant p has none).
-_P_PERIOD_FIELDS = {
-    "constant": (),
-    "cosine_tidal": ("p_period_steps",),
-    "pulse_tidal": ("pulse_steps", "tidal_every_steps"),
-}
+
+def p_periods_of(schedule: str) -> dict[str, int]:
+    """The parameters of a registered p schedule that "scaled" multiplies by the
+    budget (its periods in steps), each with its smallest value.
+
+    Args:
+      schedule: a name in :data:`nsf_optax.p_schedule.SCHEDULES`.
+
+    Returns:
+      Parameter name -> the smallest value it may take (0 for a pulse, which may
+      be empty; 1 for a period). A constant p has none.
+
+    Raises:
+      ConfigError: for an unknown schedule, naming the choices.
+    """
+    try:
+        entry = p_schedule.get(schedule)
+    except ValueError as e:
+        raise ConfigError(str(e), ("p_schedule",)) from None
+    lows = {}
+    for param in entry.params:
+        if param.period:
+            low = math.ceil(param.low) if param.low is not None else 0
+            lows[param.name] = max(low + (1 if param.low_open else 0), 0)
+    return lows
 
 
 def budget_steps(num_steps: int, fraction: float) -> int:
@@ -153,9 +172,10 @@ def budget_config(
     75 %) ends at the budget; ``warmup_steps = round(r * warmup_steps)`` (kept
     below ``n`` for ``warmup_cosine``). For ``optimizer="nsf"`` and
     ``p_periods="scaled"``, the lengths its p schedule uses are multiplied by ``r``
-    too (rounded; a period at least 1 step): ``p_period_steps`` for
+    too (rounded; a period at least 1 step): the parameters its registered
+    schedule declares as periods (:func:`p_periods_of`; ``p_period_steps`` for
     ``cosine_tidal``, ``pulse_steps`` and ``tidal_every_steps`` for
-    ``pulse_tidal``; so every budget sees the same number of p cycles.
+    ``pulse_tidal``); so every budget sees the same number of p cycles.
     ``"fixed"`` keeps them in steps, so a short budget sees fewer cycles (and may
     be all pulse). Fields a run does not use (the p fields of other optimizers
     and of other p schedules) are kept, so the runs that do not depend on
@@ -191,9 +211,8 @@ def budget_config(
         warmup = min(warmup, steps - 1)
     changes: dict[str, int] = dict(num_steps=steps, warmup_steps=warmup)
     if base.optimizer == "nsf" and p_periods == "scaled":
-        for name in _P_PERIOD_FIELDS[base.p_schedule]:
-            low = 0 if name == "pulse_steps" else 1  # a pulse may be empty
-            changes[name] = max(low, round(ratio * getattr(base, name)))
+        for name, low in p_periods_of(base.p_schedule).items():
+            changes[name] = max(low, round(ratio * base.p_params[name]))
     return dataclasses.replace(base, **changes)
 
 

@@ -1,13 +1,13 @@
 """Methods x seeds on one dataset: a results table and comparison plots.
 
-    python -m nsf_optax.experiments.compare --dataset mnist1d --seeds 5 \\
+    python -m nsf_optax.experiments.compare --config mnist1d --seeds 5 \\
         --workdir runs/compare-mnist1d --num_steps 800
 
 Every method shares the config (model, data, LR schedule, weight decay, steps) and
-differs only in the optimizer fields of ``METHODS``. For each method the table gives,
-over seeds: the final test accuracy and test loss (mean ± sample standard deviation,
-ddof 1; ``results.json`` adds the half-width of the 95 % Student-t interval of the
-mean, ``nsf_optax.spectral.mean_ci``); the first evaluated
+differs only in its optimizer fields (:func:`.methods.methods`). For each method the
+table gives, over seeds: the final test accuracy and test loss (mean ± sample
+standard deviation, ddof 1; ``results.json`` adds the half-width of the 95 %
+Student-t interval of the mean, ``nsf_optax.spectral.mean_ci``); the first evaluated
 step at which the seed-mean test-accuracy curve reaches the SGD baseline's final
 (seed-mean) accuracy, and that step divided by the same quantity for SGD itself
 ("ratio": below 1 means earlier); per seed, how many seeds reach that target; and
@@ -53,24 +53,17 @@ import numpy as np
 
 from nsf_optax.experiments.compare import budgets as budgeting
 from nsf_optax.experiments.resnet import configs
+from nsf_optax.experiments.resnet import methods as methods_table
 from nsf_optax.experiments.resnet.configs.default import Bound, Config
 from nsf_optax.experiments.runner import cli, preflight, workdirs
 from nsf_optax.experiments.runner.errors import AnalysisError, ConfigError
 
 PROG = "python -m nsf_optax.experiments.compare"
 
-# Optimizer fields per method; everything else comes from the base config.
-METHODS: dict[str, dict[str, Any]] = {
-    "sgd": dict(optimizer="sgd"),
-    "adam": dict(optimizer="adam"),
-    "padam": dict(optimizer="padam"),
-    "nsf-const": dict(optimizer="nsf", p_schedule="constant"),
-    "nsf-cosine": dict(optimizer="nsf", p_schedule="cosine_tidal"),
-    "nsf-pulse": dict(optimizer="nsf", p_schedule="pulse_tidal"),
-    "nsf-pulse-raw": dict(optimizer="nsf", p_schedule="pulse_tidal", normalize="none"),
-}
-DEFAULT_METHODS = ("sgd", "adam", "padam", "nsf-const", "nsf-cosine", "nsf-pulse")
-BASELINE = "sgd"
+# The methods are one table, :func:`.methods.methods` (label -> the config fields
+# it sets): every optimizer, and nsf with every registered p schedule.
+DEFAULT_METHODS = methods_table.DEFAULT_METHODS
+BASELINE = methods_table.BASELINE
 
 TABLE_COLUMNS = (
     "method",
@@ -89,18 +82,18 @@ def method_config(base: Config, method: str, seed: int) -> Config:
 
     Args:
       base: the shared configuration.
-      method: a key of ``METHODS``.
+      method: a method label of :func:`.methods.methods`.
       seed: the run's seed.
 
     Returns:
       The run's :class:`Config` (learning rate reset to the optimizer's default
       unless ``base`` sets one).
+
+    Raises:
+      ConfigError: for an unknown method, naming the choices.
     """
-    if method not in METHODS:
-        raise ConfigError(
-            f"Unknown method {method!r}; choose from {list(METHODS)}.", ("methods",)
-        )
-    return dataclasses.replace(base, seed=seed, resume=False, **METHODS[method])
+    fields = methods_table.overrides(method)
+    return dataclasses.replace(base, seed=seed, resume=False, **fields)
 
 
 def _fmt(mean: float, std: float, digits: int) -> str:
@@ -312,11 +305,7 @@ def check_methods(methods: Sequence[str], seeds: int) -> list[str]:
         )
     methods = list(methods)
     for method in methods:
-        if method not in METHODS:
-            raise ConfigError(
-                f"Unknown method {method!r}; choose from {list(METHODS)}.",
-                ("methods",),
-            )
+        methods_table.overrides(method)  # raises for an unknown one
     if BASELINE not in methods:
         raise ConfigError(
             f"methods must include the baseline {BASELINE!r}.", ("methods",)
@@ -342,7 +331,8 @@ def run_comparison(
         from it (a finished run is only reloaded) and the others start afresh, so an
         interrupted comparison picks up where it stopped. The comparison holds the
         workdir's lock, and each run its own.
-      methods: keys of ``METHODS``; must include "sgd" (the baseline).
+      methods: labels of :func:`.methods.methods`; must include "sgd" (the
+        baseline).
       seeds: number of seeds (> 0).
 
     Returns:
@@ -452,7 +442,7 @@ def build_parser() -> cli.ArgumentParser:
     """The flags of the comparison (no jax import)."""
     parser = cli.ArgumentParser(
         prog=PROG,
-        usage=f"{PROG} [--dataset NAME] [--seeds N] [--methods A,B,...] "
+        usage=f"{PROG} [--config NAME] [--seeds N] [--methods A,B,...] "
         "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
         "[--<field> VALUE]...",
         description="NSF against optax baselines over several seeds: a results "
@@ -462,13 +452,22 @@ def build_parser() -> cli.ArgumentParser:
         "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
         "training, with a checkpoint).",
     )
+    presets = [n for n in configs.CONFIG_NAMES if n != "default"]
+    parser.add_argument(
+        "--config",
+        dest="preset",
+        default="mnist1d",
+        choices=presets,
+        help="the preset config to start from (its dataset; 'tiny' is for tests): "
+        + configs.describe_all(),
+    )
     parser.add_argument(
         "--dataset",
         dest="preset",
-        default="mnist1d",
-        choices=[n for n in configs.CONFIG_NAMES if n != "default"],
-        help="the preset config to start from (its dataset; 'tiny' is for tests): "
-        + configs.describe_all(),
+        choices=presets,
+        action=cli.DeprecatedAlias,
+        new="--config",
+        help="deprecated spelling of --config (one release)",
     )
     parser.add_argument(
         "--seeds",
@@ -483,7 +482,8 @@ def build_parser() -> cli.ArgumentParser:
         default=list(DEFAULT_METHODS),
         metavar="A,B,...",
         help=f"comma-separated, including sgd (the baseline), from: "
-        f"{', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})",
+        f"{', '.join(methods_table.methods())} (default: "
+        f"{','.join(DEFAULT_METHODS)})",
     )
     parser.add_argument(
         "--workdir",

@@ -42,7 +42,7 @@ def budget_plan(
 
     Args:
       base: the shared full-budget configuration.
-      methods: keys of ``METHODS``.
+      methods: labels of :func:`.methods.methods`.
       seeds: number of seeds.
       budgets: checked budgets
         (:func:`~nsf_optax.experiments.compare.budgets.check_budgets`).
@@ -107,7 +107,7 @@ def run_budget_comparison(
         run). With ``base.resume`` finished runs are reloaded and unfinished ones
         continue, so an interrupted comparison picks up where it stopped.
       budgets: fractions of ``num_steps`` in (0, 1], including 1.
-      methods: keys of ``METHODS``; must include "sgd" (the baseline).
+      methods: labels of :func:`.methods.methods`; must include "sgd" (the baseline).
       seeds: number of seeds (> 0).
       p_periods: "scaled" (p-schedule periods scale with the budget) or "fixed".
 

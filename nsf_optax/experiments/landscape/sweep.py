@@ -58,20 +58,12 @@ RESULT_FIELDS = (
     "final_train_loss",
     "final_train_accuracy",
 )
-# Config fields the sweep sets itself (the rest are flags, as for one run).
+# Config fields the sweep sets itself (the rest are flags, as for one run; the
+# p-schedule parameters get none either: the sweep sets p).
 _OWN_FIELDS = (
     "optimizer",
     "nsf_flavour",
     "p_schedule",
-    "p_value",
-    "p_min",
-    "p_max",
-    "p_period_steps",
-    "pulse_value",
-    "pulse_steps",
-    "tidal_high_value",
-    "tidal_low_value",
-    "tidal_every_steps",
     "label_noise",
     "seed",
     "resume",
@@ -390,7 +382,7 @@ def build_parser() -> cli.ArgumentParser:
         "continue with --resume",
     )
     distributed.add_flags(parser)
-    cli.add_config_flags(parser, exclude=_OWN_FIELDS)
+    cli.add_config_flags(parser, exclude=_OWN_FIELDS, schedule_params=False)
     return parser
 
 

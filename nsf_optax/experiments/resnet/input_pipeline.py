@@ -13,6 +13,12 @@ Three sources, none of which touches the network:
   only numpy's array and dtype rebuilders, so a file that refers to any other
   global (``os.system``, ``builtins.exec``...) is refused before any of it runs.
 
+The sources are one table, :data:`DATASETS` (name -> :class:`Source`: its loader,
+its check without loading, its shape facts), which ``Config.dataset``'s choices
+come from: adding a data set is one entry here. This module loads numpy and jax only
+where they are used, so that the command lines read the table (and refuse a
+mistake) before either loads.
+
 The batch order is a pure function of ``(seed, step)``: every epoch is a fresh
 permutation drawn from ``numpy.random.default_rng([seed, epoch])``. A resumed run
 therefore sees exactly the batches an uninterrupted run would, and every host of a
@@ -24,50 +30,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pickle
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
+from nsf_optax.experiments.resnet._dataset import Dataset
 from nsf_optax.experiments.runner.errors import DataError
 
-DATASETS = ("digits", "mnist1d", "cifar10")
-
-_CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_TEST_FILE = "test_batch"
-_CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
-_CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """Arrays of one dataset, standardised, channels last.
-
-    Attributes:
-      x_train: float32 ``[N, *spatial, C]``.
-      y_train: int32 ``[N]``.
-      x_test: float32 ``[M, *spatial, C]``.
-      y_test: int32 ``[M]``.
-      num_classes: number of labels.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-
-    @property
-    def ndim(self) -> int:
-        """Number of spatial dimensions (1 for sequences, 2 for images)."""
-        return self.x_train.ndim - 2
-
-    @property
-    def in_features(self) -> int:
-        """Number of input channels."""
-        return self.x_train.shape[-1]
+if TYPE_CHECKING:
+    import jax
+    import numpy as np
 
 
 def _read_only(data: Dataset) -> Dataset:
@@ -78,6 +49,8 @@ def _read_only(data: Dataset) -> Dataset:
 
 def _standardise(x_train: np.ndarray, x_test: np.ndarray):
     # One mean and std over the training set, so the test set sees the same transform.
+    import numpy as np
+
     mean, std = x_train.mean(), x_train.std()
     return (
         ((x_train - mean) / std).astype(np.float32),
@@ -92,6 +65,7 @@ def load_digits() -> Dataset:
     Returns:
       The standardised :class:`Dataset` (cached; its arrays are read-only).
     """
+    import numpy as np
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
@@ -113,6 +87,7 @@ def load_mnist1d() -> Dataset:
     Returns:
       The standardised :class:`Dataset` (cached; its arrays are read-only).
     """
+    import numpy as np
     from mnist1d.data import get_dataset_args, make_dataset
 
     # make_dataset reseeds numpy's global generator; keep the caller's state intact.
@@ -136,198 +111,113 @@ def load_mnist1d() -> Dataset:
     )
 
 
-def _numpy_array_globals() -> dict[tuple[str, str], Any]:
-    # Taken from numpy's own pickling rather than imported from its private modules,
-    # whose path moved in numpy 2 (numpy.core -> numpy._core); files written under
-    # either spelling name the same two functions.
-    reconstruct = np.zeros(1, np.uint8).__reduce__()[0]
-    frombuffer = np.zeros(1, np.uint8).__reduce_ex__(5)[0]
-    admitted: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
-    for core in ("numpy.core", "numpy._core"):
-        admitted[f"{core}.multiarray", "_reconstruct"] = reconstruct
-        admitted[f"{core}.numeric", "_frombuffer"] = frombuffer
-    return admitted
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One data set of :data:`DATASETS`: how to check and load it, and its shape.
 
-
-# Every global a CIFAR-10 batch refers to. The files of cifar-10-python.tar.gz were
-# pickled by Python 2 (protocol 2): dicts, lists, str, ints and one uint8 array,
-# rebuilt by ``_reconstruct(ndarray, ...)`` and ``dtype``. Pickles written since
-# (protocol 4, or 5 by default from Python 3.14) use ``_frombuffer`` and ``dtype``.
-_CIFAR_GLOBALS = _numpy_array_globals()
-
-
-class _RefusedGlobal(pickle.UnpicklingError):
-    """A pickle refers to a global that a CIFAR-10 batch never holds."""
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """Reads a CIFAR-10 batch as data: only :data:`_CIFAR_GLOBALS` resolve.
-
-    Every way a pickle can reach code (``GLOBAL``, ``STACK_GLOBAL``, ``INST``,
-    ``EXT*``) resolves its callable through :meth:`find_class`, which refuses any
-    other global before it is imported or called.
+    Attributes:
+      load: ``load(data_dir)`` returns the :class:`Dataset`.
+      check: ``check(data_dir)`` checks, without loading, that it can be read;
+        raises :class:`DataError`.
+      ndim: its spatial dimensions (1 for sequences, 2 for images).
+      data_dir: what ``data_dir`` must hold ("" when the source needs none).
+      help: one line for ``--help``.
     """
 
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _CIFAR_GLOBALS[module, name]
-        except KeyError:
-            raise _RefusedGlobal(f"{module}.{name}") from None
+    load: Callable[[str | os.PathLike | None], Dataset]
+    check: Callable[[str | os.PathLike | None], None]
+    ndim: int
+    data_dir: str
+    help: str
 
 
-def _read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
-    expected = (
-        "expected a pickled dict with b'data' (uint8 [N, 3072]) and b'labels' (N ints "
-        "in 0..9) as in cifar-10-python.tar.gz"
-    )
-    try:
-        with open(path, "rb") as f:
-            # Python 2's str keys come back as bytes, as the format documents them.
-            batch = _CifarUnpickler(f, encoding="bytes").load()
-    except _RefusedGlobal as e:
-        raise DataError(
-            f"Refused CIFAR-10 batch file {path!r}: it refers to the global '{e}', "
-            "which a CIFAR-10 batch never holds (only dicts, lists, bytes, str, ints "
-            "and numpy arrays); nothing in the file was run."
-        ) from None
-    # What unpickling a file that is not a pickle raises.
-    except (
-        OSError,
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        KeyError,
-    ) as e:
-        raise DataError(
-            f"Malformed CIFAR-10 batch file {path!r}: {expected} "
-            f"({type(e).__name__}: {e})."
-        ) from e
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise DataError(f"Malformed CIFAR-10 batch file {path!r}: {expected}.")
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"])
-    if (
-        data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != 3072
-        or labels.shape != (len(data),)
-        or not np.issubdtype(labels.dtype, np.integer)
-        or (len(labels) and (labels.min() < 0 or labels.max() > 9))
-    ):
-        raise DataError(
-            f"Malformed CIFAR-10 batch file {path!r}: {expected}; got data "
-            f"{data.dtype} {data.shape}, labels {labels.dtype} {labels.shape}."
-        )
-    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, labels.astype(np.int32)
+def _no_check(data_dir: str | os.PathLike | None) -> None:
+    del data_dir  # generated or embedded: nothing to read
+
+
+def _check_cifar10(data_dir: str | os.PathLike | None) -> None:
+    cifar10_dir(data_dir)
 
 
 def cifar10_dir(data_dir: str | os.PathLike | None) -> str:
-    """The directory holding the CIFAR-10 batch files; checks they exist.
+    """See :func:`._cifar10.cifar10_dir` (reads the directory listing only)."""
+    from nsf_optax.experiments.resnet import _cifar10
 
-    Reads nothing but the directory listing.
-
-    Args:
-      data_dir: the directory holding ``data_batch_1``..``data_batch_5`` and
-        ``test_batch``, or its parent holding ``cifar-10-batches-py/``.
-
-    Returns:
-      The directory with the batch files.
-
-    Raises:
-      DataError: when the directory is not given, does not exist or lacks a
-        batch file.
-    """
-    if data_dir is None or str(data_dir) == "":
-        raise DataError(
-            "dataset 'cifar10' needs data_dir (--data_dir): a local directory with the "
-            "python-pickle batches of cifar-10-python.tar.gz; nothing is downloaded."
-        )
-    data_dir = os.fspath(data_dir)
-    if not os.path.isdir(data_dir):
-        raise DataError(f"CIFAR-10 --data_dir {data_dir!r} does not exist.")
-    nested = os.path.join(data_dir, "cifar-10-batches-py")
-    if not os.path.exists(os.path.join(data_dir, _CIFAR_TEST_FILE)) and os.path.isdir(
-        nested
-    ):
-        data_dir = nested
-    expected = (*_CIFAR_TRAIN_FILES, _CIFAR_TEST_FILE)
-    missing = [f for f in expected if not os.path.isfile(os.path.join(data_dir, f))]
-    if missing:
-        raise DataError(
-            f"CIFAR-10 --data_dir {data_dir!r} lacks {missing}; expected the files "
-            f"{list(expected)} of cifar-10-python.tar.gz."
-        )
-    return data_dir
+    return _cifar10.cifar10_dir(data_dir)
 
 
 def load_cifar10(data_dir: str | os.PathLike | None) -> Dataset:
-    """CIFAR-10 from a local python-pickle directory, ``[N, 32, 32, 3]``.
+    """See :func:`._cifar10.load_cifar10` (CIFAR-10 from a local directory)."""
+    from nsf_optax.experiments.resnet import _cifar10
 
-    Args:
-      data_dir: the directory holding ``data_batch_1``..``data_batch_5`` and
-        ``test_batch``, or its parent holding ``cifar-10-batches-py/``.
+    return _cifar10.load_cifar10(data_dir)
 
-    Returns:
-      The dataset, standardised with the usual per-channel CIFAR-10 mean and std.
+
+DATASETS: dict[str, Source] = {
+    "digits": Source(
+        lambda data_dir: load_digits(),
+        _no_check,
+        ndim=2,
+        data_dir="",
+        help="scikit-learn's 8x8 digits",
+    ),
+    "mnist1d": Source(
+        lambda data_dir: load_mnist1d(),
+        _no_check,
+        ndim=1,
+        data_dir="",
+        help="MNIST-1D, generated procedurally",
+    ),
+    "cifar10": Source(
+        load_cifar10,
+        _check_cifar10,
+        ndim=2,
+        data_dir="a local directory with the python-pickle batches of "
+        "cifar-10-python.tar.gz",
+        help="CIFAR-10 read from data_dir",
+    ),
+}
+
+
+def get_source(name: str) -> Source:
+    """The :data:`DATASETS` entry ``name``.
 
     Raises:
-      DataError: when the directory is not given, does not exist, lacks a batch file
-        or holds a malformed one.
+      DataError: for an unknown name, naming the choices.
     """
-    data_dir = cifar10_dir(data_dir)
-    train = [_read_cifar_batch(os.path.join(data_dir, f)) for f in _CIFAR_TRAIN_FILES]
-    x_test, y_test = _read_cifar_batch(os.path.join(data_dir, _CIFAR_TEST_FILE))
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
-
-    def norm(x: np.ndarray) -> np.ndarray:
-        return ((x.astype(np.float32) / 255.0 - _CIFAR_MEAN) / _CIFAR_STD).astype(
-            np.float32
-        )
-
-    return Dataset(norm(x_train), y_train, norm(x_test), y_test, num_classes=10)
+    if name not in DATASETS:
+        raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+    return DATASETS[name]
 
 
 def check_source(name: str, data_dir: str | os.PathLike | None = None) -> None:
     """Checks, without loading, that dataset ``name`` can be read.
 
     Args:
-      name: one of ``DATASETS``.
-      data_dir: the CIFAR-10 directory (cifar10 only).
+      name: a key of ``DATASETS``.
+      data_dir: the data directory (for the sources that read one).
 
     Raises:
-      DataError: for an unknown name or a missing CIFAR-10 directory or file.
+      DataError: for an unknown name or a source that cannot be read (a missing
+        CIFAR-10 directory or file).
     """
-    if name not in DATASETS:
-        raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
-    if name == "cifar10":
-        cifar10_dir(data_dir)
+    get_source(name).check(data_dir)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Loads one of ``DATASETS`` by name.
 
     Args:
-      name: "digits", "mnist1d" or "cifar10".
-      data_dir: local CIFAR-10 directory; used only by "cifar10".
+      name: "digits", "mnist1d", "cifar10" or another key of ``DATASETS``.
+      data_dir: the data directory (for the sources that read one).
 
     Returns:
       The :class:`Dataset`.
+
+    Raises:
+      DataError: for an unknown name (naming the choices) or an unreadable source.
     """
-    if name == "digits":
-        return load_digits()
-    if name == "mnist1d":
-        return load_mnist1d()
-    if name == "cifar10":
-        return load_cifar10(data_dir)
-    raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+    return get_source(name).load(data_dir)
 
 
 def training_set(
@@ -353,8 +243,8 @@ def training_set(
       DataError: when ``train_size`` exceeds the training set.
 
     Examples:
-      >>> import numpy as np
       >>> from nsf_optax.experiments.resnet import input_pipeline
+      >>> import numpy as np
       >>> y = np.arange(1000, dtype=np.int32) % 10
       >>> x = np.zeros((1000, 4, 1), np.float32)
       >>> data = input_pipeline.Dataset(x, y, x[:10], y[:10], num_classes=10)
@@ -363,6 +253,8 @@ def training_set(
       >>> float(np.mean(noisy.y_train != y)), bool((noisy.y_test == y[:10]).all())
       (0.2, True)
     """
+    import numpy as np
+
     x, y = data.x_train, data.y_train
     if train_size is not None:
         if train_size > len(y):
@@ -405,6 +297,8 @@ def batch_indices(
       int64 ``[batch_size]``: epoch ``step // steps_per_epoch`` is the permutation
       ``default_rng([seed, epoch]).permutation(num_examples)``, cut into full batches.
     """
+    import numpy as np
+
     per_epoch = steps_per_epoch(num_examples, batch_size)
     epoch, position = divmod(step, per_epoch)
     perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
@@ -413,6 +307,8 @@ def batch_indices(
 
 def process_slice(batch_size: int) -> slice:
     """This host's slice of a global batch (the whole batch on a single host)."""
+    import jax
+
     per_process = batch_size // jax.process_count()
     start = jax.process_index() * per_process
     return slice(start, start + per_process)
@@ -436,6 +332,9 @@ def augment(
     Returns:
       The augmented batch, same shape and dtype as ``x``.
     """
+    import jax
+    import jax.numpy as jnp
+
     ndim = x.ndim - 2
     crop_key, flip_key = jax.random.split(key)
     if crop_padding > 0:

@@ -52,10 +52,16 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-import nsf_optax
-from nsf_optax import p_schedule
 from nsf_optax.experiments.resnet import input_pipeline, models, plots
-from nsf_optax.experiments.resnet.configs.default import PADAM_P, Config
+from nsf_optax.experiments.resnet.configs.default import Config
+
+# The optimizer builders live in .optimizers; re-exported here for one release.
+from nsf_optax.experiments.resnet.optimizers import (  # noqa: F401
+    create_learning_rate_schedule,
+    create_optimizer,
+    create_p_schedule,
+    decay_mask,
+)
 from nsf_optax.experiments.runner import checkpointing, loop, preflight, workdirs
 from nsf_optax.experiments.runner.errors import ConfigError
 
@@ -78,147 +84,6 @@ class TrainResult(NamedTuple):
     model: models.ResNet  # the trained model (eval mode)
     optimizer: nnx.Optimizer  # its optimizer, state included
     history: list[dict[str, float]]  # one row per evaluation, HISTORY_FIELDS keys
-
-
-def create_learning_rate_schedule(config: Config) -> optax.Schedule:
-    """The learning-rate schedule shared by every optimizer.
-
-    Args:
-      config: uses ``lr_schedule``, ``peak_learning_rate``, ``warmup_steps`` and
-        ``num_steps``.
-
-    Returns:
-      ``warmup_cosine``: linear warmup from 0 to the peak, cosine decay to 0 at
-      ``num_steps``; ``piecewise``: the peak, divided by 10 at 50 % and again at 75 %
-      of ``num_steps``.
-    """
-    peak = config.peak_learning_rate
-    if config.lr_schedule == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            init_value=0.0,
-            peak_value=peak,
-            warmup_steps=config.warmup_steps,
-            decay_steps=config.num_steps,
-            end_value=0.0,
-        )
-    boundaries = {int(0.5 * config.num_steps): 0.1, int(0.75 * config.num_steps): 0.1}
-    return optax.piecewise_constant_schedule(peak, boundaries)
-
-
-def create_p_schedule(config: Config) -> optax.Schedule:
-    """The exponent p(t) of the chosen optimizer (for nsf) or its fixed value.
-
-    Args:
-      config: uses ``optimizer``, ``p_schedule`` and the p fields.
-
-    Returns:
-      An :class:`optax.Schedule`: 0 for sgd, 1/2 for adam, 1/8 for padam; for nsf a
-      ``nsf_optax.p_schedule`` built from the config. Pulse-tidal is
-      ``pulse_tidal(pulse_value, pulse_steps, square_tidal(high, low, every))``.
-    """
-    if config.optimizer == "sgd":
-        return p_schedule.constant(0.0)
-    if config.optimizer == "adam":
-        return p_schedule.constant(0.5)
-    if config.optimizer == "padam":
-        return p_schedule.constant(PADAM_P)
-    if config.p_schedule == "constant":
-        return p_schedule.constant(config.p_value)
-    if config.p_schedule == "cosine_tidal":
-        return p_schedule.cosine_tidal(
-            config.p_min, config.p_max, config.p_period_steps
-        )
-    return p_schedule.pulse_tidal(
-        config.pulse_value,
-        config.pulse_steps,
-        p_schedule.square_tidal(
-            config.tidal_high_value, config.tidal_low_value, config.tidal_every_steps
-        ),
-    )
-
-
-def decay_mask(params: Any) -> Any:
-    """Weight decay on kernels only: leaves with more than one dimension."""
-    return jax.tree.map(lambda x: x.ndim > 1, params)
-
-
-def create_optimizer(
-    config: Config, *, inject_p: bool = False
-) -> optax.GradientTransformation:
-    """The optimizer named by ``config.optimizer``, with the shared LR schedule.
-
-    * ``sgd``: ``add_decayed_weights`` then ``optax.sgd(lr, momentum)`` (torch-style
-      coupled weight decay): the paper's p = 0 baseline.
-    * ``nsf`` (flavour "sgd"): the same chain with ``nsf_optax.nsf_sgd`` and the p
-      schedule: the paper's ResNet setting; bit for bit the baseline at p = 0.
-    * ``adam``: ``optax.adamw``; ``padam``: ``nsf_optax.nsfw`` with p = 1/8;
-      ``nsf`` (flavour "adam"): ``nsf_optax.nsfw`` with the p schedule. These take
-      decoupled weight decay.
-
-    Args:
-      config: the run configuration.
-      inject_p: for ``nsf`` with the ``constant`` p schedule only: wrap the
-        optimizer in ``optax.inject_hyperparams`` with ``p`` its one injected
-        hyperparameter, so that the state carries the exponent
-        (``state.hyperparams["p"]``, initially ``config.p_value``) and every run
-        of a population (:mod:`.population`) trains with its own traced ``p``.
-
-    Returns:
-      An optax gradient transformation.
-
-    Raises:
-      ConfigError: ``inject_p`` with another optimizer or p schedule.
-    """
-    lr = create_learning_rate_schedule(config)
-    normalize = None if config.normalize == "none" else config.normalize
-    wd = config.weight_decay
-    b1, b2, eps = config.momentum, config.b2, config.eps
-    if inject_p and (config.optimizer != "nsf" or config.p_schedule != "constant"):
-        raise ConfigError(
-            "A per-run p needs optimizer 'nsf' with p_schedule 'constant', got "
-            f"{config.optimizer!r} with {config.p_schedule!r}.",
-            ("optimizer", "p_schedule"),
-        )
-    if config.optimizer == "adam":
-        return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=wd, mask=decay_mask)
-    if config.optimizer == "padam":
-        return nsf_optax.nsfw(
-            lr,
-            b1=b1,
-            b2=b2,
-            eps=eps,
-            p=PADAM_P,
-            weight_decay=wd,
-            mask=decay_mask,
-        )
-    if config.optimizer == "sgd":
-        return optax.chain(
-            optax.add_decayed_weights(wd, mask=decay_mask),
-            optax.sgd(lr, momentum=b1),
-        )
-
-    def nsf(p: Any) -> optax.GradientTransformation:
-        if config.nsf_flavour == "adam":
-            return nsf_optax.nsfw(
-                lr,
-                b1=b1,
-                b2=b2,
-                eps=eps,
-                p=p,
-                weight_decay=wd,
-                mask=decay_mask,
-                normalize=normalize,
-            )
-        return optax.chain(
-            optax.add_decayed_weights(wd, mask=decay_mask),
-            nsf_optax.nsf_sgd(
-                lr, momentum=b1, b2=b2, eps=eps, p=p, normalize=normalize
-            ),
-        )
-
-    if inject_p:
-        return optax.inject_hyperparams(nsf)(p=config.p_value)
-    return nsf(create_p_schedule(config))
 
 
 def create_metrics() -> nnx.MultiMetric:
@@ -410,8 +275,9 @@ def load_training_set(config: Config) -> input_pipeline.Dataset:
 
 
 def config_dict(config: Config) -> dict[str, Any]:
-    """The config as the JSON of ``config.json`` and of checkpoint metas."""
-    return dataclasses.asdict(config)
+    """The config as the JSON of ``config.json`` and of checkpoint metas (flat:
+    each p-schedule parameter under its own name, as before ``p_params``)."""
+    return config.asdict()
 
 
 def _at(schedule: optax.Schedule, step: int) -> float:

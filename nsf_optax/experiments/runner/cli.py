@@ -3,11 +3,11 @@ one-line errors, and exit statuses.
 
 * :class:`ArgumentParser`: argparse whose parse errors raise :class:`FlagError`
   instead of printing the usage and exiting.
-* :func:`add_config_flags` / :func:`config_from_flags`: one ``--<field>`` per
-  :class:`~nsf_optax.experiments.resnet.configs.default.Config` field, its help text
-  from the
-  field's ``Attributes`` entry, its choices from its ``Literal`` type, its value
-  checked against ``FIELD_BOUNDS`` as it is parsed. Booleans are ``--flag`` /
+* :func:`add_config_flags` / :func:`config_from_flags`: one ``--<name>`` per
+  :class:`~nsf_optax.experiments.resnet.configs.default.Config` field and per
+  parameter of a registered p schedule (:func:`.default.field_specs`): its help
+  text, bound and choices from the field's ``metadata`` (or the parameter's
+  declaration), its value checked as it is parsed. Booleans are ``--flag`` /
   ``--no-flag``; ``none`` spells None.
 * :func:`int_flag`: an integer flag inside a :class:`Bound`.
 * :func:`run`: calls a command's body; a :class:`UsageError` (any flag, config,
@@ -24,20 +24,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import re
 import signal
 import sys
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
+from nsf_optax import p_schedule
 from nsf_optax.experiments.resnet.configs.default import (
-    FIELD_BOUNDS,
     Bound,
     Config,
-    check_field,
-    field_types,
+    FieldSpec,
+    field_specs,
 )
+from nsf_optax.experiments.resnet.configs.fields import check_value
 from nsf_optax.experiments.runner import preemption
 from nsf_optax.experiments.runner.errors import ConfigError, FlagError, UsageError
 
@@ -61,29 +61,28 @@ class ArgumentParser(argparse.ArgumentParser):
         raise FlagError(message)
 
 
-def _attribute_help(cls: type) -> dict[str, str]:
-    # The Google-style "Attributes:" section: "name: text" or "a, b: shared text",
-    # continuation lines indented deeper.
-    doc = cls.__doc__ or ""
-    section = doc.split("Attributes:", 1)[1] if "Attributes:" in doc else ""
-    entries: dict[str, str] = {}
-    names: list[str] = []
-    for line in section.splitlines():
-        match = re.match(r"^ {2,6}([a-z_][a-z0-9_, ]*):\s*(.*)$", line)
-        if match and not line.startswith(" " * 7):
-            names = [n.strip() for n in match.group(1).split(",")]
-            for name in names:
-                entries[name] = match.group(2)
-        elif line.strip() and names:
-            for name in names:
-                entries[name] += " " + line.strip()
-    return entries
+class DeprecatedAlias(argparse.Action):
+    """A flag kept for one release under an old name: stores like its new
+    spelling (give the same ``dest``, and ``new=`` the new flag) and prints a
+    one-line notice naming it."""
 
+    def __init__(self, *args: Any, new: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.new = new
 
-@functools.cache
-def config_help() -> dict[str, str]:
-    """Field name -> its help text (from ``Config``'s ``Attributes`` section)."""
-    return _attribute_help(Config)
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"{parser.prog}: {option_string} is deprecated; use {self.new} (same "
+            "values).",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 def _optional(kind: Any) -> tuple[Any, bool]:
@@ -93,9 +92,9 @@ def _optional(kind: Any) -> tuple[Any, bool]:
     return kind, False
 
 
-def _parse_field(name: str, text: str) -> Any:
+def _parse_field(spec: FieldSpec, text: str) -> Any:
     """argparse ``type=`` for one field: parse, then check type and bound."""
-    kind, optional = _optional(field_types()[name])
+    kind, optional = _optional(spec.kind)
     if optional and text.lower() == "none":
         return None
     if kind is int or kind is float:
@@ -109,7 +108,7 @@ def _parse_field(name: str, text: str) -> Any:
     else:
         value = text
     try:
-        return check_field(name, field_types()[name], value)
+        return check_value(spec.name, spec.kind, value, spec.bound, spec.choices)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -120,42 +119,45 @@ def _metavar(kind: Any, optional: bool) -> str:
 
 
 def add_config_flags(
-    parser: argparse.ArgumentParser, exclude: Sequence[str] = ()
+    parser: argparse.ArgumentParser,
+    exclude: Sequence[str] = (),
+    *,
+    schedule_params: bool = True,
 ) -> None:
-    """Adds one ``--<field>`` per :class:`Config` field (default: the preset's).
+    """Adds one ``--<name>`` per :func:`.default.field_specs` entry (default: the
+    preset's value).
 
     Args:
       parser: the parser to extend.
-      exclude: fields that get no flag.
+      exclude: names that get no flag.
+      schedule_params: whether the parameters of the registered p schedules get
+        flags (a command that sets p itself leaves them out).
     """
     group = parser.add_argument_group(
         "config fields (each defaults to the chosen preset's value)"
     )
-    helps = config_help()
-    for field in dataclasses.fields(Config):
-        if field.name in exclude:
+    params = set(p_schedule.params())
+    for spec in field_specs().values():
+        if spec.name in exclude or (not schedule_params and spec.name in params):
             continue
-        kind, optional = _optional(field_types()[field.name])
-        text = helps[field.name].replace("%", "%%")
-        flag = f"--{field.name}"
+        kind, optional = _optional(spec.kind)
+        text = spec.help.replace("%", "%%")
+        flag = f"--{spec.name}"
         if kind is bool:
             group.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=text
             )
             continue
-        if typing.get_origin(kind) is Literal:
+        if spec.choices is not None:
             group.add_argument(
-                flag,
-                choices=typing.get_args(kind),
-                default=argparse.SUPPRESS,
-                help=text,
+                flag, choices=spec.choices, default=argparse.SUPPRESS, help=text
             )
             continue
-        if field.name in FIELD_BOUNDS:
-            text += f" [{FIELD_BOUNDS[field.name].describe()}]"
+        if spec.bound is not None:
+            text += f" [{spec.bound.describe()}]"
         group.add_argument(
             flag,
-            type=functools.partial(_parse_field, field.name),
+            type=functools.partial(_parse_field, spec),
             default=argparse.SUPPRESS,
             metavar=_metavar(kind, optional),
             help=text,
@@ -176,13 +178,13 @@ def config_from_flags(config: Config, args: argparse.Namespace) -> Config:
       ConfigError: when the combination is inconsistent (e.g. p_min > p_max).
     """
     given = {}
-    for field in dataclasses.fields(Config):
-        if field.name not in vars(args):
+    for spec in field_specs().values():
+        if spec.name not in vars(args):
             continue  # excluded, or not given (argparse.SUPPRESS)
-        value = getattr(args, field.name)
-        if value is None and field_types()[field.name] is bool:
+        value = getattr(args, spec.name)
+        if value is None and spec.kind is bool:
             continue  # neither --flag nor --no-flag
-        given[field.name] = value
+        given[spec.name] = value
     return dataclasses.replace(config, **given)
 
 

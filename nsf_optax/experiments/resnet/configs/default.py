@@ -5,250 +5,345 @@
 the modules next to this one (``digits``, ``mnist1d``, ``cifar10``, ``tiny``) return
 dataset-specific copies through ``get_config()``. Override fields with
 ``dataclasses.replace`` or on the command line (``--learning_rate 0.05``): the
-command line is generated from the field types (``Literal`` fields give the
-choices), :data:`FIELD_BOUNDS` (the allowed ranges) and the ``Attributes`` section
-below (the help texts), so the three cannot drift apart.
+command line is generated from :func:`field_specs`, that is from the field types
+(``Literal`` fields give the choices) and each field's ``metadata`` (its help text,
+its :class:`Bound`, its choices), and from the parameters that every registered p
+schedule declares (:data:`nsf_optax.p_schedule.SCHEDULES`), so that flags, checks
+and help cannot drift apart.
 
-The p-schedule defaults are this project's choice: the paper's extracted text lost the
-numbers of its pulse-tidal run, keeping only "a pulse phase, then alternating sign every
-200 iterations".
+The choices of ``dataset``, ``model``, ``optimizer`` and ``p_schedule`` are the
+keys of their tables (:data:`.input_pipeline.DATASETS`, :data:`.models.MODELS`,
+:data:`.methods.OPTIMIZERS`, :data:`nsf_optax.p_schedule.SCHEDULES`), and the
+checks that tie fields together (a model's data, a data set's ``data_dir``, a
+schedule's ordered parameters) read what those tables declare.
 
-This module imports only the standard library: ``--help`` reads it before jax loads.
+This module and those tables import neither jax nor flax: ``--help`` and every
+check answer before jax loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-import operator
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from nsf_optax.experiments.runner.errors import ConfigError, ConfigTypeError
+from nsf_optax import p_schedule
+from nsf_optax.experiments.resnet import input_pipeline, methods, models
+from nsf_optax.experiments.resnet.configs.fields import (
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    UNIT,
+    Bound,
+    FieldSpec,
+    Params,
+    check_value,
+)
+from nsf_optax.experiments.resnet.configs.fields import meta as _meta
+from nsf_optax.experiments.runner.errors import ConfigError
 
-Dataset = Literal["digits", "mnist1d", "cifar10"]
-Model = Literal["resnet18", "resnet20", "resnet1d", "tiny"]
-Optimizer = Literal["sgd", "adam", "padam", "nsf"]
 NsfFlavour = Literal["sgd", "adam"]
 Normalize = Literal["rms", "none"]
-PSchedule = Literal["constant", "cosine_tidal", "pulse_tidal"]
 LrSchedule = Literal["warmup_cosine", "piecewise"]
 
-DATASETS = typing.get_args(Dataset)
-MODELS = typing.get_args(Model)
-OPTIMIZERS = typing.get_args(Optimizer)
 NSF_FLAVOURS = typing.get_args(NsfFlavour)
 NORMALIZE = typing.get_args(Normalize)
-P_SCHEDULES = typing.get_args(PSchedule)
 LR_SCHEDULES = typing.get_args(LrSchedule)
 
-# Peak learning rates when Config.learning_rate is None.
-DEFAULT_LEARNING_RATES = {"sgd": 0.1, "nsf": 0.1, "padam": 0.1, "adam": 1e-3}
-PADAM_P = 0.125  # Padam's partial exponent (Chen et al. 2020).
+
+def _datasets() -> Sequence[str]:
+    return tuple(input_pipeline.DATASETS)
 
 
-@dataclasses.dataclass(frozen=True)
-class Bound:
-    """An allowed interval for a numeric field; float fields must also be finite.
-
-    Attributes:
-      low: the lower end (None: unbounded).
-      high: the upper end (None: unbounded).
-      low_open: exclude ``low`` itself.
-      high_open: exclude ``high`` itself.
-    """
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def describe(self) -> str:
-        """The interval in words: "> 0", ">= 0", "in [0, 1)" or "finite"."""
-        low, high = _number(self.low), _number(self.high)
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"in {left}{low}, {high}{right}"
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {low}"
-        if self.high is not None:
-            return f"{'<' if self.high_open else '<='} {high}"
-        return "finite"
-
-    def contains(self, value: float) -> bool:
-        """Whether ``value`` is finite and inside the interval."""
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (
-            value < self.low or (self.low_open and value == self.low)
-        ):
-            return False
-        return self.high is None or not (
-            value > self.high or (self.high_open and value == self.high)
-        )
+def _models() -> Sequence[str]:
+    return tuple(models.MODELS)
 
 
-def _number(x: float | None) -> str:
-    if x is None:
-        return ""
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+def _schedules() -> Sequence[str]:
+    return tuple(p_schedule.SCHEDULES)
 
 
-_POSITIVE = Bound(low=0, low_open=True)
-_NON_NEGATIVE = Bound(low=0)
-_FINITE = Bound()
-_UNIT = Bound(low=0, high=1, high_open=True)
-
-# The allowed range of every numeric field (float fields are also finite).
-FIELD_BOUNDS: dict[str, Bound] = {
-    "num_filters": _POSITIVE,
-    "p_value": _FINITE,
-    "p_min": _FINITE,
-    "p_max": _FINITE,
-    "p_period_steps": _POSITIVE,
-    "pulse_value": _FINITE,
-    "pulse_steps": _NON_NEGATIVE,
-    "tidal_high_value": _FINITE,
-    "tidal_low_value": _FINITE,
-    "tidal_every_steps": _POSITIVE,
-    "learning_rate": _POSITIVE,
-    "warmup_steps": _NON_NEGATIVE,
-    "momentum": _UNIT,
-    "b2": _UNIT,
-    "eps": _NON_NEGATIVE,
-    "weight_decay": _NON_NEGATIVE,
-    "batch_size": _POSITIVE,
-    "eval_batch_size": _POSITIVE,
-    "num_steps": _POSITIVE,
-    "eval_every_steps": _POSITIVE,
-    "checkpoint_every_steps": _NON_NEGATIVE,
-    "crop_padding": _NON_NEGATIVE,
-    "label_noise": _UNIT,
-    "train_size": _POSITIVE,
-    "data_seed": Bound(low=0, high=2**32, high_open=True),
-    # jax.random.key and numpy's default_rng both take any 32-bit unsigned seed.
-    "seed": Bound(low=0, high=2**32, high_open=True),
-}
+def _optimizers() -> Sequence[str]:
+    return tuple(methods.OPTIMIZERS)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Config:
     """Everything one training run depends on.
 
-    Attributes:
-      dataset: the offline dataset: scikit-learn's 8x8 digits, MNIST-1D generated
-        procedurally, or CIFAR-10 read from data_dir.
-      data_dir: local CIFAR-10 directory (python-pickle batches); cifar10 only.
-      model: the ResNet preset ("tiny" is for tests).
-      num_filters: the model's base width; None keeps the preset's (64, 16, 32, 4).
-      optimizer: "sgd" (momentum: the paper's p = 0 baseline), "adam", "padam"
-        (Adam-flavoured, p = 1/8) or "nsf" (p from p_schedule).
-      nsf_flavour: "sgd" (nsf_optax.nsf_sgd: momentum times the p-gain, the
-        paper's ResNet setting) or "adam" (nsf_optax.nsfw).
-      normalize: "rms" (each leaf's update keeps the RMS of the p = 0 direction, so
-        p changes only the relative weighting across coordinates) or "none" (the
-        raw gain vhat**-p, which also changes the step size by orders of magnitude).
-      p_schedule: the p(t) of optimizer "nsf".
-      p_value: the constant p of p_schedule "constant".
-      p_min, p_max: cosine_tidal sweeps p over [p_min, p_max], starting at p_max.
-      p_period_steps: the period of cosine_tidal, in steps.
-      pulse_value: p during the pulse phase of pulse_tidal.
-      pulse_steps: the length of the pulse phase of pulse_tidal.
-      tidal_high_value, tidal_low_value: after the pulse, p alternates between these.
-      tidal_every_steps: steps between the alternations of pulse_tidal.
-      learning_rate: peak learning rate; None uses the optimizer's default (0.1 for
-        sgd, padam and nsf; 1e-3 for adam).
-      lr_schedule: "warmup_cosine" (linear warmup, cosine decay to 0) or
-        "piecewise" (constant, divided by 10 at 50 % and 75 % of num_steps).
-      warmup_steps: warmup length of warmup_cosine (below num_steps).
-      momentum: heavy-ball momentum of the SGD flavour; b1 of the Adam flavour.
-      b2: second-moment EMA decay.
-      eps: denominator guard.
-      weight_decay: coupled L2 (added to the gradient, as torch SGD) for sgd and
-        nsf/sgd; decoupled (AdamW) for adam, padam and nsf/adam. Kernels only.
-      batch_size: global batch size (a multiple of the device count).
-      eval_batch_size: evaluation batch size (a multiple of the device count).
-      num_steps: training steps.
-      eval_every_steps: evaluate on the test set (and log) every this many steps.
-      checkpoint_every_steps: save a verified checkpoint every this many steps (0:
-        only at the end).
-      crop_padding: random-crop padding in pixels (0 disables).
-      flip: random horizontal flips (images without a handedness only).
-      label_noise: the fraction of training labels replaced by a uniformly drawn
-        other class (test labels stay clean); 0 disables.
-      train_size: train on this many examples, a seeded subset of the training
-        set (None: all of it).
-      data_seed: seeds the training subset and the label noise, so that runs with
-        different seeds see the same (noisy) training set.
-      seed: seeds parameters, data order and augmentation.
-      resume: continue from the newest verified checkpoint in the workdir (an error
-        when there is none); without it a workdir holding checkpoints is refused.
-      progress: show a tqdm progress bar.
+    Each field's help text, bound and choices are its ``metadata`` (the command
+    line shows them). The parameters of the p schedules are ``p_params``, one
+    entry per parameter of every registered schedule
+    (:data:`nsf_optax.p_schedule.SCHEDULES`); each is also a keyword of the
+    constructor and of ``dataclasses.replace`` and an attribute
+    (``Config(p_value=0.5).p_value``), and a flag (``--p_value``).
     """
 
-    dataset: Dataset = "mnist1d"
-    data_dir: str | None = None
-    model: Model = "resnet1d"
-    num_filters: int | None = None
-    optimizer: Optimizer = "nsf"
-    nsf_flavour: NsfFlavour = "sgd"
-    normalize: Normalize = "rms"
-    p_schedule: PSchedule = "pulse_tidal"
-    p_value: float = -0.125
-    p_min: float = -0.25
-    p_max: float = 0.25
-    p_period_steps: int = 400
-    pulse_value: float = -0.25
-    pulse_steps: int = 200
-    tidal_high_value: float = 0.25
-    tidal_low_value: float = -0.25
-    tidal_every_steps: int = 200
-    learning_rate: float | None = None
-    lr_schedule: LrSchedule = "warmup_cosine"
-    warmup_steps: int = 100
-    momentum: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    eval_batch_size: int = 500
-    num_steps: int = 2000
-    eval_every_steps: int = 100
-    checkpoint_every_steps: int = 500
-    crop_padding: int = 2
-    flip: bool = False
-    label_noise: float = 0.0
-    train_size: int | None = None
-    data_seed: int = 0
-    seed: int = 0
-    resume: bool = False
-    progress: bool = True
+    dataset: str = dataclasses.field(
+        default="mnist1d",
+        metadata=_meta(
+            "the offline dataset (input_pipeline.DATASETS): scikit-learn's 8x8 "
+            "digits, MNIST-1D generated procedurally, or CIFAR-10 read from "
+            "data_dir.",
+            choices=_datasets,
+        ),
+    )
+    data_dir: str | None = dataclasses.field(
+        default=None,
+        metadata=_meta(
+            "local CIFAR-10 directory (python-pickle batches); cifar10 only."
+        ),
+    )
+    model: str = dataclasses.field(
+        default="resnet1d",
+        metadata=_meta(
+            'the ResNet preset (models.MODELS; "tiny" is for tests).',
+            choices=_models,
+        ),
+    )
+    num_filters: int | None = dataclasses.field(
+        default=None,
+        metadata=_meta(
+            "the model's base width; None keeps the preset's (64, 16, 32, 4).",
+            bound=POSITIVE,
+        ),
+    )
+    optimizer: str = dataclasses.field(
+        default="nsf",
+        metadata=_meta(
+            "; ".join(f"{n}: {o.help}" for n, o in methods.OPTIMIZERS.items()) + ".",
+            choices=_optimizers,
+        ),
+    )
+    nsf_flavour: NsfFlavour = dataclasses.field(
+        default="sgd",
+        metadata=_meta(
+            '"sgd" (nsf_optax.nsf_sgd: momentum times the p-gain, the paper\'s ResNet '
+            'setting) or "adam" (nsf_optax.nsfw).'
+        ),
+    )
+    normalize: Normalize = dataclasses.field(
+        default="rms",
+        metadata=_meta(
+            '"rms" (each leaf\'s update keeps the RMS of the p = 0 direction, so p '
+            'changes only the relative weighting across coordinates) or "none" (the '
+            "raw gain vhat**-p, which also changes the step size by orders of "
+            "magnitude)."
+        ),
+    )
+    p_schedule: str = dataclasses.field(
+        default="pulse_tidal",
+        metadata=_meta(
+            'the p(t) of optimizer "nsf", a schedule registered in '
+            "nsf_optax.p_schedule.SCHEDULES: "
+            + "; ".join(f"{n}: {e.help}" for n, e in p_schedule.SCHEDULES.items())
+            + ".",
+            choices=_schedules,
+        ),
+    )
+    p_params: Mapping[str, float | int] = dataclasses.field(
+        default_factory=Params,
+        metadata=_meta(
+            "the parameters of every registered p schedule (each also a flag)."
+        ),
+    )
+    learning_rate: float | None = dataclasses.field(
+        default=None,
+        metadata=_meta(
+            "peak learning rate; None uses the optimizer's default ("
+            + ", ".join(
+                f"{o.learning_rate:g} for {n}" for n, o in methods.OPTIMIZERS.items()
+            )
+            + ").",
+            bound=POSITIVE,
+        ),
+    )
+    lr_schedule: LrSchedule = dataclasses.field(
+        default="warmup_cosine",
+        metadata=_meta(
+            '"warmup_cosine" (linear warmup, cosine decay to 0) or "piecewise" '
+            "(constant, divided by 10 at 50 % and 75 % of num_steps)."
+        ),
+    )
+    warmup_steps: int = dataclasses.field(
+        default=100,
+        metadata=_meta(
+            "warmup length of warmup_cosine (below num_steps).", bound=NON_NEGATIVE
+        ),
+    )
+    momentum: float = dataclasses.field(
+        default=0.9,
+        metadata=_meta(
+            "heavy-ball momentum of the SGD flavour; b1 of the Adam flavour.",
+            bound=UNIT,
+        ),
+    )
+    b2: float = dataclasses.field(
+        default=0.999, metadata=_meta("second-moment EMA decay.", bound=UNIT)
+    )
+    eps: float = dataclasses.field(
+        default=1e-8, metadata=_meta("denominator guard.", bound=NON_NEGATIVE)
+    )
+    weight_decay: float = dataclasses.field(
+        default=5e-4,
+        metadata=_meta(
+            "coupled L2 (added to the gradient, as torch SGD) for sgd and nsf/sgd; "
+            "decoupled (AdamW) for adam, padam and nsf/adam. Kernels only.",
+            bound=NON_NEGATIVE,
+        ),
+    )
+    batch_size: int = dataclasses.field(
+        default=128,
+        metadata=_meta(
+            "global batch size (a multiple of the device count).", bound=POSITIVE
+        ),
+    )
+    eval_batch_size: int = dataclasses.field(
+        default=500,
+        metadata=_meta(
+            "evaluation batch size (a multiple of the device count).", bound=POSITIVE
+        ),
+    )
+    num_steps: int = dataclasses.field(
+        default=2000, metadata=_meta("training steps.", bound=POSITIVE)
+    )
+    eval_every_steps: int = dataclasses.field(
+        default=100,
+        metadata=_meta(
+            "evaluate on the test set (and log) every this many steps.", bound=POSITIVE
+        ),
+    )
+    checkpoint_every_steps: int = dataclasses.field(
+        default=500,
+        metadata=_meta(
+            "save a verified checkpoint every this many steps (0: only at the end).",
+            bound=NON_NEGATIVE,
+        ),
+    )
+    crop_padding: int = dataclasses.field(
+        default=2,
+        metadata=_meta(
+            "random-crop padding in pixels (0 disables).", bound=NON_NEGATIVE
+        ),
+    )
+    flip: bool = dataclasses.field(
+        default=False,
+        metadata=_meta("random horizontal flips (images without a handedness only)."),
+    )
+    label_noise: float = dataclasses.field(
+        default=0.0,
+        metadata=_meta(
+            "the fraction of training labels replaced by a uniformly drawn other class "
+            "(test labels stay clean); 0 disables.",
+            bound=UNIT,
+        ),
+    )
+    train_size: int | None = dataclasses.field(
+        default=None,
+        metadata=_meta(
+            "train on this many examples, a seeded subset of the training set (None: "
+            "all of it).",
+            bound=POSITIVE,
+        ),
+    )
+    data_seed: int = dataclasses.field(
+        default=0,
+        metadata=_meta(
+            "seeds the training subset and the label noise, so that runs with "
+            "different seeds see the same (noisy) training set.",
+            bound=SEED,
+        ),
+    )
+    seed: int = dataclasses.field(
+        default=0,
+        metadata=_meta("seeds parameters, data order and augmentation.", bound=SEED),
+    )
+    resume: bool = dataclasses.field(
+        default=False,
+        metadata=_meta(
+            "continue from the newest verified checkpoint in the workdir (an error "
+            "when there is none); without it a workdir holding checkpoints is "
+            "refused."
+        ),
+    )
+    progress: bool = dataclasses.field(
+        default=True, metadata=_meta("show a tqdm progress bar.")
+    )
+
+    def __init__(self, **values: Any):
+        # Written by hand (the dataclass keeps fields, repr, eq, hash and replace)
+        # so that every p-schedule parameter is a keyword: ``Config(p_value=0.5)``
+        # and ``dataclasses.replace(config, p_min=-1.0)`` read as they always have.
+        fields = {f.name: f for f in dataclasses.fields(Config)}
+        params = {name: p.default for name, p in p_schedule.params().items()}
+        given = dict(values.pop("p_params", None) or {})
+        given.update({k: values.pop(k) for k in list(values) if k in params})
+        unknown = [k for k in (*values, *given) if k not in (*fields, *params)]
+        if unknown:
+            raise ConfigError(
+                f"Unknown config field {unknown[0]!r}; choose one of "
+                f"{[*fields, *params]}.",
+                (unknown[0],),
+            )
+        params.update(given)
+        for name, field in fields.items():
+            value = values.get(name, field.default)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "p_params", Params(params))
+        self.__post_init__()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when the normal lookup fails: the p-schedule parameters.
+        params = self.__dict__.get("p_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"'Config' object has no attribute {name!r}")
 
     def __post_init__(self):
         for name, kind in field_types().items():
-            value = check_field(name, kind, getattr(self, name))
-            object.__setattr__(self, name, value)  # numpy/jax scalars -> Python
-        if self.p_min > self.p_max:
-            raise ConfigError(
-                f"p_min ({self.p_min}) must not exceed p_max ({self.p_max}).",
-                ("p_min", "p_max"),
+            if name != "p_params":
+                object.__setattr__(
+                    self, name, check_field(name, kind, getattr(self, name))
+                )
+        params = p_schedule.params()
+        checked = {
+            name: check_value(
+                name, type(params[name].default), value, param_bound(params[name])
             )
+            for name, value in self.p_params.items()
+        }
+        object.__setattr__(self, "p_params", Params(checked))
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        for entry in p_schedule.SCHEDULES.values():
+            for low, high in entry.ordered:
+                if self.p_params[low] > self.p_params[high]:
+                    raise ConfigError(
+                        f"{low} ({self.p_params[low]}) must not exceed {high} "
+                        f"({self.p_params[high]}).",
+                        (low, high),
+                    )
         if self.lr_schedule == "warmup_cosine" and self.warmup_steps >= self.num_steps:
             raise ConfigError(
                 f"warmup_steps ({self.warmup_steps}) must be below num_steps "
                 f"({self.num_steps}).",
                 ("warmup_steps", "num_steps"),
             )
-        if self.dataset == "cifar10" and not self.data_dir:
+        needs = input_pipeline.DATASETS[self.dataset].data_dir
+        if needs and not self.data_dir:
             raise ConfigError(
-                "dataset 'cifar10' needs data_dir: a local directory with the "
-                "python-pickle batches of cifar-10-python.tar.gz.",
-                ("data_dir",),
+                f"dataset {self.dataset!r} needs data_dir: {needs}.", ("data_dir",)
             )
-        if self.model == "resnet1d" and self.dataset != "mnist1d":
+        ndim = models.MODELS[self.model].ndim
+        if ndim is not None and input_pipeline.DATASETS[self.dataset].ndim != ndim:
+            fitting = [n for n, s in input_pipeline.DATASETS.items() if s.ndim == ndim]
             raise ConfigError(
-                "model 'resnet1d' needs dataset 'mnist1d'.", ("model", "dataset")
+                f"model {self.model!r} needs dataset "
+                f"{' or '.join(repr(n) for n in fitting)}.",
+                ("model", "dataset"),
             )
 
     @property
@@ -256,24 +351,26 @@ class Config:
         """``learning_rate``, or the optimizer's default when it is None."""
         if self.learning_rate is not None:
             return self.learning_rate
-        return DEFAULT_LEARNING_RATES[self.optimizer]
+        return methods.get_optimizer(self.optimizer).learning_rate
 
     @property
     def method(self) -> str:
-        """A short label: "sgd", "adam", "padam" or e.g. "nsf-pulse".
+        """A short label: "sgd", "adam", "padam" or e.g. "nsf-pulse" (see
+        :func:`.methods.label`)."""
+        return methods.label(
+            self.optimizer, self.p_schedule, self.nsf_flavour, self.normalize
+        )
 
-        nsf labels name the p schedule ("const", "cosine", "pulse"), then "-adam" for
-        the Adam flavour and "-raw" for ``normalize="none"``.
-        """
-        if self.optimizer != "nsf":
-            return self.optimizer
-        short = {"constant": "const", "cosine_tidal": "cosine", "pulse_tidal": "pulse"}
-        label = f"nsf-{short[self.p_schedule]}"
-        if self.nsf_flavour == "adam":
-            label += "-adam"
-        if self.normalize == "none":
-            label += "-raw"
-        return label
+    def asdict(self) -> dict[str, Any]:
+        """The fields as a flat dict: each p-schedule parameter in ``p_params``'s
+        place (the JSON of ``config.json`` and of checkpoint metas)."""
+        flat: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            if field.name == "p_params":
+                flat.update(self.p_params)
+            else:
+                flat[field.name] = getattr(self, field.name)
+        return flat
 
 
 @functools.cache
@@ -282,22 +379,76 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(Config)
 
 
-def _is_bool(value: Any) -> bool:
-    # Python and numpy/jax booleans (numpy's bool_ is not a bool subclass).
-    return (
-        isinstance(value, bool)
-        or getattr(getattr(value, "dtype", None), "kind", None) == "b"
-    )
+def param_bound(param: p_schedule.Param) -> Bound:
+    """A p-schedule parameter's :class:`Bound` (floats: finite at least)."""
+    return Bound(low=param.low, low_open=param.low_open)
+
+
+def field_spec(field: dataclasses.Field, kind: Any) -> FieldSpec:
+    """The :class:`FieldSpec` of one config field, from its type and metadata.
+
+    Args:
+      field: a field of :class:`Config`.
+      kind: its resolved type.
+
+    Returns:
+      Its spec: the help text, bound and choices of its ``metadata``; a
+      ``Literal`` type gives the choices.
+
+    Raises:
+      TypeError: a field without help metadata (every field needs one).
+    """
+    text = field.metadata.get("help")
+    if not text:
+        raise TypeError(
+            f"Config field {field.name!r} has no help metadata: declare it with "
+            "dataclasses.field(metadata=meta('...'))."
+        )
+    choices = field.metadata.get("choices")
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+    elif choices is not None:
+        choices = tuple(choices())
+    return FieldSpec(field.name, kind, text, field.metadata.get("bound"), choices)
+
+
+def field_specs() -> dict[str, FieldSpec]:
+    """Every settable name in flag order: the fields, with the parameters of the
+    registered p schedules in ``p_params``'s place.
+
+    Read afresh on each call, so that a p schedule registered later is included.
+    """
+    specs: dict[str, FieldSpec] = {}
+    for field in dataclasses.fields(Config):
+        if field.name != "p_params":
+            specs[field.name] = field_spec(field, field_types()[field.name])
+            continue
+        for name, param in p_schedule.params().items():
+            specs[name] = FieldSpec(
+                name, type(param.default), param.help, param_bound(param), None
+            )
+    return specs
+
+
+def _field_limits(name: str) -> tuple[Bound | None, Sequence[str] | None]:
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    if name in fields:
+        choices = fields[name].metadata.get("choices")
+        return fields[name].metadata.get("bound"), choices() if choices else None
+    param = p_schedule.params().get(name)
+    return (param_bound(param), None) if param is not None else (None, None)
 
 
 def check_field(name: str, kind: Any, value: Any) -> Any:
-    """Checks one field's value against its type and bound; returns it as Python.
+    """Checks one field's value against its type, bound and choices; returns it
+    as Python.
 
     Integers and floats may be Python, numpy or 0-d jax values; they come back as
     ``int`` / ``float``. Booleans are not numbers here.
 
     Args:
-      name: the field name (for the message).
+      name: the field (or p-schedule parameter) name: its metadata gives the
+        bound and choices, and it names the value in messages.
       kind: its type from :func:`field_types`.
       value: the value to check.
 
@@ -308,49 +459,8 @@ def check_field(name: str, kind: Any, value: Any) -> Any:
       ConfigTypeError: for a value of the wrong type.
       ConfigError: for a value outside the field's choices or bound.
     """
-    args = typing.get_args(kind)
-    if type(None) in args:  # Optional[X]
-        if value is None:
-            return None
-        kind = next(a for a in args if a is not type(None))
-        args = typing.get_args(kind)
-    if typing.get_origin(kind) is Literal:
-        if value not in args or not isinstance(value, str):
-            raise ConfigError(
-                f"Unknown {name} {value!r}; choose one of {list(args)}.", (name,)
-            )
-        return value
-    if kind is bool:
-        if not _is_bool(value):
-            raise ConfigTypeError(
-                f"{name} must be a bool, got {type(value).__name__}.", (name,)
-            )
-        return bool(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigTypeError(
-                f"{name} must be a str, got {type(value).__name__}.", (name,)
-            )
-        return value
-    if _is_bool(value) or isinstance(value, str | bytes):
-        raise ConfigTypeError(
-            f"{name} must be a number, got {type(value).__name__} {value!r}.",
-            (name,),
-        )
-    try:
-        number = operator.index(value) if kind is int else float(value)
-    except TypeError:
-        raise ConfigTypeError(
-            f"{name} must be {'an integer' if kind is int else 'a float'}, got "
-            f"{type(value).__name__} {value!r}.",
-            (name,),
-        ) from None
-    bound = FIELD_BOUNDS.get(name)
-    if bound is not None and not bound.contains(number):
-        raise ConfigError(
-            f"{name} must be {bound.describe()}, got {number!r}.", (name,)
-        )
-    return number
+    bound, choices = _field_limits(name)
+    return check_value(name, kind, value, bound, choices)
 
 
 def get_config() -> Config:
