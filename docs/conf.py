@@ -107,21 +107,24 @@ def _alias_spellings() -> dict[str, str]:
     import optax
     from sphinx.util.typing import stringify_annotation
 
+    from nsf_optax import p_schedule
     from nsf_optax._transform import Normalize, PLike
 
-    aliases = {
-        "PLike": PLike,
-        "Normalize": Normalize,
-        "optax.ScalarOrSchedule": optax.ScalarOrSchedule,
-        "optax.Schedule": optax.Schedule,
-        "optax.Params": optax.Params,
-        "jax.typing.ArrayLike": jax.typing.ArrayLike,
-        "jax.typing.DTypeLike": jax.typing.DTypeLike,
-        "numpy.typing.ArrayLike": numpy.typing.ArrayLike,
-        "jax.Array": jax.Array,
-    }
+    aliases = [
+        ("PLike", PLike),
+        ("Normalize", Normalize),
+        ("optax.ScalarOrSchedule", optax.ScalarOrSchedule),
+        ("optax.Schedule", optax.Schedule),
+        # p_schedule reads without jax: its run-time stand-in for optax's type.
+        ("optax.Schedule", p_schedule.Schedule),
+        ("optax.Params", optax.Params),
+        ("jax.typing.ArrayLike", jax.typing.ArrayLike),
+        ("jax.typing.DTypeLike", jax.typing.DTypeLike),
+        ("numpy.typing.ArrayLike", numpy.typing.ArrayLike),
+        ("jax.Array", jax.Array),
+    ]
     out = {}
-    for name, alias in aliases.items():
+    for name, alias in aliases:
         for mode in ("fully-qualified-except-typing", "smart", "fully-qualified"):
             spelled = stringify_annotation(alias, mode)
             if len(spelled) > len(name):
