@@ -12,6 +12,7 @@ import pytest
 from absl.testing import parameterized
 
 from nsf_optax.experiments.density import experiment as density
+from nsf_optax.experiments.density import verdicts
 
 _SMALL = {"num_steps": 300, "num_points": 128, "checkpoints": (0, 300)}
 
@@ -85,11 +86,11 @@ def test_cli_json():
         [
             sys.executable,
             "-m",
-            "nsf_optax.experiments.density.experiment",
+            "nsf_optax.experiments.density",
             "--json",
-            "--num-steps",
+            "--num_steps",
             "200",
-            "--num-points",
+            "--num_points",
             "64",
         ],
         capture_output=True,
@@ -98,7 +99,9 @@ def test_cli_json():
         timeout=120,
     )
     data = json.loads(out.stdout)
-    assert set(data) == {"settings", "rows", "verdicts"}
+    assert {"settings", "rows", "verdicts", "density_sensitivity"} <= set(data)
+    assert data["evidence"] is True and "num_steps" in data["evidence_note"]
+    assert set(data["verdicts"]) == set(verdicts.CLAIMS)
     assert len(data["rows"]) == 12
     assert {"p", "slope", "final_frmse", "steps_to_threshold", "eq14_rel_error"} == set(
         data["rows"][0]
