@@ -58,6 +58,7 @@ __all__ = [
 # name -> the module whose ``EXPERIMENT`` is that experiment (imported on demand).
 EXPERIMENTS: dict[str, str] = {
     "density": "nsf_optax.experiments.density.experiment",
+    "boundary": "nsf_optax.experiments.boundary.experiment",
 }
 
 S = TypeVar("S")
