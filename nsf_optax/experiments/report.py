@@ -48,6 +48,7 @@ __all__ = [
     "evidence",
     "experiment",
     "main",
+    "parser",
     "replace_given",
     "report_json",
     "report_text",
@@ -57,6 +58,7 @@ __all__ = [
 
 # name -> the module whose ``EXPERIMENT`` is that experiment (imported on demand).
 EXPERIMENTS: dict[str, str] = {
+    "decay": "nsf_optax.experiments.decay.experiment",
     "density": "nsf_optax.experiments.density.experiment",
     "boundary": "nsf_optax.experiments.boundary.experiment",
 }
@@ -92,6 +94,10 @@ class Experiment(Generic[S, R]):
         of it by :func:`to_json`.
       text: ``result -> str``: the text report.
       figures: ``result -> {file name: matplotlib figure}``.
+      protocol: ``settings -> the part the published run fixes``; the evidence
+        note names its fields that differ from the defaults' (by default the
+        whole settings; an experiment whose settings also choose optional
+        analyses leaves those out).
     """
 
     name: str
@@ -105,6 +111,7 @@ class Experiment(Generic[S, R]):
     to_json: Callable[[R], dict[str, Any]]
     text: Callable[[R], str]
     figures: Callable[[R], Mapping[str, Any]]
+    protocol: Callable[[S], Any] = lambda settings: settings
 
 
 def experiment(name: str) -> Experiment:
@@ -294,26 +301,27 @@ def add_flag(
     return action
 
 
-def _parser(exp: Experiment) -> argparse.ArgumentParser:
-    parser = cli.ArgumentParser(
+def parser(exp: Experiment) -> argparse.ArgumentParser:
+    """The command-line parser of ``exp``: its flags and the shared ones."""
+    ap = cli.ArgumentParser(
         prog=f"python -m nsf_optax.experiments.{exp.name}",
         description=exp.description,
     )
-    exp.add_flags(parser)
-    parser.add_argument(
+    exp.add_flags(ap)
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="a small size: a smoke test, its verdicts are not evidence",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     add_flag(
-        parser,
+        ap,
         "plots",
         old=("--figures",),
         metavar="DIR",
         help="save the figures (PNG, matplotlib) in DIR",
     )
-    return parser
+    return ap
 
 
 def _settings(exp: Experiment[S, R], args: argparse.Namespace) -> S:
@@ -341,10 +349,11 @@ def main(exp: Experiment, argv: Sequence[str] | None = None) -> int:
     prog = f"python -m nsf_optax.experiments.{exp.name}"
 
     def body() -> None:
-        args = _parser(exp).parse_args(argv)
+        args = parser(exp).parse_args(argv)
         settings = _settings(exp, args)
         result = exp.run(settings, args.plots is not None)
-        note = evidence(args.quick, _changed(settings, exp.defaults()))
+        changed = _changed(exp.protocol(settings), exp.protocol(exp.defaults()))
+        note = evidence(args.quick, changed)
         if args.plots is not None:
             save_figures(exp.figures(result), args.plots)
         if args.json:

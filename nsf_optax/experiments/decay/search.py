@@ -23,8 +23,8 @@ from nsf_optax.experiments.decay.table import (
     _simulate,
     compare_with_paper,
     default_rows,
-    verdicts,
 )
+from nsf_optax.experiments.decay.verdicts import verdicts
 
 __all__ = [
     "BAND_FIELDS",
@@ -186,6 +186,55 @@ def _horizon(settings: DecaySettings) -> DecaySettings:
     return dataclasses.replace(settings, num_steps=steps)
 
 
+def _check_search(
+    grid: Mapping[str, Iterable[Any]],
+    fit_max_abs_diff: float | None,
+    top_fraction: float | None,
+) -> None:
+    """Raises ValueError on a grid or fraction that :func:`search_settings` refuses."""
+    unknown = set(grid) - {f.name for f in dataclasses.fields(DecaySettings)}
+    if unknown:
+        raise ValueError(f"grid has fields DecaySettings lacks: {sorted(unknown)}.")
+    if any(k in grid for k in _DERIVED):
+        raise ValueError(
+            "grid must not hold num_steps: the horizon is the window's end."
+        )
+    if fit_max_abs_diff is not None and not fit_max_abs_diff > 0:
+        raise ValueError(f"fit_max_abs_diff must be > 0, got {fit_max_abs_diff}.")
+    if top_fraction is not None and not 0 < top_fraction <= 1:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
+
+
+def _simulate_grid(
+    grid: Mapping[str, Iterable[Any]],
+    base: DecaySettings,
+    windows: Sequence[tuple[float, float]],
+    protocols: Sequence[Mapping[str, Any]],
+):
+    """One simulation per simulated setting of ``grid``, to the longest window.
+
+    Returns:
+      ``(sims, runs, max_d, mean_d)``: the simulated settings and runs, and the
+      scores ``[S, P, W]`` (simulations, protocols, windows).
+    """
+    sim_keys = [k for k in grid if k not in _FIT_FIELDS]
+    longest = max(w[1] for w in windows)
+    sims, runs, maxes, means = [], [], [], []
+    for sim_change in _product(grid, sim_keys):
+        dt = sim_change.get("dt", base.dt)
+        steps = math.ceil(longest / dt - 1e-6)
+        sim = dataclasses.replace(
+            base, **sim_change, window=(0.0, longest), num_steps=steps
+        )
+        run = _simulate(sim, default_rows(sim))
+        m, a = _scores(run, windows, protocols)
+        sims.append(sim)
+        runs.append(run)
+        maxes.append(m)
+        means.append(a)
+    return sims, runs, np.stack(maxes), np.stack(means)
+
+
 def search_settings(
     grid: Mapping[str, Iterable[Any]] = SEARCH_GRID,
     base: DecaySettings = _DEFAULTS,
@@ -231,35 +280,10 @@ def search_settings(
     References:
       Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
-    unknown = set(grid) - {f.name for f in dataclasses.fields(DecaySettings)}
-    if unknown:
-        raise ValueError(f"grid has fields DecaySettings lacks: {sorted(unknown)}.")
-    if any(k in grid for k in _DERIVED):
-        raise ValueError(
-            "grid must not hold num_steps: the horizon is the window's end."
-        )
-    if fit_max_abs_diff is not None and not fit_max_abs_diff > 0:
-        raise ValueError(f"fit_max_abs_diff must be > 0, got {fit_max_abs_diff}.")
-    if top_fraction is not None and not 0 < top_fraction <= 1:
-        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
+    _check_search(grid, fit_max_abs_diff, top_fraction)
     windows = [(float(a), float(b)) for a, b in grid.get("window", (base.window,))]
     protocols = _protocols(grid, base)
-    sim_keys = [k for k in grid if k not in _FIT_FIELDS]
-    longest = max(w[1] for w in windows)
-    sims, runs, maxes, means = [], [], [], []
-    for sim_change in _product(grid, sim_keys):
-        dt = sim_change.get("dt", base.dt)
-        steps = math.ceil(longest / dt - 1e-6)
-        sim = dataclasses.replace(
-            base, **sim_change, window=(0.0, longest), num_steps=steps
-        )
-        run = _simulate(sim, default_rows(sim))
-        m, a = _scores(run, windows, protocols)
-        sims.append(sim)
-        runs.append(run)
-        maxes.append(m)
-        means.append(a)
-    max_d, mean_d = np.stack(maxes), np.stack(means)  # [S, P, W]
+    sims, runs, max_d, mean_d = _simulate_grid(grid, base, windows, protocols)
     order = np.lexsort((mean_d.ravel(), max_d.ravel()))
     order = order[np.isfinite(max_d.ravel()[order])]
 
