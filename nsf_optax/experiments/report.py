@@ -61,6 +61,7 @@ EXPERIMENTS: dict[str, str] = {
     "decay": "nsf_optax.experiments.decay.experiment",
     "density": "nsf_optax.experiments.density.experiment",
     "boundary": "nsf_optax.experiments.boundary.experiment",
+    "bias": "nsf_optax.experiments.bias.experiment",
 }
 
 S = TypeVar("S")

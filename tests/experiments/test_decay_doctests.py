@@ -4,11 +4,11 @@ import doctest
 
 import pytest
 
+from nsf_optax.experiments.decay import band, model, search, settings, table
 from nsf_optax.experiments.decay import experiment as decay
-from nsf_optax.experiments.decay import model, search, settings, table
 from nsf_optax.experiments.decay import verdicts as decay_verdicts
 
-_MODULES = [settings, model, table, decay_verdicts, search, decay]
+_MODULES = [settings, model, table, decay_verdicts, search, band, decay]
 
 
 @pytest.mark.parametrize("module", _MODULES, ids=lambda m: m.__name__)

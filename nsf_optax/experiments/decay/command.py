@@ -13,14 +13,13 @@ from typing import Any, NamedTuple
 from nsf_optax.experiments import report
 from nsf_optax.experiments.decay import figures
 from nsf_optax.experiments.decay import verdicts as decay_verdicts
+from nsf_optax.experiments.decay.band import BAND_FIELDS, robustness_band
 from nsf_optax.experiments.decay.search import (
-    BAND_FIELDS,
     FIT_MAX_ABS_DIFF,
     SEARCH_GRID,
     TOP_FRACTION,
     DecaySearch,
     refine_settings,
-    robustness_band,
     search_settings,
 )
 from nsf_optax.experiments.decay.settings import (

@@ -14,9 +14,9 @@ This module is the experiment's public face. The settings live in
 :mod:`~nsf_optax.experiments.decay.settings`, the model (the error ODE and the
 fit) in :mod:`~nsf_optax.experiments.decay.model`, the table and its comparison
 with the paper in :mod:`~nsf_optax.experiments.decay.table`, the verdicts in
-:mod:`~nsf_optax.experiments.decay.verdicts`, the settings search, the verdicts
-over its settings and the robustness band in
-:mod:`~nsf_optax.experiments.decay.search`, the figures in
+:mod:`~nsf_optax.experiments.decay.verdicts`, the settings search and the
+verdicts over its settings in :mod:`~nsf_optax.experiments.decay.search`, the
+robustness band in :mod:`~nsf_optax.experiments.decay.band`, the figures in
 :mod:`~nsf_optax.experiments.decay.figures`, the command line's run and report
 in :mod:`~nsf_optax.experiments.decay.command`.
 """
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from nsf_optax.experiments import report
 from nsf_optax.experiments.decay import command
+from nsf_optax.experiments.decay.band import BAND_FIELDS, robustness_band
 from nsf_optax.experiments.decay.command import DecayOptions, DecayReport, run_options
 from nsf_optax.experiments.decay.model import (
     DecayFit,
@@ -34,13 +35,11 @@ from nsf_optax.experiments.decay.model import (
     simulate_decay,
 )
 from nsf_optax.experiments.decay.search import (
-    BAND_FIELDS,
     FIT_MAX_ABS_DIFF,
     SEARCH_GRID,
     TOP_FRACTION,
     DecaySearch,
     refine_settings,
-    robustness_band,
     search_settings,
 )
 from nsf_optax.experiments.decay.settings import (
