@@ -45,6 +45,8 @@ __all__ = [
     "EXPERIMENTS",
     "Experiment",
     "add_flag",
+    "add_flags",
+    "command",
     "evidence",
     "experiment",
     "main",
@@ -302,6 +304,18 @@ def add_flag(
     return action
 
 
+def add_flags(
+    parser: argparse.ArgumentParser,
+    flags: Mapping[str, tuple[Callable[[str], Any], str]],
+) -> None:
+    """:func:`add_flag` for each ``{name: (type, help)}``, default None.
+
+    With :func:`replace_given`, a table of settings fields becomes their flags.
+    """
+    for name, (kind, text) in flags.items():
+        add_flag(parser, name, type=kind, help=text)
+
+
 def parser(exp: Experiment) -> argparse.ArgumentParser:
     """The command-line parser of ``exp``: its flags and the shared ones."""
     ap = cli.ArgumentParser(
@@ -331,6 +345,17 @@ def _settings(exp: Experiment[S, R], args: argparse.Namespace) -> S:
         return exp.settings(base, args)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
+
+
+def command(exp: Experiment) -> Callable[[Sequence[str] | None], int]:
+    """``exp``'s ``main(argv=None) -> exit status``: :func:`main` bound to it."""
+
+    def run(argv: Sequence[str] | None = None) -> int:
+        return main(exp, argv)
+
+    prog = f"python -m nsf_optax.experiments.{exp.name}"
+    run.__doc__ = f"Runs ``{prog}`` with ``argv``; returns the exit status."
+    return run
 
 
 def main(exp: Experiment, argv: Sequence[str] | None = None) -> int:

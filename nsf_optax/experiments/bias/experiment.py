@@ -26,7 +26,6 @@ record.
 import argparse
 import dataclasses
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -287,10 +286,4 @@ EXPERIMENT = report.Experiment(
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
-    return report.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = report.command(EXPERIMENT)

@@ -15,7 +15,6 @@ its :class:`~nsf_optax.experiments.report.Experiment` record.
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -175,8 +174,7 @@ _FLAGS = {
 
 
 def _add_flags(parser: argparse.ArgumentParser) -> None:
-    for name, (kind, text) in _FLAGS.items():
-        report.add_flag(parser, name, type=kind, help=text)
+    report.add_flags(parser, _FLAGS)
     report.add_flag(
         parser,
         "loss_reduction",
@@ -257,10 +255,4 @@ EXPERIMENT = report.Experiment(
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
-    return report.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = report.command(EXPERIMENT)

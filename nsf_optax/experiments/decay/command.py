@@ -61,6 +61,19 @@ _CHOICES = {
     "tau_exponent": (TAU_EXPONENT, "exponent in tau"),
     "tau_energy": (TAU_ENERGY, "spatially averaged energy in tau"),
 }
+# Flags of the analyses beside the table, DecayOptions fields: (type, help); a
+# type None is a switch.
+_ANALYSES = {
+    "readings": (None, "the table under each other reading"),
+    "search": (
+        None,
+        "search SEARCH_GRID, refine its best, verdicts over its settings (~3 min)",
+    ),
+    "top": (int, "search results to show (default 5)"),
+    "robustness": (None, "+-20%% band around the settings, verdicts over its draws"),
+    "draws": (int, "joint draws of the band (default 30)"),
+    "seed": (int, "seed of the joint draws (default 0)"),
+}
 # --quick: a shorter horizon and window (the verdicts there are no evidence).
 _QUICK_SIZE = {"num_steps": 200, "window": (0.0, 2.0)}
 
@@ -109,12 +122,10 @@ class DecayReport(NamedTuple):
 
 
 def _add_flags(parser: argparse.ArgumentParser) -> None:
-    for field, (kind, text) in _OPTIONS.items():
-        report.add_flag(parser, field, type=kind, help=text)
+    report.add_flags(parser, _OPTIONS)
     for field, (choices, text) in _CHOICES.items():
         report.add_flag(parser, field, choices=choices, help=text)
-    add = report.add_flag
-    add(
+    report.add_flag(
         parser,
         "window",
         type=float,
@@ -122,33 +133,17 @@ def _add_flags(parser: argparse.ArgumentParser) -> None:
         metavar=("T0", "T1"),
         help="fit window in t",
     )
-    add(
+    report.add_flag(
         parser,
         "t_fit",
         action="store_true",
         help="start from the earlier settings: every row fitted against t",
     )
-    add(
-        parser,
-        "readings",
-        action="store_true",
-        help="the table under each other reading",
-    )
-    add(
-        parser,
-        "search",
-        action="store_true",
-        help="search SEARCH_GRID, refine its best, verdicts over its settings (~3 min)",
-    )
-    add(parser, "top", type=int, default=5, help="search results to show")
-    add(
-        parser,
-        "robustness",
-        action="store_true",
-        help="+-20%% band around the settings, verdicts over its draws",
-    )
-    add(parser, "draws", type=int, default=30, help="joint draws of the band")
-    add(parser, "seed", type=int, default=0, help="seed of the joint draws")
+    for field, (kind, text) in _ANALYSES.items():
+        if kind is None:  # a switch; None when not given, like the others
+            report.add_flag(parser, field, action="store_true", default=None, help=text)
+        else:
+            report.add_flag(parser, field, type=kind, help=text)
 
 
 def protocol(args: argparse.Namespace) -> DecaySettings:
@@ -167,16 +162,9 @@ def protocol(args: argparse.Namespace) -> DecaySettings:
 
 
 def _options(base: DecayOptions, args: argparse.Namespace) -> DecayOptions:
-    del base  # the protocol's start depends on --t_fit and --quick
-    return DecayOptions(
-        settings=protocol(args),
-        readings=args.readings,
-        search=args.search,
-        top=args.top,
-        robustness=args.robustness,
-        draws=args.draws,
-        seed=args.seed,
-    )
+    # The protocol's start depends on --t_fit and --quick: see protocol().
+    base = dataclasses.replace(base, settings=protocol(args))
+    return report.replace_given(base, args, list(_ANALYSES))
 
 
 def _jsonable(settings: DecaySettings) -> dict[str, Any]:

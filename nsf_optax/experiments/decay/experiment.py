@@ -125,7 +125,3 @@ def main(argv: Sequence[str] | None = None) -> int:
       0
     """
     return report.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

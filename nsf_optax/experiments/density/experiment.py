@@ -16,7 +16,6 @@ command line (:mod:`nsf_optax.experiments.report`) runs.
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -113,8 +112,7 @@ _FLAGS = {
 
 
 def _add_flags(parser: argparse.ArgumentParser) -> None:
-    for name, (kind, text) in _FLAGS.items():
-        report.add_flag(parser, name, type=kind, help=text)
+    report.add_flags(parser, _FLAGS)
 
 
 def _settings(base: DensitySettings, args: argparse.Namespace) -> DensitySettings:
@@ -174,10 +172,4 @@ EXPERIMENT = report.Experiment(
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
-    return report.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = report.command(EXPERIMENT)
