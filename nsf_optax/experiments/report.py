@@ -34,7 +34,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from nsf_optax.experiments.runner.errors import UsageError
 
 __all__ = [
     "EXPERIMENTS",
+    "Command",
     "Experiment",
     "add_flag",
     "add_flags",
@@ -92,9 +93,9 @@ class Experiment(Generic[S, R]):
       run: ``(settings, figures) -> result``; ``figures`` says whether
         :attr:`figures` will be drawn (what only they need may be skipped).
       verdicts: ``result -> {claim: True, False or None}`` (None: not decided).
-      to_json: ``result -> dict``: its ``"settings"`` and what else the report
-        carries (tables, the numbers behind each verdict); strict JSON is made
-        of it by :func:`to_json`.
+      to_json: ``result -> dict``: its ``"settings"``, its
+        ``"verdict_details"`` (the numbers behind each verdict) and what else
+        the report carries (tables); :func:`to_json` makes strict JSON of it.
       text: ``result -> str``: the text report.
       figures: ``result -> {file name: matplotlib figure}``.
       protocol: ``settings -> the part the published run fixes``; the evidence
@@ -217,8 +218,8 @@ def report_json(
 
     Returns:
       Strict-JSON-ready ``{"experiment", "evidence", "evidence_note",
-      "settings", "verdicts", ...}``; ``verdicts`` maps each claim to
-      ``True``, ``False`` or ``None``.
+      "settings", "verdicts", "verdict_details", ...}``; ``verdicts`` maps each
+      claim to ``True``, ``False`` or ``None``.
     """
     body = dict(exp.to_json(result))
     verdicts = exp.verdicts(result)
@@ -347,7 +348,13 @@ def _settings(exp: Experiment[S, R], args: argparse.Namespace) -> S:
         raise UsageError(str(e)) from None
 
 
-def command(exp: Experiment) -> Callable[[Sequence[str] | None], int]:
+class Command(Protocol):
+    """A command's ``main``: runs it on ``argv`` (default ``sys.argv[1:]``)."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
+def command(exp: Experiment) -> Command:
     """``exp``'s ``main(argv=None) -> exit status``: :func:`main` bound to it."""
 
     def run(argv: Sequence[str] | None = None) -> int:

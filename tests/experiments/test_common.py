@@ -2,8 +2,8 @@
 
 In the manner of optax's ``contrib/_common_test.py``: the experiments are read
 from :data:`nsf_optax.experiments.report.EXPERIMENTS`, so a new one is tested
-here without an edit. Each experiment's quick run happens once per process; the
-text report, the figures and the flag checks reuse it.
+here without an edit. Each experiment's quick run happens once; its JSON, text
+report and figures are drawn from it.
 """
 
 import contextlib
@@ -46,13 +46,14 @@ def _strict(constant):
 
 
 @pytest.mark.parametrize("name", _NAMES)
-def test_quick_json_and_text(name):
+def test_quick_json_text_and_plots(name, tmp_path):
+    # One test per experiment, so that its quick run happens once (also under
+    # pytest-xdist, which may send tests of one module to different workers).
     status, out, _ = _main(name, ["--quick", "--json"])
     assert status == 0
     data = json.loads(out, parse_constant=_strict)
-    assert {"experiment", "evidence", "evidence_note", "settings", "verdicts"} <= set(
-        data
-    )
+    keys = {"experiment", "evidence", "evidence_note", "settings", "verdicts"}
+    assert keys | {"verdict_details"} <= set(data)
     assert data["experiment"] == name
     assert data["evidence"] is False and "not evidence" in data["evidence_note"]
     assert data["verdicts"], "an experiment scores at least one claim"
@@ -60,10 +61,6 @@ def test_quick_json_and_text(name):
         assert holds is None or isinstance(holds, bool), (claim, holds)
     status, text, _ = _main(name, ["--quick"])
     assert status == 0 and "not evidence" in text
-
-
-@pytest.mark.parametrize("name", _NAMES)
-def test_plots(name, tmp_path):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     status, _, _ = _main(name, ["--quick", "--plots", str(tmp_path), "--json"])

@@ -203,8 +203,10 @@ def _json(result: BoundaryResult) -> dict[str, Any]:
     return {
         "settings": result.settings,
         "summary": result.summary,
-        "ranking": result.verdicts["ranking"],
-        "fastest": result.verdicts["fastest"],
+        "verdict_details": {
+            "ranking": result.verdicts["ranking"],
+            "fastest": result.verdicts["fastest"],
+        },
     }
 
 

@@ -138,7 +138,9 @@ def _json(result: DensityResult) -> dict[str, Any]:
     return {
         "settings": result.settings,
         "rows": _rows(result),
-        "density_sensitivity": result.verdicts["density_sensitivity"],
+        "verdict_details": {
+            "density_sensitivity": result.verdicts["density_sensitivity"]
+        },
     }
 
 
