@@ -280,7 +280,7 @@ EXPERIMENT = report.Experiment(
     settings=_settings,
     run=_run,
     verdicts=bias_claims.claims,
-    to_json=lambda result: result_json(result),
+    to_json=result_json,
     text=_text,
     figures=figures.figures,
 )
