@@ -84,18 +84,7 @@ class UpdateNormsTest(chex.TestCase):
 
 
 def test_demo_small_is_deterministic():
-    settings = boundary.BoundarySettings(
-        n_train=40,
-        n_test=100,
-        num_steps=40,
-        eval_every=10,
-        seeds=(0, 1),
-        ps=(-0.25, 0.0, 0.5),
-        tidal=(-0.5, 0.5, 20),
-        early_steps=20,
-        checkpoints=(10, 40),
-        grid_size=8,
-    )
+    settings = boundary.EXPERIMENT.quick()  # 40 steps, 2 seeds, 3 constant p
     a = boundary.boundary_demo(settings)
     b = boundary.boundary_demo(settings, snapshots=False)
     assert a.labels == ["p=-0.25", "p=0", "p=0.5", "tidal[-0.5,0.5]"]

@@ -14,6 +14,7 @@ import pytest
 from absl.testing import parameterized
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.decay import command
 from nsf_optax.experiments.decay import experiment as decay
 
 _TINY = {"num_steps": 100, "num_points": 96, "record_every": 10}
@@ -393,11 +394,15 @@ def test_bad_simulate_arguments():
 
 
 def test_cli_json_schema(capsys):
-    argv = ["--json", "--num-steps", "200", "--window", "0", "1", "--readings"]
+    argv = ["--json", "--num_steps", "200", "--window", "0", "1", "--readings"]
     argv += ["--robustness", "--draws", "2"]
     assert decay.main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {
+        "experiment",
+        "evidence",
+        "evidence_note",
+        "verdict_details",
         "settings",
         "modes",
         "rows",
@@ -410,7 +415,7 @@ def test_cli_json_schema(capsys):
     band = data["verdicts_over_settings"]["band"]
     assert band["settings"] == 2
     assert band["holds"] == data["robustness"]["verdicts_hold"]
-    assert set(band["holds"]) == set(data["verdicts"])
+    assert set(band["holds"]) == set(data["verdicts"]) == set(data["verdict_details"])
     assert data["modes"] == [1, 2, 4, 8, 16, 32]
     assert data["settings"]["num_steps"] == 200
     assert data["settings"]["regression"] == "tau"
@@ -419,16 +424,20 @@ def test_cli_json_schema(capsys):
         assert row["variable"] == "tau"
         assert row["lambda"] == row["lambda_tau"]
         assert (row["paper"] is None) == (label not in decay.PAPER_TABLE)
-    assert all(isinstance(v["holds"], bool) for v in data["verdicts"].values())
+    assert all(isinstance(v["holds"], bool) for v in data["verdict_details"].values())
+    assert data["verdicts"] == {
+        k: v["holds"] for k, v in data["verdict_details"].items()
+    }
+    assert data["evidence"] is True and "num_steps" in data["evidence_note"]
     assert "regression=t" in data["readings"]
 
 
 def test_cli_search_on_a_small_grid(capsys, monkeypatch):
     # The command's wiring, on a two-setting grid and a one-step refinement.
-    monkeypatch.setattr(decay, "SEARCH_GRID", {"amplitude": (1.65, 2.0)})
+    monkeypatch.setattr(command, "SEARCH_GRID", {"amplitude": (1.65, 2.0)})
     quick = functools.partial(decay.refine_settings, rounds=1, moves=1)
-    monkeypatch.setattr(decay, "refine_settings", quick)
-    argv = ["--search", "--top", "2", "--num-steps", "200", "--window", "0", "2"]
+    monkeypatch.setattr(command, "refine_settings", quick)
+    argv = ["--search", "--top", "2", "--num_steps", "200", "--window", "0", "2"]
     assert decay.main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     search = data["search"]
@@ -447,18 +456,18 @@ def test_cli_search_on_a_small_grid(capsys, monkeypatch):
 
 
 def test_cli_t_fit_and_text(capsys):
-    assert decay.main(["--t-fit", "--num-steps", "200", "--window", "0", "1"]) == 0
+    assert decay.main(["--t_fit", "--num_steps", "200", "--window", "0", "1"]) == 0
     out = capsys.readouterr().out
     assert "regression=t," in out and "p=0 (t)" in out and "vs paper" in out
 
 
 def test_cli_runs_as_a_module():
     out = subprocess.run(
-        [sys.executable, "-m", "nsf_optax.experiments.decay.experiment", "--help"],
+        [sys.executable, "-m", "nsf_optax.experiments.decay", "--help"],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    for flag in ("--eps", "--regression", "--energy", "--t-fit", "--search"):
+    for flag in ("--eps", "--regression", "--energy", "--t_fit", "--search"):
         assert flag in out.stdout

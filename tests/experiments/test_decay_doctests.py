@@ -4,10 +4,11 @@ import doctest
 
 import pytest
 
+from nsf_optax.experiments.decay import band, model, search, settings, table
 from nsf_optax.experiments.decay import experiment as decay
-from nsf_optax.experiments.decay import model, search, settings, table
+from nsf_optax.experiments.decay import verdicts as decay_verdicts
 
-_MODULES = [settings, model, table, search, decay]
+_MODULES = [settings, model, table, decay_verdicts, search, band, decay]
 
 
 @pytest.mark.parametrize("module", _MODULES, ids=lambda m: m.__name__)
@@ -23,7 +24,7 @@ def test_figure_doctests(name):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nsf_optax.experiments import spectral_plots as plots
+    from nsf_optax.experiments.decay import figures as plots
 
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner()
     (test,) = finder.find(getattr(plots, name), name, globs=vars(plots).copy())

@@ -2,8 +2,6 @@
 
 import functools
 import json
-import subprocess
-import sys
 
 import chex
 import jax.numpy as jnp
@@ -12,6 +10,7 @@ import pytest
 from absl.testing import parameterized
 
 from nsf_optax.experiments.density import experiment as density
+from nsf_optax.experiments.density import verdicts
 
 _SMALL = {"num_steps": 300, "num_points": 128, "checkpoints": (0, 300)}
 
@@ -80,25 +79,20 @@ def test_demo_verdicts():
     assert ratios[-0.5] > ratios[-0.25] > ratios[0.0]
 
 
-def test_cli_json():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nsf_optax.experiments.density.experiment",
-            "--json",
-            "--num-steps",
-            "200",
-            "--num-points",
-            "64",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    data = json.loads(out.stdout)
-    assert set(data) == {"settings", "rows", "verdicts"}
+def test_cli_json(capsys):
+    # In-process: `python -m` of every experiment is checked by tests/test_moved.py.
+    argv = ["--json", "--num_steps", "200", "--num_points", "64"]
+    assert density.main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"settings", "rows", "verdicts", "verdict_details"} <= set(data)
+    assert data["evidence"] is True and "num_steps" in data["evidence_note"]
+    assert set(data["verdicts"]) == set(verdicts.CLAIMS)
+    assert set(data["verdict_details"]["density_sensitivity"]) == {
+        "-0.5",
+        "-0.25",
+        "0.0",
+        "0.5",
+    }
     assert len(data["rows"]) == 12
     assert {"p", "slope", "final_frmse", "steps_to_threshold", "eq14_rel_error"} == set(
         data["rows"][0]

@@ -1,7 +1,7 @@
 """The spectral-bias experiment's model, target and batched training program.
 
-Used by :mod:`nsf_optax.experiments.bias.experiment`; its public names are re-exported
-there.
+Used by :mod:`nsf_optax.experiments.bias.experiment`; its public names are
+re-exported there.
 """
 
 import functools
@@ -153,6 +153,46 @@ class BiasTrace(NamedTuple):
     log_nu: jax.Array | np.ndarray  # [P, K]
 
 
+def _leaf_terms(e, g, iv, num_k: int):
+    """One parameter leaf's share of the Eq. 4 probe's sums (see BiasTrace)."""
+    e = e.reshape(num_k, -1)
+    log_nu = -jnp.log10(iv.reshape(-1))
+    ok = jnp.isfinite(log_nu)
+    w = jnp.where(ok, e, 0.0)
+    return (
+        e @ g.reshape(-1),
+        jnp.sum(e, axis=1),
+        w @ jnp.where(ok, log_nu, 0.0),
+        jnp.sum(w, axis=1),
+    )
+
+
+def _probe(coefficients, num_k: int, params, opt_state, p_fn):
+    """The Eq. 4 probe: ``(kernel_gain, kernel, log_nu)``, each ``[K]``."""
+    jac = jax.jacrev(coefficients)(params)
+    energy = jax.tree.map(lambda j: j[:num_k] ** 2 + j[num_k:] ** 2, jac)
+    (state,) = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=_is_pexp_state)
+        if _is_pexp_state(s)
+    ]
+    # The gain the next update applies, at the next step's p.
+    gain = nsf_optax.pexp_gain(opt_state, p=p_fn(state.count))
+    nu_hat = optax.tree.bias_correction(state.nu, state.b2, state.count)
+    inv_nu = jax.tree.map(lambda v: 1.0 / v, nu_hat)
+    parts = [
+        _leaf_terms(e, g, iv, num_k)
+        for e, g, iv in zip(
+            jax.tree.leaves(energy),
+            jax.tree.leaves(gain),
+            jax.tree.leaves(inv_nu),
+            strict=True,
+        )
+    ]
+    kg, kf, lv, w = (sum(p[i] for p in parts) for i in range(4))
+    return jnp.asarray(kg), jnp.asarray(kf), jnp.asarray(lv / w)
+
+
 @functools.lru_cache(maxsize=8)
 def make_train_program(
     *,
@@ -190,43 +230,6 @@ def make_train_program(
         c = jnp.fft.rfft(relu_mlp_apply(params, x))[k]
         return jnp.concatenate([c.real, c.imag])
 
-    def probe(params, opt_state, p_fn):
-        jac = jax.jacrev(coefficients)(params)
-        energy = jax.tree.map(lambda j: j[:num_k] ** 2 + j[num_k:] ** 2, jac)
-        (state,) = [
-            s
-            for s in jax.tree.leaves(opt_state, is_leaf=_is_pexp_state)
-            if _is_pexp_state(s)
-        ]
-        # The gain the next update applies, at the next step's p.
-        gain = nsf_optax.pexp_gain(opt_state, p=p_fn(state.count))
-        nu_hat = optax.tree.bias_correction(state.nu, state.b2, state.count)
-        inv_nu = jax.tree.map(lambda v: 1.0 / v, nu_hat)
-
-        def per_leaf(e, g, iv):
-            e = e.reshape(num_k, -1)
-            log_nu = -jnp.log10(iv.reshape(-1))
-            ok = jnp.isfinite(log_nu)
-            w = jnp.where(ok, e, 0.0)
-            return (
-                e @ g.reshape(-1),
-                jnp.sum(e, axis=1),
-                w @ jnp.where(ok, log_nu, 0.0),
-                jnp.sum(w, axis=1),
-            )
-
-        parts = [
-            per_leaf(e, g, iv)
-            for e, g, iv in zip(
-                jax.tree.leaves(energy),
-                jax.tree.leaves(gain),
-                jax.tree.leaves(inv_nu),
-                strict=True,
-            )
-        ]
-        kg, kf, lv, w = (sum(p[i] for p in parts) for i in range(4))
-        return jnp.asarray(kg), jnp.asarray(kf), jnp.asarray(lv / w)
-
     def run(params, f, lr, p_values):
         def p_fn(count):
             return p_values[jnp.minimum(count, num_steps - 1)]
@@ -243,7 +246,7 @@ def make_train_program(
 
         def segment(carry, _):
             carry, logged = jax.lax.scan(step, carry, None, length=probe_every)
-            return carry, (logged, probe(*carry, p_fn))
+            return carry, (logged, _probe(coefficients, num_k, *carry, p_fn))
 
         carry = (params, tx.init(params))
         carry, ((errors, loss), probes) = jax.lax.scan(

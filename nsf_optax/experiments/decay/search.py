@@ -1,4 +1,4 @@
-"""The decay experiment's settings search, verdicts over settings, robustness band.
+"""The decay experiment's settings search and the verdicts over its settings.
 
 Public through :mod:`nsf_optax.experiments.decay.experiment`.
 """
@@ -23,17 +23,15 @@ from nsf_optax.experiments.decay.table import (
     _simulate,
     compare_with_paper,
     default_rows,
-    verdicts,
 )
+from nsf_optax.experiments.decay.verdicts import verdicts
 
 __all__ = [
-    "BAND_FIELDS",
     "FIT_MAX_ABS_DIFF",
     "SEARCH_GRID",
     "TOP_FRACTION",
     "DecaySearch",
     "refine_settings",
-    "robustness_band",
     "search_settings",
 ]
 
@@ -82,10 +80,6 @@ TOP_FRACTION = 0.01
 _FIT_FIELDS = ("regression", "tau_exponent", "tau_energy", "window")
 # Set by the search itself (the horizon is the window's end).
 _DERIVED = ("num_steps",)
-
-# The numeric searched settings, perturbed by the robustness band.
-BAND_FIELDS = ("eps", "amplitude", "amplitude_decay", "window", "tidal_period_steps")
-_NUMERIC = (*BAND_FIELDS, "eta", "dt")
 
 
 class DecaySearch(NamedTuple):
@@ -186,6 +180,55 @@ def _horizon(settings: DecaySettings) -> DecaySettings:
     return dataclasses.replace(settings, num_steps=steps)
 
 
+def _check_search(
+    grid: Mapping[str, Iterable[Any]],
+    fit_max_abs_diff: float | None,
+    top_fraction: float | None,
+) -> None:
+    """Raises ValueError on a grid or fraction that :func:`search_settings` refuses."""
+    unknown = set(grid) - {f.name for f in dataclasses.fields(DecaySettings)}
+    if unknown:
+        raise ValueError(f"grid has fields DecaySettings lacks: {sorted(unknown)}.")
+    if any(k in grid for k in _DERIVED):
+        raise ValueError(
+            "grid must not hold num_steps: the horizon is the window's end."
+        )
+    if fit_max_abs_diff is not None and not fit_max_abs_diff > 0:
+        raise ValueError(f"fit_max_abs_diff must be > 0, got {fit_max_abs_diff}.")
+    if top_fraction is not None and not 0 < top_fraction <= 1:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
+
+
+def _simulate_grid(
+    grid: Mapping[str, Iterable[Any]],
+    base: DecaySettings,
+    windows: Sequence[tuple[float, float]],
+    protocols: Sequence[Mapping[str, Any]],
+):
+    """One simulation per simulated setting of ``grid``, to the longest window.
+
+    Returns:
+      ``(sims, runs, max_d, mean_d)``: the simulated settings and runs, and the
+      scores ``[S, P, W]`` (simulations, protocols, windows).
+    """
+    sim_keys = [k for k in grid if k not in _FIT_FIELDS]
+    longest = max(w[1] for w in windows)
+    sims, runs, maxes, means = [], [], [], []
+    for sim_change in _product(grid, sim_keys):
+        dt = sim_change.get("dt", base.dt)
+        steps = math.ceil(longest / dt - 1e-6)
+        sim = dataclasses.replace(
+            base, **sim_change, window=(0.0, longest), num_steps=steps
+        )
+        run = _simulate(sim, default_rows(sim))
+        m, a = _scores(run, windows, protocols)
+        sims.append(sim)
+        runs.append(run)
+        maxes.append(m)
+        means.append(a)
+    return sims, runs, np.stack(maxes), np.stack(means)
+
+
 def search_settings(
     grid: Mapping[str, Iterable[Any]] = SEARCH_GRID,
     base: DecaySettings = _DEFAULTS,
@@ -231,35 +274,10 @@ def search_settings(
     References:
       Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
     """
-    unknown = set(grid) - {f.name for f in dataclasses.fields(DecaySettings)}
-    if unknown:
-        raise ValueError(f"grid has fields DecaySettings lacks: {sorted(unknown)}.")
-    if any(k in grid for k in _DERIVED):
-        raise ValueError(
-            "grid must not hold num_steps: the horizon is the window's end."
-        )
-    if fit_max_abs_diff is not None and not fit_max_abs_diff > 0:
-        raise ValueError(f"fit_max_abs_diff must be > 0, got {fit_max_abs_diff}.")
-    if top_fraction is not None and not 0 < top_fraction <= 1:
-        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
+    _check_search(grid, fit_max_abs_diff, top_fraction)
     windows = [(float(a), float(b)) for a, b in grid.get("window", (base.window,))]
     protocols = _protocols(grid, base)
-    sim_keys = [k for k in grid if k not in _FIT_FIELDS]
-    longest = max(w[1] for w in windows)
-    sims, runs, maxes, means = [], [], [], []
-    for sim_change in _product(grid, sim_keys):
-        dt = sim_change.get("dt", base.dt)
-        steps = math.ceil(longest / dt - 1e-6)
-        sim = dataclasses.replace(
-            base, **sim_change, window=(0.0, longest), num_steps=steps
-        )
-        run = _simulate(sim, default_rows(sim))
-        m, a = _scores(run, windows, protocols)
-        sims.append(sim)
-        runs.append(run)
-        maxes.append(m)
-        means.append(a)
-    max_d, mean_d = np.stack(maxes), np.stack(means)  # [S, P, W]
+    sims, runs, max_d, mean_d = _simulate_grid(grid, base, windows, protocols)
     order = np.lexsort((mean_d.ravel(), max_d.ravel()))
     order = order[np.isfinite(max_d.ravel()[order])]
 
@@ -389,105 +407,3 @@ def refine_settings(
                 break
             best = found.ranked[0]
     return DecaySearch([best], scored, {})
-
-
-def _scaled(settings: DecaySettings, field: str, factor: float) -> DecaySettings:
-    """``settings`` with one numeric field multiplied by ``factor``.
-
-    The window's ends move together and the horizon follows the window's end.
-    """
-    value = getattr(settings, field)
-    if field == "window":
-        value = tuple(v * factor for v in value)
-        steps = max(settings.num_steps, math.ceil(value[1] / settings.dt - 1e-6))
-        return dataclasses.replace(settings, window=value, num_steps=steps)
-    if isinstance(value, int):
-        value = max(1, round(value * factor))
-    else:
-        value = value * factor
-    return dataclasses.replace(settings, **{field: value})
-
-
-def _score(settings: DecaySettings) -> dict[str, Any]:
-    table = _assemble(settings, _simulate(settings, default_rows(settings)))
-    v = verdicts(table)
-    return {**compare_with_paper(table), "holds": {k: d["holds"] for k, d in v.items()}}
-
-
-def robustness_band(
-    settings: DecaySettings = _DEFAULTS,
-    fields: Sequence[str] = BAND_FIELDS,
-    *,
-    scale: float = 0.2,
-    draws: int = 30,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """How the match with the paper, and the verdicts, move with the settings.
-
-    Each field is multiplied by ``1 - scale`` and ``1 + scale`` one at a time,
-    then all jointly by independent factors drawn uniformly from
-    ``[1 - scale, 1 + scale]`` (``draws`` draws, seeded). Integers are rounded;
-    the window's ends are scaled together and the horizon follows the end.
-
-    Args:
-      settings: the centre of the band.
-      fields: numeric :class:`DecaySettings` fields to perturb.
-      scale: relative size of the perturbation, in ``(0, 1)``.
-      draws: number of joint draws, ``>= 1``.
-      seed: seed of the joint draws.
-
-    Returns:
-      ``{"centre": score, "one_at_a_time": [{"field", "factor", score...}],
-      "joint": {"draws", "median_max", "worst_max", "median_mean",
-      "worst_mean"}, "verdicts_hold": {name: fraction of the joint draws}}``;
-      a score is ``compare_with_paper`` plus the verdicts (``"holds"``).
-
-    Examples:
-      >>> s = DecaySettings(num_steps=200, window=(0.0, 1.0))
-      >>> band = robustness_band(s, ("eps",), draws=2)
-      >>> len(band["one_at_a_time"]), band["joint"]["draws"]
-      (2, 2)
-
-    References:
-      Zhang & Liu, arXiv:2509.04713, 2025, Sec. 4.1.2.
-    """
-    if not 0 < scale < 1:
-        raise ValueError(f"scale must be in (0, 1), got {scale}.")
-    if draws < 1:
-        raise ValueError(f"draws must be >= 1, got {draws}.")
-    for field in fields:
-        if field not in _NUMERIC:
-            raise ValueError(f"fields must be among {_NUMERIC}, got {field!r}.")
-    one = []
-    for field in fields:
-        for factor in (1 - scale, 1 + scale):
-            one.append(
-                {
-                    "field": field,
-                    "factor": factor,
-                    **_score(_scaled(settings, field, factor)),
-                }
-            )
-    rng = np.random.default_rng(seed)
-    joint = []
-    for _ in range(draws):
-        s = settings
-        for field, factor in zip(
-            fields, rng.uniform(1 - scale, 1 + scale, len(fields)), strict=True
-        ):
-            s = _scaled(s, field, float(factor))
-        joint.append(_score(s))
-    maxes = np.array([j["max_abs_diff"] for j in joint])
-    means = np.array([j["mean_abs_diff"] for j in joint])
-    return {
-        "centre": _score(settings),
-        "one_at_a_time": one,
-        "joint": {
-            "draws": draws,
-            "median_max": float(np.median(maxes)),
-            "worst_max": float(maxes.max()),
-            "median_mean": float(np.median(means)),
-            "worst_mean": float(means.max()),
-        },
-        "verdicts_hold": _fractions([j["holds"] for j in joint]),
-    }

@@ -1,8 +1,7 @@
 """Settings of the paper's 1-D spectral decay experiment (Sec. 4.1.2).
 
 One source of truth: :func:`nsf_optax.experiments.decay.experiment.simulate_decay`
-takes its
-defaults from :class:`DecaySettings`.
+takes its defaults from :class:`DecaySettings`.
 """
 
 import dataclasses
@@ -80,8 +79,8 @@ class DecaySettings:
     those are the best of the declared search,
     :data:`~nsf_optax.experiments.decay.experiment.SEARCH_GRID` refined by
     :func:`~nsf_optax.experiments.decay.experiment.refine_settings` (``python -m
-    nsf_optax.experiments.decay.experiment --search``): max ``|diff|`` 0.071 to the
-    paper's table.
+    nsf_optax.experiments.decay --search``): max ``|diff|`` 0.071 to the paper's
+    table.
 
     Attributes:
       eta: step-size constant, ``> 0``; at ``p = 0`` every mode decays at ``eta``.
