@@ -20,8 +20,8 @@ from nsf_optax.experiments.decay import experiment as decay
 _TINY = {"num_steps": 100, "num_points": 96, "record_every": 10}
 _AMPS = jnp.asarray([1.0, 0.5, 0.3, 0.2, 0.1, 0.05])
 
-# The default protocol's table, as the README publishes it (lambda_k, k = 1..32).
-# Tolerance 2e-3: the README prints three decimals; float32 results move by
+# The default protocol's table, as docs/decay.md publishes it (lambda_k, k = 1..32).
+# Tolerance 2e-3: the page prints three decimals; float32 results move by
 # ~1e-5 between XLA versions and CPUs, far inside it, while any change of the
 # model, the protocol or the defaults moves some cell by more.
 _PUBLISHED = {

@@ -199,7 +199,7 @@ class DecaySettings:
 
 
 # The settings of the earlier table (every row fitted against t, E the integral of
-# e^2, tau from the simulated mean energy): ``--t-fit`` on the command line.
+# e^2, tau from the simulated mean energy): ``--t_fit`` on the command line.
 T_FIT_SETTINGS = DecaySettings(
     eps=0.1,
     amplitude=1.0,

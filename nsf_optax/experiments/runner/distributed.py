@@ -132,7 +132,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
       parser: the command's parser.
     """
     group = parser.add_argument_group(
-        "multi-process jobs (one process per host; see the README's multi-host section)"
+        "multi-process jobs (one process per host; see https://nsf-optax.readthedocs.io/en/latest/multihost.html)"
     )
     group.add_argument(
         "--distributed",
