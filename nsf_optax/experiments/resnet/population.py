@@ -43,7 +43,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover
 
 from nsf_optax.experiments.resnet import input_pipeline, models, train
 from nsf_optax.experiments.resnet.configs.default import Config
-from nsf_optax.experiments.runner import checkpointing, loop, workdirs
+from nsf_optax.experiments.runner import checkpointing, lifecycle, workdirs
 from nsf_optax.experiments.runner.errors import ConfigError
 
 AXIS = "pop"
@@ -123,7 +123,7 @@ def _global(tree: Any, sharding: NamedSharding) -> Any:
 
 
 class Population:
-    """The runs ``(p, seed)``, seed-major, as :func:`.loop.train_loop` drives them.
+    """The runs ``(p, seed)``, seed-major, as :func:`.lifecycle.train` drives them.
 
     Built on the host (states stacked along a leading run axis); :meth:`place`
     puts them on the mesh; :meth:`train_step` then steps every run on the batches
@@ -150,6 +150,9 @@ class Population:
         self.seeds = list(seeds)
         self.runs = [(float(p), s) for s in seeds for p in ps]
         self.count = len(self.runs)
+        self.steps_per_epoch = input_pipeline.steps_per_epoch(
+            len(data.y_train), config.batch_size
+        )
         self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
         self.sharded = NamedSharding(self.mesh, P(AXIS))
         self.replicated = NamedSharding(self.mesh, P())
@@ -240,18 +243,17 @@ class Population:
             batch_loss, batch_correct = self._eval(self.state[0], x, y, w)
             loss_sum = loss_sum + np.asarray(batch_loss, np.float64)
             correct = correct + np.asarray(batch_correct, np.float64)
-        n = len(self.data.y_test)
         lr = float(np.asarray(self.lr_fn(step - 1)))
         return [
-            {
-                "lr": lr,
-                "p": p,
-                "train_loss": float(train_metrics["loss"][k]),
-                "train_accuracy": float(train_metrics["accuracy"][k]),
-                "test_loss": float(loss_sum[k] / n),
-                "test_accuracy": float(correct[k] / n),
-            }
-            for k, (p, _) in enumerate(self.runs)
+            train.evaluation_row(
+                lr=lr,
+                p=p,
+                train_metrics={k: v[i] for k, v in train_metrics.items()},
+                loss_sum=loss_sum[i],
+                correct=correct[i],
+                count=len(self.data.y_test),
+            )
+            for i, (p, _) in enumerate(self.runs)
         ]
 
     def items(self) -> dict[str, Any]:
@@ -520,6 +522,67 @@ def population_config(
     return fields
 
 
+class _PopulationKind:
+    """A population, as :func:`.lifecycle.train` trains it (a
+    :class:`~nsf_optax.experiments.runner.lifecycle.Kind`)."""
+
+    config_file = "population.json"
+
+    def __init__(
+        self,
+        config: Config,
+        ps: list[float],
+        seeds: list[int],
+        map_batch_size: int,
+    ):
+        self.config, self.ps, self.seeds = config, ps, seeds
+        self.map_batch_size = map_batch_size
+        self.runs = [(float(p), s) for s in seeds for p in ps]  # as Population's
+
+    def check(self) -> None:
+        input_pipeline.check_source(self.config.dataset, self.config.data_dir)
+
+    def describe(self) -> dict[str, Any]:
+        return population_config(self.config, self.ps, self.seeds)
+
+    def data_order(self) -> dict[str, Any]:
+        return {"seeds": self.seeds}
+
+    def build(self) -> Population:
+        data = train.load_training_set(self.config)
+        return Population(self.config, self.ps, self.seeds, data, self.map_batch_size)
+
+    def pack(self, histories: list[train.History]) -> dict[str, Any]:
+        return {"histories": histories}
+
+    def unpack(self, meta: Mapping[str, Any]) -> list[train.History]:
+        return [list(h) for h in meta["histories"]]
+
+    def write_metrics(self, workdir: str, histories: list[train.History]) -> None:
+        runs = [
+            {"p": p, "seed": s, "history": h}
+            for (p, s), h in zip(self.runs, histories, strict=True)
+        ]
+        workdirs.write_text(
+            os.path.join(workdir, "histories.json"), json.dumps(runs, indent=1)
+        )
+
+    def label(self, runs: Population) -> str:
+        return f"{runs.count} runs"
+
+    def finish(
+        self,
+        runs: Population,
+        histories: list[train.History],
+        workdir: str,
+        primary: bool,
+    ) -> PopulationResult:
+        model_state = jax.tree.map(np.asarray, runs.items()["model"])
+        return PopulationResult(
+            tuple(runs.runs), histories, runs.eval_graphdef, model_state
+        )
+
+
 def train_population(
     config: Config,
     ps: Sequence[float],
@@ -534,9 +597,10 @@ def train_population(
     The checks of :func:`.train.train_and_evaluate` come first (workdir, data
     source, the workdir's lock, with ``config.resume`` the checkpoint, its config,
     p values and seeds included); then the population trains, evaluates every
-    ``config.eval_every_steps`` and checkpoints into ``<workdir>/checkpoints``.
-    Only host 0 writes ``population.json`` (the config, p values and seeds) and
-    ``histories.json`` (one history per run).
+    ``config.eval_every_steps`` and checkpoints into ``<workdir>/checkpoints``
+    (the life of one run, :func:`.lifecycle.train`). Only host 0 writes
+    ``population.json`` (the config, p values and seeds) and ``histories.json``
+    (one history per run).
 
     Args:
       config: the shared configuration: optimizer ``nsf`` with the ``constant``
@@ -562,84 +626,13 @@ def train_population(
     ps, seeds = list(ps), list(seeds)
     _check_values(ps, seeds)
     train.create_optimizer(config, inject_p=True)  # refuses other optimizers
-    train.check_max_steps(max_steps_this_run)
+    lifecycle.check_max_steps(max_steps_this_run)
     if map_batch_size is None:
         map_batch_size = default_map_batch_size()
     if isinstance(map_batch_size, bool) or map_batch_size < 0:
         raise ValueError(f"map_batch_size must be >= 0, got {map_batch_size!r}.")
-    workdir = os.fspath(workdir)
-    workdirs.check(workdir)
-    input_pipeline.check_source(config.dataset, config.data_dir)
-    primary = jax.process_index() == 0
-    with workdirs.Lock(workdir, enabled=primary):
-        return _train_locked(
-            config, ps, seeds, workdir, map_batch_size, max_steps_this_run, primary
-        )
-
-
-def _train_locked(config, ps, seeds, workdir, map_batch_size, max_steps, primary):
-    described = population_config(config, ps, seeds)
-    ckpts = checkpointing.Checkpoints(train.checkpoint_dir(workdir), primary=primary)
-    loaded = loop.find_resume(
-        ckpts,
-        resume=config.resume,
-        resume_step=None,
-        num_steps=config.num_steps,
-        config=described,
-        where=workdir,
-    )
-    data = train.load_training_set(config)
-    population = Population(config, ps, seeds, data, map_batch_size)
-    step, histories = 0, [[] for _ in population.runs]
-    if loaded is not None:
-        population.restore(loaded)
-        step, histories = loaded.step, [list(h) for h in loaded.meta["histories"]]
-    loop.set_aside_newer(ckpts, loaded, workdir)
-    population.place()
-    if primary:
-        workdirs.write_text(
-            os.path.join(workdir, "population.json"), json.dumps(described, indent=1)
-        )
-    per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
-    last = config.num_steps
-    if max_steps is not None:
-        last = min(last, step + max_steps)
-
-    def meta(step: int) -> dict[str, Any]:
-        epoch, position = divmod(step, per_epoch)
-        return {
-            "config": described,
-            "step": step,
-            "data_order": {"seeds": seeds, "epoch": epoch, "position": position},
-            "histories": histories,
-        }
-
-    def write_histories() -> None:
-        if primary:
-            runs = [
-                {"p": p, "seed": s, "history": h}
-                for (p, s), h in zip(population.runs, histories, strict=True)
-            ]
-            workdirs.write_text(
-                os.path.join(workdir, "histories.json"), json.dumps(runs, indent=1)
-            )
-
-    loop.train_loop(
-        population,
-        ckpts,
-        step=step,
-        last=last,
-        num_steps=config.num_steps,
-        eval_every_steps=config.eval_every_steps,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-        steps_per_epoch=per_epoch,
-        histories=histories,
-        meta=meta,
-        on_eval=write_histories,
-        progress=config.progress and primary,
-        desc=f"{len(population.runs)} runs",
-    )
-    model_state = jax.tree.map(np.asarray, population.items()["model"])
-    return PopulationResult(
-        tuple(population.runs), histories, population.eval_graphdef, model_state
+    return lifecycle.train(
+        _PopulationKind(config, ps, seeds, map_batch_size),
+        workdir,
+        max_steps_this_run=max_steps_this_run,
     )

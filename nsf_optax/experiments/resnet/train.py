@@ -15,7 +15,7 @@ One run per workdir: the run holds ``<workdir>/.lock`` (:mod:`.workdirs`) from i
 checks to its end. The step itself is :func:`train_step` (and the test batch
 :func:`eval_step`), plain NNX code that ``nnx.jit`` wraps here and that a population
 of runs (:mod:`.population`) maps over its runs; both are driven by the same loop,
-:func:`.loop.train_loop`.
+:func:`.lifecycle.train` (the cadence as :mod:`.hooks`).
 
 Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
 (``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
@@ -41,7 +41,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -56,9 +56,15 @@ import nsf_optax
 from nsf_optax import p_schedule
 from nsf_optax.experiments.resnet import input_pipeline, models, plots
 from nsf_optax.experiments.resnet.configs.default import PADAM_P, Config
-from nsf_optax.experiments.runner import checkpointing, loop, preflight, workdirs
+from nsf_optax.experiments.runner import (
+    checkpointing,
+    lifecycle,
+    preflight,
+    workdirs,
+)
 from nsf_optax.experiments.runner.errors import ConfigError
 
+History = list[dict[str, float]]
 HISTORY_FIELDS = (
     "step",
     "epoch",
@@ -341,18 +347,17 @@ def eval_batches(
     ]
 
 
-def evaluate(
-    model: models.ResNet, batches: list[tuple[jax.Array, ...]], count: int
-) -> dict[str, float]:
-    """Mean test loss and accuracy in eval mode.
+def test_sums(
+    model: models.ResNet, batches: list[tuple[jax.Array, ...]]
+) -> tuple[float, float]:
+    """Summed test loss and correct count over weighted batches, in eval mode.
 
     Args:
       model: the model (left in training mode afterwards).
       batches: ``(x, y, weight)`` global batches; padding has weight 0.
-      count: the number of real (weight-1) examples.
 
     Returns:
-      ``{"test_loss": ..., "test_accuracy": ...}``.
+      ``(loss_sum, correct_sum)``.
     """
     model.eval()
     loss_sum, correct = 0.0, 0.0
@@ -362,7 +367,42 @@ def evaluate(
         loss_sum += float(batch_loss)
         correct += float(batch_correct)
     model.train()
-    return {"test_loss": loss_sum / count, "test_accuracy": correct / count}
+    return loss_sum, correct
+
+
+def evaluation_row(
+    *,
+    lr: float,
+    p: float,
+    train_metrics: dict[str, Any],
+    loss_sum: Any,
+    correct: Any,
+    count: int,
+) -> dict[str, float]:
+    """One run's evaluation row (the keys of ``HISTORY_FIELDS`` but step, epoch
+    and elapsed_s), for one run and for each run of a population.
+
+    Args:
+      lr: the learning rate of the last step.
+      p: the exponent of the last step.
+      train_metrics: the running ``loss`` and ``accuracy`` since the last
+        evaluation.
+      loss_sum: the summed test loss.
+      correct: the number of correct test predictions.
+      count: the number of test examples.
+
+    Returns:
+      ``lr``, ``p``, ``train_loss``, ``train_accuracy``, ``test_loss`` and
+      ``test_accuracy`` as Python floats.
+    """
+    return {
+        "lr": lr,
+        "p": p,
+        "train_loss": float(train_metrics["loss"]),
+        "train_accuracy": float(train_metrics["accuracy"]),
+        "test_loss": float(loss_sum / count),
+        "test_accuracy": float(correct / count),
+    }
 
 
 def _static(config: Config) -> Config:
@@ -436,12 +476,17 @@ def checkpoint_dir(workdir: str | os.PathLike) -> str:
 
 
 class _SingleRun:
-    """One run as :func:`.loop.train_loop` drives it: data parallel over the
+    """One run as :func:`.lifecycle.train` drives it: data parallel over the
     devices (the batch sharded, parameters and optimizer state replicated)."""
+
+    count = 1  # runs
 
     def __init__(self, config: Config, data: input_pipeline.Dataset):
         self.config = config
         self.data = data
+        self.steps_per_epoch = input_pipeline.steps_per_epoch(
+            len(data.y_train), config.batch_size
+        )
         self.sharder = _Sharder()
         self.model = models.create_model(
             config.model,
@@ -483,7 +528,8 @@ class _SingleRun:
         self.rng = jax.random.wrap_key_data(restored["rng"]["key"])
 
     def place(self) -> None:
-        """Replicates the state over the mesh and shards the test set."""
+        """Replicates the state over the mesh, shards the test set, and puts the
+        model in training mode."""
         parts = (self.model, self.optimizer, self.metrics)
         nnx.update(parts, jax.device_put(nnx.state(parts), self.sharder.replicated))
         # A key array: placed as its key data (a multi-process device_put takes
@@ -496,6 +542,7 @@ class _SingleRun:
             tuple(self.sharder.shard(a) for a in batch)
             for batch in eval_batches(self.data, self.config.eval_batch_size)
         ]
+        self.model.train()
 
     def train_step(self, step: int) -> jax.Array:
         idx = input_pipeline.batch_indices(
@@ -515,13 +562,15 @@ class _SingleRun:
             self.metrics,
             jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
         )
-        row = {
-            "lr": _at(self.lr_fn, step - 1),
-            "p": _at(self.p_fn, step - 1),
-            "train_loss": float(train["loss"]),
-            "train_accuracy": float(train["accuracy"]),
-            **evaluate(self.model, self.eval_batches, len(self.data.y_test)),
-        }
+        loss_sum, correct = test_sums(self.model, self.eval_batches)
+        row = evaluation_row(
+            lr=_at(self.lr_fn, step - 1),
+            p=_at(self.p_fn, step - 1),
+            train_metrics=train,
+            loss_sum=loss_sum,
+            correct=correct,
+            count=len(self.data.y_test),
+        )
         return [row]
 
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
@@ -530,6 +579,61 @@ class _SingleRun:
             "lr": f"{_at(self.lr_fn, step - 1):.3g}",
             "p": f"{_at(self.p_fn, step - 1):+.3f}",
         }
+
+
+class _SingleKind:
+    """One run, as :func:`.lifecycle.train` trains it (a
+    :class:`~nsf_optax.experiments.runner.lifecycle.Kind`)."""
+
+    config_file = "config.json"
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def check(self) -> None:
+        input_pipeline.check_source(self.config.dataset, self.config.data_dir)
+        _check_devices(self.config, jax.device_count())
+
+    def describe(self) -> dict[str, Any]:
+        return config_dict(self.config)
+
+    def data_order(self) -> dict[str, Any]:
+        return {"seed": self.config.seed}
+
+    def build(self) -> _SingleRun:
+        return _SingleRun(self.config, load_training_set(self.config))
+
+    def pack(self, histories: list[History]) -> dict[str, Any]:
+        return {"history": histories[0]}
+
+    def unpack(self, meta: Mapping[str, Any]) -> list[History]:
+        return [list(meta.get("history", []))]
+
+    def write_metrics(self, workdir: str, histories: list[History]) -> None:
+        _write_metrics(workdir, histories[0])
+
+    def label(self, runs: _SingleRun) -> str:
+        return self.config.method
+
+    def finish(
+        self, runs: _SingleRun, histories: list[History], workdir: str, primary: bool
+    ) -> TrainResult:
+        (history,) = histories
+        config = self.config
+        if primary and history:
+            steps = np.arange(config.num_steps)
+            plots.plot_run(
+                history,
+                workdir,
+                title=f"{config.method} on {config.dataset}",
+                schedules=(
+                    steps,
+                    np.asarray(jax.vmap(runs.lr_fn)(steps)),
+                    np.asarray(jax.vmap(runs.p_fn)(steps)),
+                ),
+            )
+        runs.model.eval()
+        return TrainResult(runs.model, runs.optimizer, history)
 
 
 def train_and_evaluate(
@@ -545,7 +649,7 @@ def train_and_evaluate(
     before the data loads: the workdir (see :func:`.workdirs.check`), the data
     source, the workdir's lock (one run per workdir), and with ``config.resume``
     the checkpoint (its digest, its finiteness, its config). A refused run leaves
-    the workdir as it was.
+    the workdir as it was. The life of the run is :func:`.lifecycle.train`.
 
     Args:
       config: the run configuration (see :class:`~.configs.default.Config`).
@@ -561,9 +665,8 @@ def train_and_evaluate(
       A :class:`TrainResult` with the model, the optimizer and the metric history.
 
     Raises:
-      UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for a workdir that is a
-        file
-        or cannot be written (``WorkdirError``), is in use by another run
+      UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for a workdir that
+        is a file or cannot be written (``WorkdirError``), is in use by another run
         (``WorkdirLockedError``), missing or malformed data (``DataError``), a
         batch size the devices or data do not allow (``ConfigError``), a workdir
         that holds checkpoints without ``config.resume`` or a missing, corrupt,
@@ -571,97 +674,11 @@ def train_and_evaluate(
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, got {type(config).__name__}.")
-    check_max_steps(max_steps_this_run)
     if resume_step is not None and not config.resume:
         raise ValueError("resume_step needs config.resume=True.")
-    workdir = os.fspath(workdir)
-    workdirs.check(workdir)
-    input_pipeline.check_source(config.dataset, config.data_dir)
-    _check_devices(config, jax.device_count())
-    primary = jax.process_index() == 0
-    with workdirs.Lock(workdir, enabled=primary):
-        return _train_locked(config, workdir, max_steps_this_run, resume_step, primary)
-
-
-def check_max_steps(max_steps_this_run: int | None) -> None:
-    """Refuses a ``max_steps_this_run`` that is not None or positive."""
-    if max_steps_this_run is not None and max_steps_this_run <= 0:
-        raise ValueError(
-            f"max_steps_this_run must be positive, got {max_steps_this_run}."
-        )
-
-
-def _train_locked(
-    config: Config,
-    workdir: str,
-    max_steps_this_run: int | None,
-    resume_step: int | None,
-    primary: bool,
-) -> TrainResult:
-    ckpts = checkpointing.Checkpoints(checkpoint_dir(workdir), primary=primary)
-    loaded = loop.find_resume(
-        ckpts,
-        resume=config.resume,
+    return lifecycle.train(
+        _SingleKind(config),
+        workdir,
+        max_steps_this_run=max_steps_this_run,
         resume_step=resume_step,
-        num_steps=config.num_steps,
-        config=config_dict(config),
-        where=workdir,
     )
-    data = load_training_set(config)
-    run = _SingleRun(config, data)
-    step, history = 0, []
-    if loaded is not None:
-        run.restore(loaded)
-        step, history = loaded.step, list(loaded.meta.get("history", []))
-    # Every check passed: from here on the run writes to its workdir.
-    loop.set_aside_newer(ckpts, loaded, workdir)
-    run.place()
-    if primary:
-        workdirs.write_text(
-            os.path.join(workdir, "config.json"),
-            json.dumps(config_dict(config), indent=1),
-        )
-    per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
-    last = config.num_steps
-    if max_steps_this_run is not None:
-        last = min(last, step + max_steps_this_run)
-
-    def meta(step: int) -> dict[str, Any]:
-        epoch, position = divmod(step, per_epoch)
-        return {
-            "config": config_dict(config),
-            "step": step,
-            "data_order": {"seed": config.seed, "epoch": epoch, "position": position},
-            "history": history,
-        }
-
-    run.model.train()
-    loop.train_loop(
-        run,
-        ckpts,
-        step=step,
-        last=last,
-        num_steps=config.num_steps,
-        eval_every_steps=config.eval_every_steps,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-        steps_per_epoch=per_epoch,
-        histories=[history],
-        meta=meta,
-        on_eval=lambda: _write_metrics(workdir, history) if primary else None,
-        progress=config.progress and primary,
-        desc=config.method,
-    )
-    if primary and history:
-        steps = np.arange(config.num_steps)
-        plots.plot_run(
-            history,
-            workdir,
-            title=f"{config.method} on {config.dataset}",
-            schedules=(
-                steps,
-                np.asarray(jax.vmap(run.lr_fn)(steps)),
-                np.asarray(jax.vmap(run.p_fn)(steps)),
-            ),
-        )
-    run.model.eval()
-    return TrainResult(run.model, run.optimizer, history)
