@@ -47,23 +47,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-try:  # public since jax 0.6.1
-    from jax import shard_map
-except ImportError:  # pragma: no cover
-    from jax.experimental.shard_map import shard_map
-
-from nsf_optax.experiments.resnet import input_pipeline, models, train
+from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, train
 from nsf_optax.experiments.resnet.configs.default import Config
+from nsf_optax.experiments.resnet.population_programs import AXIS, programs
 from nsf_optax.experiments.runner import checkpointing, lifecycle, workdirs
 from nsf_optax.experiments.runner.errors import ConfigError
 
-AXIS = "pop"
 _P_LEAF = "1/opt_state/hyperparams/p/value"  # the injected p, in the run's state
 _ITEMS = ("model", "optimizer", "train_metrics")  # a run's state, in order
 
@@ -158,23 +152,7 @@ class Population:
         self.replicated = NamedSharding(self.mesh, P())
         padded = -(-self.count // self.mesh.size) * self.mesh.size
         self.order = list(range(self.count)) + [0] * (padded - self.count)
-        tx = _optimizer(_step_fields(config))
-        per_seed, model = {}, None
-        for seed in seeds:
-            model = models.create_model(
-                config.model,
-                num_classes=data.num_classes,
-                in_features=data.in_features,
-                ndim=data.ndim,
-                seed=seed,
-                num_filters=config.num_filters,
-            )
-            parts = (model, nnx.Optimizer(model, tx, wrt=nnx.Param))
-            self.graphdef, per_seed[seed] = nnx.split((*parts, train.create_metrics()))
-        assert model is not None  # seeds is not empty
-        model.eval()
-        self.eval_graphdef = nnx.graphdef(model)
-        self.metrics_graphdef = nnx.graphdef(train.create_metrics())
+        per_seed = self._split_models(config, data)
         states = [per_seed[self.runs[k][1]] for k in self.order]
         stacked = jax.tree.map(lambda *xs: np.stack(xs), *states)
         p_values = np.asarray([self.runs[k][0] for k in self.order], np.float32)
@@ -193,7 +171,7 @@ class Population:
         self.map_batch_size = local if map_batch_size in (0, None) else map_batch_size
         # Populations of the same shape (e.g. the label-noise levels of a sweep)
         # share these compiled functions.
-        self._step, self._eval, self._gather, self._reset = _programs(
+        self._step, self._eval, self._gather, self._reset = programs(
             config.crop_padding,
             config.flip,
             self.graphdef,
@@ -204,6 +182,30 @@ class Population:
             self.map_batch_size,
         )
 
+    def _split_models(
+        self, config: Config, data: input_pipeline.Dataset
+    ) -> dict[int, nnx.State]:
+        # Seed -> the state of one run's (model, optimizer, metrics); sets the
+        # graphdefs.
+        tx = _optimizer(_step_fields(config))
+        per_seed, model = {}, None
+        for seed in self.seeds:
+            model = models.create_model(
+                config.model,
+                num_classes=data.num_classes,
+                in_features=data.in_features,
+                ndim=data.ndim,
+                seed=seed,
+                num_filters=config.num_filters,
+            )
+            parts = (model, nnx.Optimizer(model, tx, wrt=nnx.Param))
+            self.graphdef, per_seed[seed] = nnx.split((*parts, train.create_metrics()))
+        assert model is not None  # seeds is not empty
+        model.eval()
+        self.eval_graphdef = nnx.graphdef(model)
+        self.metrics_graphdef = nnx.graphdef(train.create_metrics())
+        return per_seed
+
     # The Runs protocol ----------------------------------------------------------
 
     def place(self) -> None:
@@ -213,7 +215,7 @@ class Population:
         self.seed_index = _global(self.seed_index, self.sharded)
         self.eval_batches = [
             _global(batch, self.replicated)
-            for batch in train.eval_batches(self.data, self.config.eval_batch_size)
+            for batch in evaluation.eval_batches(self.data, self.config.eval_batch_size)
         ]
 
     def _batches(self, step: int) -> tuple[jax.Array, jax.Array]:
@@ -245,7 +247,7 @@ class Population:
             correct = correct + np.asarray(batch_correct, np.float64)
         lr = float(np.asarray(self.lr_fn(step - 1)))
         return [
-            train.evaluation_row(
+            evaluation.evaluation_row(
                 lr=lr,
                 p=p,
                 train_metrics={k: v[i] for k, v in train_metrics.items()},
@@ -308,187 +310,6 @@ def _optimizer(config: Config):
     return train.create_optimizer(config, inject_p=True)
 
 
-@functools.lru_cache(maxsize=8)
-def _programs(
-    crop_padding: int,
-    flip: bool,
-    graphdef: nnx.GraphDef,
-    eval_graphdef: nnx.GraphDef,
-    mesh: Mesh,
-    count: int,
-    local: int,
-    map_batch_size: int,
-):
-    """The step, evaluation, gather and metrics reset of a population.
-
-    The step and the evaluation are jitted programs, or with ``map_batch_size`` 1
-    a :class:`_RunLoop` and an :class:`_EvalLoop` of single-run programs; ``local``
-    is the number of runs on each device.
-    """
-    step_one = functools.partial(train.train_step, crop_padding=crop_padding, flip=flip)
-
-    def each(fn, xs):
-        # b runs vmapped at a time (b = 1: a loop over the device's runs).
-        return jax.lax.map(fn, xs, batch_size=map_batch_size)
-
-    def local_step(state, rng, seed_index, xs, ys):
-        def one(args):
-            run_state, key, i = args
-            model, optimizer, metrics = nnx.merge(graphdef, run_state)
-            key = jax.random.wrap_key_data(key)
-            loss, key = step_one(model, optimizer, metrics, xs[i], ys[i], key)
-            new = nnx.state((model, optimizer, metrics))
-            return new, jax.random.key_data(key), loss
-
-        return each(one, (state, rng, seed_index))
-
-    def local_eval(model_state, x, y, w):
-        def one(run_state):
-            return train.eval_step(nnx.merge(eval_graphdef, run_state), x, y, w)
-
-        return each(one, model_state)
-
-    def local_run_step(state, rng, seed_index, xs, ys, losses, k):
-        # Run k of this device's block, stepped and written back in place.
-        def at(x):
-            return jax.lax.dynamic_index_in_dim(x, k, keepdims=False)
-
-        def put(buffer, value):
-            return jax.lax.dynamic_update_index_in_dim(buffer, value, k, 0)
-
-        model, optimizer, metrics = nnx.merge(graphdef, jax.tree.map(at, state))
-        i = at(seed_index)
-        loss, key = step_one(
-            model, optimizer, metrics, xs[i], ys[i], jax.random.wrap_key_data(at(rng))
-        )
-        new = nnx.state((model, optimizer, metrics))
-        return (
-            jax.tree.map(put, state, new),
-            put(rng, jax.random.key_data(key)),
-            put(losses, loss),
-        )
-
-    pop, rep = P(AXIS), P()
-    replicated = NamedSharding(mesh, rep)
-    if map_batch_size == 1:
-        step = _RunLoop(
-            jax.jit(
-                shard_map(
-                    local_run_step,
-                    mesh=mesh,
-                    in_specs=(pop, pop, pop, rep, rep, pop, rep),
-                    out_specs=(pop, pop, pop),
-                ),
-                donate_argnums=(0, 1, 5),
-            ),
-            jax.jit(
-                lambda: jnp.zeros(local * mesh.size, jnp.float32),
-                out_shardings=NamedSharding(mesh, pop),
-            ),
-            local,
-        )
-    else:
-        step = jax.jit(
-            shard_map(
-                local_step,
-                mesh=mesh,
-                in_specs=(pop, pop, pop, rep, rep),
-                out_specs=(pop, pop, pop),
-            ),
-            donate_argnums=(0, 1),
-        )
-    if map_batch_size == 1:
-
-        def local_eval_one(model_state, x, y, w, k):
-            run_state = jax.tree.map(
-                lambda a: jax.lax.dynamic_index_in_dim(a, k, keepdims=False),
-                model_state,
-            )
-            loss, correct = train.eval_step(
-                nnx.merge(eval_graphdef, run_state), x, y, w
-            )
-            return loss[None], correct[None]
-
-        evaluate = _EvalLoop(
-            jax.jit(
-                shard_map(
-                    local_eval_one,
-                    mesh=mesh,
-                    in_specs=(pop, rep, rep, rep, rep),
-                    out_specs=(pop, pop),
-                ),
-                out_shardings=(replicated, replicated),
-            ),
-            local,
-        )
-    else:
-        evaluate = jax.jit(
-            shard_map(
-                local_eval,
-                mesh=mesh,
-                in_specs=(pop, rep, rep, rep),
-                out_specs=(pop, pop),
-            ),
-            out_shardings=(replicated, replicated),
-        )
-
-    def gather(tree):  # the real runs, replicated: readable on every host
-        return jax.tree.map(lambda x: x[:count], tree)
-
-    return (
-        step,
-        evaluate,
-        jax.jit(gather, out_shardings=replicated),
-        jax.jit(_zero_metrics, donate_argnums=0),
-    )
-
-
-class _RunLoop:
-    """A population step as one compiled single-run program called per run.
-
-    ``run_step(state, rng, seed_index, xs, ys, losses, k)`` steps run ``k`` of
-    every device's block; calling this steps them all, with the signature of the
-    one-program step.
-    """
-
-    def __init__(self, run_step, zeros, local: int):
-        self.run_step, self.zeros, self.local = run_step, zeros, local
-
-    def __call__(self, state, rng, seed_index, xs, ys):
-        losses = self.zeros()
-        for k in range(self.local):
-            state, rng, losses = self.run_step(
-                state, rng, seed_index, xs, ys, losses, np.int32(k)
-            )
-        return state, rng, losses
-
-    def lower(self, state, rng, seed_index, xs, ys):
-        """The single-run program, lowered (for its memory analysis)."""
-        args = (state, rng, seed_index, xs, ys, self.zeros(), np.int32(0))
-        return self.run_step.lower(*args)
-
-
-class _EvalLoop:
-    """A population's test batch as one compiled single-run program called per run.
-
-    ``run_eval(model_state, x, y, w, k)`` evaluates run ``k`` of every device's
-    block (one value per device); calling this evaluates them all and returns,
-    as the one-program evaluation does, one value per run in the population's
-    order (device-major blocks).
-    """
-
-    def __init__(self, run_eval, local: int):
-        self.run_eval, self.local = run_eval, local
-
-    def __call__(self, model_state, x, y, w):
-        outs = [
-            self.run_eval(model_state, x, y, w, np.int32(k)) for k in range(self.local)
-        ]
-        loss = np.stack([np.asarray(o[0]) for o in outs], axis=1).reshape(-1)
-        correct = np.stack([np.asarray(o[1]) for o in outs], axis=1).reshape(-1)
-        return loss, correct
-
-
 def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
     def replace(path, leaf):
         return value if checkpointing.key_string(path) == key else leaf
@@ -501,14 +322,6 @@ def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
     if len(found) != 1:
         raise AssertionError(f"expected one {key!r} leaf in the run's state")
     return jax.tree_util.tree_map_with_path(replace, tree)
-
-
-def _zero_metrics(state: nnx.State) -> nnx.State:
-    # Resets every run's running metrics (the third part of a run's state).
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if path[0].key == 2 else leaf
-
-    return jax.tree_util.tree_map_with_path(zero, state)
 
 
 def population_config(

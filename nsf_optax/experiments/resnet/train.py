@@ -13,9 +13,9 @@ schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
 
 One run per workdir: the run holds ``<workdir>/.lock`` (:mod:`.workdirs`) from its
 checks to its end. The step itself is :func:`train_step` (and the test batch
-:func:`eval_step`), plain NNX code that ``nnx.jit`` wraps here and that a population
-of runs (:mod:`.population`) maps over its runs; both are driven by the same loop,
-:func:`.lifecycle.train` (the cadence as :mod:`.hooks`).
+:func:`.evaluation.eval_step`), plain NNX code that ``nnx.jit`` wraps here and that
+a population of runs (:mod:`.population`) maps over its runs; both live the same
+life, :func:`.lifecycle.train` (the cadence as :mod:`.hooks`).
 
 Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
 (``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
@@ -39,13 +39,11 @@ import dataclasses
 import functools
 import io
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -54,7 +52,7 @@ from jax.sharding import PartitionSpec as P
 
 import nsf_optax
 from nsf_optax import p_schedule
-from nsf_optax.experiments.resnet import input_pipeline, models, plots
+from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, plots
 from nsf_optax.experiments.resnet.configs.default import PADAM_P, Config
 from nsf_optax.experiments.runner import (
     checkpointing,
@@ -288,32 +286,6 @@ def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, jax.Array]
     )
 
 
-def eval_step(
-    model: models.ResNet, x: jax.Array, y: jax.Array, weight: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Summed cross-entropy and correct count of one weighted test batch.
-
-    Plain NNX code, like :func:`train_step`: ``nnx.jit`` wraps it for one run and a
-    population maps it over its runs. The model must be in eval mode.
-
-    Args:
-      model: the network.
-      x: the batch ``[B, *spatial, C]``.
-      y: its integer labels ``[B]``.
-      weight: ``[B]``, 1 for real examples and 0 for padding.
-
-    Returns:
-      ``(loss_sum, correct_sum)``, weighted.
-    """
-    logits = model(x)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    correct = jnp.argmax(logits, -1) == y
-    return jnp.sum(loss * weight), jnp.sum(correct * weight)
-
-
-_jit_eval_step = nnx.jit(eval_step)
-
-
 class _Sharder:
     """Turns this host's slice of a global batch into a batch-sharded jax.Array."""
 
@@ -327,82 +299,6 @@ class _Sharder:
         return jax.make_array_from_process_local_data(
             self.batch, local, global_batch.shape
         )
-
-
-def eval_batches(
-    data: input_pipeline.Dataset, batch_size: int
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The test set as ``(x, y, weight)`` batches, the last padded with weight 0."""
-    n = len(data.y_test)
-    total = math.ceil(n / batch_size) * batch_size
-    pad = total - n
-    x = np.concatenate(
-        [data.x_test, np.zeros((pad, *data.x_test.shape[1:]), np.float32)]
-    )
-    y = np.concatenate([data.y_test, np.zeros((pad,), np.int32)])
-    w = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
-    return [
-        (x[i : i + batch_size], y[i : i + batch_size], w[i : i + batch_size])
-        for i in range(0, total, batch_size)
-    ]
-
-
-def test_sums(
-    model: models.ResNet, batches: list[tuple[jax.Array, ...]]
-) -> tuple[float, float]:
-    """Summed test loss and correct count over weighted batches, in eval mode.
-
-    Args:
-      model: the model (left in training mode afterwards).
-      batches: ``(x, y, weight)`` global batches; padding has weight 0.
-
-    Returns:
-      ``(loss_sum, correct_sum)``.
-    """
-    model.eval()
-    loss_sum, correct = 0.0, 0.0
-    for x, y, w in batches:
-        # The sums are replicated scalars, readable on every host.
-        batch_loss, batch_correct = _jit_eval_step(model, x, y, w)
-        loss_sum += float(batch_loss)
-        correct += float(batch_correct)
-    model.train()
-    return loss_sum, correct
-
-
-def evaluation_row(
-    *,
-    lr: float,
-    p: float,
-    train_metrics: dict[str, Any],
-    loss_sum: Any,
-    correct: Any,
-    count: int,
-) -> dict[str, float]:
-    """One run's evaluation row (the keys of ``HISTORY_FIELDS`` but step, epoch
-    and elapsed_s), for one run and for each run of a population.
-
-    Args:
-      lr: the learning rate of the last step.
-      p: the exponent of the last step.
-      train_metrics: the running ``loss`` and ``accuracy`` since the last
-        evaluation.
-      loss_sum: the summed test loss.
-      correct: the number of correct test predictions.
-      count: the number of test examples.
-
-    Returns:
-      ``lr``, ``p``, ``train_loss``, ``train_accuracy``, ``test_loss`` and
-      ``test_accuracy`` as Python floats.
-    """
-    return {
-        "lr": lr,
-        "p": p,
-        "train_loss": float(train_metrics["loss"]),
-        "train_accuracy": float(train_metrics["accuracy"]),
-        "test_loss": float(loss_sum / count),
-        "test_accuracy": float(correct / count),
-    }
 
 
 def _static(config: Config) -> Config:
@@ -540,7 +436,7 @@ class _SingleRun:
         self.rng = jax.random.wrap_key_data(key_data)
         self.eval_batches = [
             tuple(self.sharder.shard(a) for a in batch)
-            for batch in eval_batches(self.data, self.config.eval_batch_size)
+            for batch in evaluation.eval_batches(self.data, self.config.eval_batch_size)
         ]
         self.model.train()
 
@@ -562,8 +458,8 @@ class _SingleRun:
             self.metrics,
             jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
         )
-        loss_sum, correct = test_sums(self.model, self.eval_batches)
-        row = evaluation_row(
+        loss_sum, correct = evaluation.sum_test_batches(self.model, self.eval_batches)
+        row = evaluation.evaluation_row(
             lr=_at(self.lr_fn, step - 1),
             p=_at(self.p_fn, step - 1),
             train_metrics=train,

@@ -20,11 +20,10 @@ train_population`); each tells it what differs through a :class:`Kind`:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from tqdm.auto import tqdm
@@ -291,18 +290,39 @@ def _train_locked(
         if primary:
             kind.write_metrics(workdir, histories)
 
-    with contextlib.ExitStack() as stack:
-        stack.callback(ckpts.close)  # however the loop ends
-        stop = stack.enter_context(preemption.StopOnSignal())
-        bar = stack.enter_context(
-            tqdm(
-                total=config.num_steps,
-                initial=step,
-                disable=not (config.progress and primary),
-                desc=kind.label(runs),
-                dynamic_ncols=True,
-            )
+    progress = config.progress and primary
+    try:
+        _train_with_cadence(
+            kind, runs, ckpts, histories, meta, on_eval, step, last, progress
         )
+    finally:
+        ckpts.close()  # however the loop ends
+    return kind.finish(runs, histories, workdir, primary)
+
+
+def _train_with_cadence(
+    kind: Kind[R, Any],
+    runs: R,
+    ckpts: checkpointing.Checkpoints,
+    histories: list[History],
+    meta: Callable[[int], dict[str, Any]],
+    on_eval: Callable[[], None],
+    step: int,
+    last: int,
+    progress: bool,
+) -> None:
+    # The loop with its hooks, under the signal recorder and the progress bar.
+    config = kind.config
+    with (
+        preemption.StopOnSignal() as stop,
+        tqdm(
+            total=config.num_steps,
+            initial=step,
+            disable=not progress,
+            desc=kind.label(runs),
+            dynamic_ncols=True,
+        ) as bar,
+    ):
         checkpoint = hooks.CheckpointEvery(
             config.checkpoint_every_steps, ckpts, runs, meta, last=last
         )
@@ -320,4 +340,3 @@ def _train_locked(
             hooks.StopOnPreemption(stop, checkpoint),
         ]
         loop.train_loop(runs, cadence, step=step, last=last)
-    return kind.finish(runs, histories, workdir, primary)
