@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nsf_optax.experiments.compare import budgets, compare, compare_budgets
+from nsf_optax.experiments.compare import budgets, command, compare, compare_budgets
 from nsf_optax.experiments.resnet import train
 from nsf_optax.experiments.resnet.configs import get_config
 from nsf_optax.experiments.runner.errors import ConfigError
@@ -196,7 +196,7 @@ def test_budgeted_comparison_on_tiny_config_resumes(tmp_path, capsys):
     # their own tests above.
     argv = ["--config", "tiny", "--seeds", "1", "--methods", "sgd"]
     argv += ["--budgets", "0.5", "1", "--workdir", str(tmp_path)]
-    assert compare.main(argv) == 0
+    assert command.main(argv) == 0
     assert "smallest budget" in capsys.readouterr().out
     configs = _run_configs(tmp_path)
     assert set(configs) == {"sgd/budget0.5/seed0", "sgd/budget1/seed0"}
@@ -223,7 +223,7 @@ def test_budgeted_comparison_on_tiny_config_resumes(tmp_path, capsys):
     for path in sorted(run.rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     train.train_and_evaluate(config, run, max_steps_this_run=2)
-    assert compare.main([*argv, "--resume"]) == 0
+    assert command.main([*argv, "--resume"]) == 0
     with open(tmp_path / "budgets-scaled.json") as f:
         again = json.load(f)
     assert again["rows"] == results["rows"]
@@ -257,9 +257,9 @@ def test_fixed_p_periods_share_the_runs_they_do_not_change():
 def test_fixed_p_periods_reuse_the_scaled_runs(tmp_path):
     argv = ["--config", "tiny", "--seeds", "1", "--methods", "sgd,nsf-pulse"]
     argv += ["--budgets", "0.5", "1", "--workdir", str(tmp_path)]
-    assert compare.main(argv) == 0
+    assert command.main(argv) == 0
     before = _run_configs(tmp_path)
-    assert compare.main([*argv, "--resume", "--p_periods", "fixed"]) == 0
+    assert command.main([*argv, "--resume", "--p_periods", "fixed"]) == 0
     added = set(_run_configs(tmp_path)) - set(before)
     assert added == {"nsf-pulse/budget0.5-pfixed/seed0"}
     with open(tmp_path / "budgets-fixed.json") as f:
@@ -278,7 +278,7 @@ def test_fixed_p_periods_reuse_the_scaled_runs(tmp_path):
 )
 def test_budget_flag_mistakes_are_one_line(argv, expected, tmp_path, capsys):
     base = ["--config", "tiny", "--workdir", str(tmp_path / "w")]
-    assert compare.main([*base, *argv]) == 2
+    assert command.main([*base, *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "w").exists()

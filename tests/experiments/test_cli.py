@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nsf_optax.experiments.compare import compare
+from nsf_optax.experiments.compare import command
 from nsf_optax.experiments.resnet import __main__ as run_cli
 from nsf_optax.experiments.resnet import configs, input_pipeline
 from nsf_optax.experiments.resnet.configs.default import field_specs
@@ -139,8 +139,8 @@ def test_compare_mistakes_are_one_line(capsys, tmp_path, no_data_loading):
         (["--config", "default"], "argument --config: invalid choice"),
         (["--p_value", "inf"], "argument --p_value: p_value must be finite"),
     ]:
-        assert compare.main([*base, *argv]) == 2
-        assert expected in _one_line_error(capsys, compare.PROG)
+        assert command.main([*base, *argv]) == 2
+        assert expected in _one_line_error(capsys, command.PROG)
     assert not (tmp_path / "c").exists()
 
 

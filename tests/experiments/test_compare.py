@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from nsf_optax.experiments.compare import compare
+from nsf_optax.experiments.compare import command, compare
 from nsf_optax.experiments.resnet.configs import get_config
 
 
@@ -78,7 +78,7 @@ def test_bad_methods():
 def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     argv = ["--config", "tiny", "--seeds", "2", "--methods", "sgd,nsf-pulse"]
     argv += ["--workdir", str(tmp_path), "--checkpoint_every_steps", "0"]
-    assert compare.main(argv) == 0
+    assert command.main(argv) == 0
     out = capsys.readouterr().out
     assert "| method | final test acc |" in out
     lines = (tmp_path / "results.md").read_text().strip().splitlines()
@@ -93,7 +93,7 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "nsf-pulse" / "seed1" / "metrics.csv").is_file()
     # --resume reloads the finished runs instead of training them again.
-    assert compare.main([*argv, "--resume"]) == 0
+    assert command.main([*argv, "--resume"]) == 0
     with open(tmp_path / "results.json") as f:
         again = json.load(f)
     assert again["rows"] == results["rows"]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from nsf_optax.experiments.compare import compare
+from nsf_optax.experiments.compare import command
 from nsf_optax.experiments.landscape import sweep
 from nsf_optax.experiments.resnet import __main__ as run_cli
 from nsf_optax.experiments.runner import workdirs
@@ -75,18 +75,18 @@ DIGITS_60 += ["--num_steps", "60"]
             "Checkpoint step 6 in",
         ),
         (
-            "nsf_optax.experiments.compare.compare",
+            "nsf_optax.experiments.compare.command",
             ["--config", "tiny", "--methods", "sgd", "--workdir", "{tmp}/cmp"],
             "already holds checkpoints",
         ),
         (
-            "nsf_optax.experiments.compare.compare",
+            "nsf_optax.experiments.compare.command",
             [*DIGITS_60, "--workdir", "{tmp}/new"],
             "--eval_every_steps, --num_steps: eval_every_steps (50) leaves no "
             "evaluation in the first half (steps 0 to 30)",
         ),
         (
-            "nsf_optax.experiments.compare.compare",
+            "nsf_optax.experiments.compare.command",
             [*DIGITS_60, "--budgets", "0.5", "1.0", "--workdir", "{tmp}/new"],
             "use eval_every_steps <= 30",
         ),
@@ -185,10 +185,10 @@ def test_an_analysis_that_fails_after_training_still_writes_the_results(
     monkeypatch.setattr(alignment, "early_alignment", fail)
     argv = ["--config", "tiny", "--seeds", "1", "--methods", "sgd,nsf-const"]
     capsys.readouterr()
-    assert compare.main([*argv, "--workdir", str(tmp_path)]) == 2
+    assert command.main([*argv, "--workdir", str(tmp_path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
-        f"{compare.PROG}: error: nsf-const: the early alignment (1st half): no "
+        f"{command.PROG}: error: nsf-const: the early alignment (1st half): no "
         f"steps to compare. Every other result is written to {str(tmp_path)!r} "
         "(that column shows '-')."
     ]

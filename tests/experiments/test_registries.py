@@ -14,7 +14,7 @@ import optax
 import pytest
 
 from nsf_optax import p_schedule
-from nsf_optax.experiments.compare import budgets, compare
+from nsf_optax.experiments.compare import budgets, command, compare
 from nsf_optax.experiments.resnet import __main__ as run_cli
 from nsf_optax.experiments.resnet import configs, methods, optimizers
 from nsf_optax.experiments.resnet.configs.default import (
@@ -180,13 +180,13 @@ def test_optimizer_table_and_builders_agree():
 
 
 def test_compare_dataset_flag_is_a_deprecated_alias_of_config(capsys):
-    args = compare.build_parser().parse_args(["--dataset", "digits"])
+    args = command.build_parser().parse_args(["--dataset", "digits"])
     assert args.preset == "digits"
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"{compare.PROG}: --dataset is deprecated; use --config (same values)."
+        f"{command.PROG}: --dataset is deprecated; use --config (same values)."
     ]
-    assert compare.build_parser().parse_args(["--config", "tiny"]).preset == "tiny"
+    assert command.build_parser().parse_args(["--config", "tiny"]).preset == "tiny"
 
 
 def test_p_params_are_frozen_hashable_and_copyable():

@@ -16,7 +16,13 @@ from flax import nnx
 
 import nsf_optax
 from nsf_optax.experiments.resnet import __main__ as cli
-from nsf_optax.experiments.resnet import input_pipeline, methods, models, train
+from nsf_optax.experiments.resnet import (
+    input_pipeline,
+    methods,
+    models,
+    optimizers,
+    train,
+)
 from nsf_optax.experiments.resnet.configs import CONFIG_NAMES, Config, get_config
 from nsf_optax.experiments.runner.errors import CheckpointError, ConfigError, DataError
 
@@ -87,7 +93,7 @@ def test_tiny_model_trains_on_each_data_source(overrides, tmp_path, fake_cifar10
 )
 def test_optimizers_by_name(overrides):
     config = dataclasses.replace(TINY, **overrides)
-    tx = train.create_optimizer(config)
+    tx = optimizers.create_optimizer(config)
     params = {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))}
     state = tx.init(params)
     update = jax.jit(tx.update)
@@ -101,19 +107,21 @@ def test_optimizers_by_name(overrides):
 def test_adam_flavoured_optimizers_are_nsfw(normalize):
     """padam: static p = 1/8, never normalized; nsf (adam): the p schedule."""
     config = dataclasses.replace(TINY, normalize=normalize, nsf_flavour="adam")
-    lr = train.create_learning_rate_schedule(config)
+    lr = optimizers.create_learning_rate_schedule(config)
     common = dict(
         b1=config.momentum,
         b2=config.b2,
         eps=config.eps,
         weight_decay=config.weight_decay,
-        mask=train.decay_mask,
+        mask=optimizers.decay_mask,
     )
     expected = {
         "padam": nsf_optax.nsfw(lr, p=methods.OPTIMIZERS["padam"].p, **common),
         "nsf": nsf_optax.nsfw(
             lr,
-            p=train.create_p_schedule(dataclasses.replace(config, optimizer="nsf")),
+            p=optimizers.create_p_schedule(
+                dataclasses.replace(config, optimizer="nsf")
+            ),
             normalize=None if normalize == "none" else normalize,
             **common,
         ),
@@ -121,7 +129,9 @@ def test_adam_flavoured_optimizers_are_nsfw(normalize):
     params = {"kernel": jnp.ones((3, 2)), "bias": jnp.ones((2,))}
     grads = jax.tree.map(jnp.sin, params)
     for name, want_tx in expected.items():
-        got_tx = train.create_optimizer(dataclasses.replace(config, optimizer=name))
+        got_tx = optimizers.create_optimizer(
+            dataclasses.replace(config, optimizer=name)
+        )
         got_state, want_state = got_tx.init(params), want_tx.init(params)
         for _ in range(3):
             got, got_state = got_tx.update(grads, got_state, params)
@@ -133,7 +143,7 @@ def test_schedules():
     config = dataclasses.replace(
         get_config("default"), optimizer="nsf", p_schedule="pulse_tidal"
     )
-    p = train.create_p_schedule(config)
+    p = optimizers.create_p_schedule(config)
     # Pulse for 200 steps, then the sign alternates every 200 steps.
     assert [float(p(t)) for t in (0, 199, 200, 399, 400, 600)] == [
         -0.25,
@@ -143,18 +153,18 @@ def test_schedules():
         -0.25,
         0.25,
     ]
-    cosine = train.create_p_schedule(
+    cosine = optimizers.create_p_schedule(
         dataclasses.replace(config, p_schedule="cosine_tidal")
     )
     assert float(cosine(0)) == pytest.approx(0.25)
     assert float(cosine(200)) == pytest.approx(-0.25)
     for name, value in (("sgd", 0.0), ("adam", 0.5), ("padam", 0.125)):
         fixed = dataclasses.replace(config, optimizer=name)
-        assert float(train.create_p_schedule(fixed)(123)) == value
-    lr = train.create_learning_rate_schedule(config)
+        assert float(optimizers.create_p_schedule(fixed)(123)) == value
+    lr = optimizers.create_learning_rate_schedule(config)
     assert float(lr(0)) == 0.0 and float(lr(100)) == pytest.approx(0.1)
     assert float(lr(config.num_steps)) == pytest.approx(0.0)
-    piecewise = train.create_learning_rate_schedule(
+    piecewise = optimizers.create_learning_rate_schedule(
         dataclasses.replace(config, lr_schedule="piecewise")
     )
     assert [float(piecewise(t)) for t in (0, 999, 1000, 1500)] == pytest.approx(
@@ -163,8 +173,8 @@ def test_schedules():
 
 
 def test_nsf_at_p_zero_is_the_sgd_baseline():
-    sgd = train.create_optimizer(dataclasses.replace(TINY, optimizer="sgd"))
-    nsf = train.create_optimizer(
+    sgd = optimizers.create_optimizer(dataclasses.replace(TINY, optimizer="sgd"))
+    nsf = optimizers.create_optimizer(
         dataclasses.replace(TINY, optimizer="nsf", p_schedule="constant", p_value=0.0)
     )
     params = {"kernel": jnp.linspace(-1.0, 1.0, 6).reshape(3, 2), "bias": jnp.ones(2)}
@@ -249,7 +259,7 @@ def test_cli_prints_the_table(capsys, tmp_path):
 def test_train_step_runs_a_population_under_vmap():
     """The single run's step, vmapped over two seeds, matches two single runs."""
     data = input_pipeline.load_dataset(TINY.dataset)
-    tx = train.create_optimizer(TINY)
+    tx = optimizers.create_optimizer(TINY)
     shape = dict(num_classes=10, in_features=1, ndim=2)
 
     def create(key):  # nnx.Rngs(seed) draws from jax.random.key(seed)

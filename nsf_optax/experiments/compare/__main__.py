@@ -1,8 +1,8 @@
-"""``python -m nsf_optax.experiments.compare``: see :mod:`.compare`."""
+"""``python -m nsf_optax.experiments.compare``: see :mod:`.command`."""
 
 import sys
 
-from nsf_optax.experiments.compare import compare
+from nsf_optax.experiments.compare import command
 
 if __name__ == "__main__":
-    sys.exit(compare.main())
+    sys.exit(command.main())

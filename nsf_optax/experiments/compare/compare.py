@@ -38,27 +38,18 @@ method reaches SGD's full-budget accuracy, paired over seeds
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from nsf_optax.experiments.compare import budgets as budgeting
-from nsf_optax.experiments.resnet import configs
 from nsf_optax.experiments.resnet import methods as methods_table
-from nsf_optax.experiments.resnet.configs.default import Bound, Config
-from nsf_optax.experiments.runner import cli, preflight, workdirs
+from nsf_optax.experiments.resnet.configs.default import Config
+from nsf_optax.experiments.runner import preflight, summary, workdirs
 from nsf_optax.experiments.runner.errors import AnalysisError, ConfigError
-
-PROG = "python -m nsf_optax.experiments.compare"
 
 # The methods are one table, :func:`.methods.methods` (label -> the config fields
 # it sets): every optimizer, and nsf with every registered p schedule.
@@ -132,87 +123,110 @@ def summarize(
       computed is None ("-" in the table) with the reason in the row's
       ``alignment_error`` (see :func:`check_analysis`).
     """
-    from nsf_optax.spectral.alignment import early_alignment, first_step_reaching
+    from nsf_optax.spectral.alignment import first_step_reaching
 
     if baseline not in histories:
         raise ValueError(f"The comparison needs the baseline method {baseline!r}.")
-    curves = {}
-    for method, runs in histories.items():
-        steps = np.asarray([r["step"] for r in runs[0]], np.float64)
-        for run in runs:
-            if [r["step"] for r in run] != list(steps):
-                raise ValueError(f"{method}: seeds were evaluated at different steps.")
-        curves[method] = {
-            "step": steps,
-            "test_accuracy": np.asarray(
-                [[r["test_accuracy"] for r in run] for run in runs]
-            ),
-            "test_loss": np.asarray([[r["test_loss"] for r in run] for run in runs]),
-            "elapsed_s": np.asarray([run[-1].get("elapsed_s", np.nan) for run in runs]),
-        }
+    curves = {method: _curves(method, runs) for method, runs in histories.items()}
     base = curves[baseline]
     target = float(base["test_accuracy"].mean(0)[-1])
     base_steps = first_step_reaching(
         base["step"], base["test_accuracy"].mean(0), target
     )
-    half = base["step"][-1] / 2
-    rows = []
-    for method, c in curves.items():
-        acc_final, loss_final = c["test_accuracy"][:, -1], c["test_loss"][:, -1]
-        mean_acc, mean_loss = c["test_accuracy"].mean(0), c["test_loss"].mean(0)
-        steps = first_step_reaching(c["step"], mean_acc, target)
-        per_seed = [
-            first_step_reaching(c["step"], a, target) for a in c["test_accuracy"]
-        ]
-        reached = [s for s in per_seed if s is not None]
-        ratio = steps / base_steps if steps is not None and base_steps else None
-        aligned, problem = None, None
-        if method != baseline and np.array_equal(c["step"], base["step"]):
-            try:
-                report = early_alignment(
-                    c["step"],
-                    mean_acc,
-                    mean_loss,
-                    base["test_accuracy"].mean(0),
-                    base["test_loss"].mean(0),
-                    target_accuracy=target,
-                    window=(0, half),
-                )
-                aligned = report.fraction_aligned
-            except ValueError as e:
-                # The other columns stand; the caller reports this once they
-                # are written.
-                problem = f"{method}: the early alignment (1st half): {e}"
-        acc_mean, acc_std, acc_ci = _spread(acc_final)
-        loss_mean, loss_std, loss_ci = _spread(loss_final)
-        row = {
-            "method": method,
-            "seeds": len(acc_final),
-            "final_test_accuracy_mean": acc_mean,
-            "final_test_accuracy_std": acc_std,
-            "final_test_accuracy_ci95": acc_ci,
-            "final_test_loss_mean": loss_mean,
-            "final_test_loss_std": loss_std,
-            "final_test_loss_ci95": loss_ci,
-            "target_accuracy": target,
-            "steps_to_target": steps,
-            "ratio_vs_baseline": ratio,
-            "per_seed_steps_to_target": per_seed,
-            "aligned_fraction_first_half": aligned,
-            "alignment_error": problem,
-        }
-        row["table"] = {
-            "method": method,
-            "final test acc": _fmt(100 * acc_mean, 100 * acc_std, 2),
-            "final test loss": _fmt(loss_mean, loss_std, 4),
-            "steps to SGD final acc": "never" if steps is None else f"{steps:.0f}",
-            "ratio vs SGD": "-" if ratio is None else f"{ratio:.2f}",
-            "seeds reaching": f"{len(reached)}/{len(per_seed)}",
-            "aligned (1st half)": "-" if aligned is None else f"{aligned:.2f}",
-            "wall s/run": f"{np.mean(c['elapsed_s']):.0f}",
-        }
-        rows.append(row)
+    rows = [
+        _row(method, c, None if method == baseline else base, target, base_steps)
+        for method, c in curves.items()
+    ]
     return rows, curves
+
+
+def _curves(method: str, runs: list[list[dict[str, float]]]) -> dict[str, np.ndarray]:
+    # One method's test curves, [seeds, evaluations], and its wall time per run.
+    steps = np.asarray([r["step"] for r in runs[0]], np.float64)
+    for run in runs:
+        if [r["step"] for r in run] != list(steps):
+            raise ValueError(f"{method}: seeds were evaluated at different steps.")
+    return {
+        "step": steps,
+        "test_accuracy": np.asarray(
+            [[r["test_accuracy"] for r in run] for run in runs]
+        ),
+        "test_loss": np.asarray([[r["test_loss"] for r in run] for run in runs]),
+        "elapsed_s": np.asarray([run[-1].get("elapsed_s", np.nan) for run in runs]),
+    }
+
+
+def _alignment(
+    method: str, c: dict[str, np.ndarray], base: dict[str, np.ndarray], target: float
+) -> tuple[float | None, str | None]:
+    # The early alignment against the baseline, or None and why it failed.
+    from nsf_optax.spectral.alignment import early_alignment
+
+    if not np.array_equal(c["step"], base["step"]):
+        return None, None
+    try:
+        report = early_alignment(
+            c["step"],
+            c["test_accuracy"].mean(0),
+            c["test_loss"].mean(0),
+            base["test_accuracy"].mean(0),
+            base["test_loss"].mean(0),
+            target_accuracy=target,
+            window=(0, base["step"][-1] / 2),
+        )
+    except ValueError as e:
+        # The other columns stand; the caller reports this once they are written.
+        return None, f"{method}: the early alignment (1st half): {e}"
+    return report.fraction_aligned, None
+
+
+def _row(
+    method: str,
+    c: dict[str, np.ndarray],
+    base: dict[str, np.ndarray] | None,
+    target: float,
+    base_steps: float | None,
+) -> dict[str, Any]:
+    # One method's row of the table (base: the baseline's curves, None for itself).
+    from nsf_optax.spectral.alignment import first_step_reaching
+
+    acc_final, loss_final = c["test_accuracy"][:, -1], c["test_loss"][:, -1]
+    steps = first_step_reaching(c["step"], c["test_accuracy"].mean(0), target)
+    per_seed = [first_step_reaching(c["step"], a, target) for a in c["test_accuracy"]]
+    reached = [s for s in per_seed if s is not None]
+    ratio = steps / base_steps if steps is not None and base_steps else None
+    aligned, problem = (
+        (None, None) if base is None else _alignment(method, c, base, target)
+    )
+    acc_mean, acc_std, acc_ci = _spread(acc_final)
+    loss_mean, loss_std, loss_ci = _spread(loss_final)
+    table = {
+        "method": method,
+        "final test acc": _fmt(100 * acc_mean, 100 * acc_std, 2),
+        "final test loss": _fmt(loss_mean, loss_std, 4),
+        "steps to SGD final acc": "never" if steps is None else f"{steps:.0f}",
+        "ratio vs SGD": "-" if ratio is None else f"{ratio:.2f}",
+        "seeds reaching": f"{len(reached)}/{len(per_seed)}",
+        "aligned (1st half)": "-" if aligned is None else f"{aligned:.2f}",
+        "wall s/run": f"{np.mean(c['elapsed_s']):.0f}",
+    }
+    return {
+        "method": method,
+        "seeds": len(acc_final),
+        "final_test_accuracy_mean": acc_mean,
+        "final_test_accuracy_std": acc_std,
+        "final_test_accuracy_ci95": acc_ci,
+        "final_test_loss_mean": loss_mean,
+        "final_test_loss_std": loss_std,
+        "final_test_loss_ci95": loss_ci,
+        "target_accuracy": target,
+        "steps_to_target": steps,
+        "ratio_vs_baseline": ratio,
+        "per_seed_steps_to_target": per_seed,
+        "aligned_fraction_first_half": aligned,
+        "alignment_error": problem,
+        "table": table,
+    }
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -369,20 +383,13 @@ def run_comparison(
             f"{base.model} on {base.dataset}, {base.num_steps} steps, {seeds} seeds "
             f"(mean ± sample std)"
         )
-        write_text(os.path.join(workdir, "results.md"), f"{title}\n\n{table}\n")
-        write_text(
-            os.path.join(workdir, "results.json"),
-            json.dumps(
-                {"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
-                indent=1,
-                default=lambda x: None if isinstance(x, float) and math.isnan(x) else x,
-            ),
+        summary.write_summary(
+            os.path.join(workdir, "results"),
+            markdown=f"{title}\n\n{table}\n",
+            record={"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
+            fields=TABLE_COLUMNS,
+            rows=[r["table"] for r in rows],
         )
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=TABLE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(r["table"] for r in rows)
-        write_text(os.path.join(workdir, "results.csv"), text.getvalue())
         plots.plot_comparison(
             curves, os.path.join(workdir, "comparison.png"), title=title
         )
@@ -411,153 +418,3 @@ def train_run(
         flush=True,
     )
     return result.history
-
-
-def write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _methods_flag(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    try:
-        return check_methods(methods, 1)
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _budget_flag(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
-
-
-def build_parser() -> cli.ArgumentParser:
-    """The flags of the comparison (no jax import)."""
-    parser = cli.ArgumentParser(
-        prog=PROG,
-        usage=f"{PROG} [--config NAME] [--seeds N] [--methods A,B,...] "
-        "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
-        "[--<field> VALUE]...",
-        description="NSF against optax baselines over several seeds: a results "
-        "table (mean ± sample std), comparison plots, one run per method and seed.",
-        epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
-        "checkpoints (one line on stderr), 75 stopped by SIGTERM with a "
-        "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
-        "training, with a checkpoint).",
-    )
-    presets = [n for n in configs.CONFIG_NAMES if n != "default"]
-    parser.add_argument(
-        "--config",
-        dest="preset",
-        default="mnist1d",
-        choices=presets,
-        help="the preset config to start from (its dataset; 'tiny' is for tests): "
-        + configs.describe_all(),
-    )
-    parser.add_argument(
-        "--dataset",
-        dest="preset",
-        choices=presets,
-        action=cli.DeprecatedAlias,
-        new="--config",
-        help="deprecated spelling of --config (one release)",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=cli.int_flag(Bound(low=0, low_open=True)),
-        default=5,
-        metavar="N",
-        help="train seeds 0..N-1 of every method [> 0]",
-    )
-    parser.add_argument(
-        "--methods",
-        type=_methods_flag,
-        default=list(DEFAULT_METHODS),
-        metavar="A,B,...",
-        help=f"comma-separated, including sgd (the baseline), from: "
-        f"{', '.join(methods_table.methods())} (default: "
-        f"{','.join(DEFAULT_METHODS)})",
-    )
-    parser.add_argument(
-        "--workdir",
-        default=None,
-        help="output directory (default: runs/compare-<dataset>)",
-    )
-    parser.add_argument(
-        "--budgets",
-        type=_budget_flag,
-        nargs="+",
-        default=None,
-        metavar="F",
-        help="budgeted training: train every method and seed again at each of these "
-        "fractions of num_steps, in (0, 1] and including 1, each run with its "
-        "learning-rate warmup and decay fitted to its budget",
-    )
-    parser.add_argument(
-        "--p_periods",
-        choices=budgeting.P_PERIODS,
-        default=None,
-        help="with --budgets: 'scaled' (the default) multiplies the lengths the "
-        "p schedule uses (p_period_steps of cosine_tidal; pulse_steps and "
-        "tidal_every_steps of pulse_tidal) by the budget, so every budget runs "
-        "the whole p schedule (pulse, then the same number of alternations), "
-        "compressed like its learning-rate schedule, and a "
-        "budget changes only the length of the run; 'fixed' keeps them in steps "
-        "(the paper's 'every 200 iterations'), so short budgets see fewer cycles "
-        "or only the pulse",
-    )
-    cli.add_config_flags(parser, exclude=("dataset",))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parses flags and runs :func:`run_comparison`. Returns the exit status."""
-    return cli.run(PROG, lambda: _compare(argv))
-
-
-def _compare(argv: list[str] | None) -> None:
-    args = build_parser().parse_args(argv)
-    base = cli.config_from_flags(configs.get_config(args.preset), args)
-    # One bar per run would scroll away: bars only when asked for.
-    base = dataclasses.replace(base, progress=base.progress and args.progress is True)
-    workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
-    # Everything that can be checked, before the seconds jax takes to import.
-    check_analysis(base, args.methods)
-    if args.budgets is None:
-        if args.p_periods is not None:
-            raise ConfigError("p_periods needs --budgets.", ("p_periods",))
-        check_runs(
-            workdir,
-            run_dirs(args.methods, args.seeds),
-            resume=base.resume,
-            probe=True,
-        )
-        run_comparison(base, workdir, methods=args.methods, seeds=args.seeds)
-        return
-    from nsf_optax.experiments.compare import compare_budgets
-
-    p_periods = args.p_periods or budgeting.DEFAULT_P_PERIODS
-    budgets = budgeting.check_budgets(args.budgets, base.num_steps)
-    plan = compare_budgets.budget_plan(
-        base, args.methods, args.seeds, budgets, p_periods
-    )
-    check_runs(workdir, [name for *_, name in plan], resume=base.resume, probe=True)
-    compare_budgets.run_budget_comparison(
-        base,
-        workdir,
-        budgets=args.budgets,
-        methods=args.methods,
-        seeds=args.seeds,
-        p_periods=p_periods,
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,21 +14,29 @@ accuracy and loss against budget, one line per method), ``budgets-curves.png``
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from nsf_optax.experiments.compare import budgets as budgeting
 from nsf_optax.experiments.compare import compare
 from nsf_optax.experiments.resnet.configs.default import Config
-from nsf_optax.experiments.runner import workdirs
+from nsf_optax.experiments.runner import summary, workdirs
+
+CSV_FIELDS = (
+    "method",
+    "budget",
+    "steps",
+    "seeds",
+    "test_accuracy_mean",
+    "test_accuracy_ci95",
+    "test_loss_mean",
+    "test_loss_ci95",
+    "accuracy_minus_sgd_full_mean",
+    "accuracy_minus_sgd_full_ci95",
+    "seeds_reaching_sgd_full",
+)
 
 
 def budget_plan(
@@ -126,8 +134,6 @@ def run_budget_comparison(
     compare.check_runs(workdir, [name for *_, name in plan], resume=base.resume)
     import jax
 
-    from nsf_optax.experiments.resnet import plots
-
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
         finals: dict[str, dict[float, list]] = {
             m: {b: [] for b in budgets} for m in methods
@@ -140,44 +146,10 @@ def run_budget_comparison(
             if b == budgeting.FULL_BUDGET:
                 full[method].append(history)
         rows = budgeting.summarize_budgets(finals, compare.BASELINE)
-        steps = [budgeting.budget_steps(base.num_steps, b) for b in budgets]
         in_run, curves = compare.summarize(full)
-        title = (
-            f"{base.model} on {base.dataset}, budgets of {base.num_steps} steps, "
-            f"{seeds} seeds, p periods {p_periods}"
-        )
-        text = (
-            f"{title}\n\nFinal test accuracy and loss per budget (mean ± 95 % "
-            "t-interval over seeds); Δ: paired difference to SGD's full-budget "
-            "accuracy of the same seed; smallest budget: the first whose mean Δ >= "
-            "0, interval: first budget whose Δ interval reaches 0 to first whose "
-            "interval lies above 0 ('>1': no tested budget qualifies).\n\n"
-            f"{budgeting.markdown_tables(rows, steps)}\n\n"
-            "Within the full-budget runs (mean ± sample std):\n\n"
-            f"{compare.markdown_table(in_run)}\n"
-        )
-        stem = os.path.join(workdir, f"budgets-{p_periods}")
-        compare.write_text(f"{stem}.md", text)
-        compare.write_text(
-            f"{stem}.json",
-            json.dumps(
-                _strict_json(
-                    {
-                        "config": dataclasses.asdict(base),
-                        "seeds": seeds,
-                        "budgets": list(budgets),
-                        "steps": steps,
-                        "p_periods": p_periods,
-                        "rows": rows,
-                        "full_budget_rows": in_run,
-                    }
-                ),
-                indent=1,
-                allow_nan=False,
-            ),
-        )
-        compare.write_text(f"{stem}.csv", _budget_csv(rows, steps))
-        plots.plot_budgets(rows, steps, f"{stem}.png", title=title)
+        text = _write_results(base, workdir, seeds, budgets, p_periods, rows, in_run)
+        from nsf_optax.experiments.resnet import plots
+
         plots.plot_comparison(
             curves,
             os.path.join(workdir, "budgets-curves.png"),
@@ -188,52 +160,74 @@ def run_budget_comparison(
     return rows
 
 
-def _strict_json(x: Any) -> Any:
-    # Standard JSON: nan (one seed has no interval) becomes null.
-    if isinstance(x, dict):
-        return {k: _strict_json(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_strict_json(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+def _write_results(
+    base: Config,
+    workdir: str,
+    seeds: int,
+    budgets: Sequence[float],
+    p_periods: str,
+    rows: list[dict[str, Any]],
+    in_run: list[dict[str, Any]],
+) -> str:
+    # budgets-<p_periods>.md, .json, .csv and .png; returns the markdown.
+    from nsf_optax.experiments.resnet import plots
 
-
-def _budget_csv(rows: Sequence[dict[str, Any]], steps: Sequence[int]) -> str:
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(
-        [
-            "method",
-            "budget",
-            "steps",
-            "seeds",
-            "test_accuracy_mean",
-            "test_accuracy_ci95",
-            "test_loss_mean",
-            "test_loss_ci95",
-            "accuracy_minus_sgd_full_mean",
-            "accuracy_minus_sgd_full_ci95",
-            "seeds_reaching_sgd_full",
-        ]
+    steps = [budgeting.budget_steps(base.num_steps, b) for b in budgets]
+    title = (
+        f"{base.model} on {base.dataset}, budgets of {base.num_steps} steps, "
+        f"{seeds} seeds, p periods {p_periods}"
     )
+    text = (
+        f"{title}\n\nFinal test accuracy and loss per budget (mean ± 95 % "
+        "t-interval over seeds); Δ: paired difference to SGD's full-budget "
+        "accuracy of the same seed; smallest budget: the first whose mean Δ >= "
+        "0, interval: first budget whose Δ interval reaches 0 to first whose "
+        "interval lies above 0 ('>1': no tested budget qualifies).\n\n"
+        f"{budgeting.markdown_tables(rows, steps)}\n\n"
+        "Within the full-budget runs (mean ± sample std):\n\n"
+        f"{compare.markdown_table(in_run)}\n"
+    )
+    stem = os.path.join(workdir, f"budgets-{p_periods}")
+    summary.write_summary(
+        stem,
+        markdown=text,
+        record={
+            "config": dataclasses.asdict(base),
+            "seeds": seeds,
+            "budgets": list(budgets),
+            "steps": steps,
+            "p_periods": p_periods,
+            "rows": rows,
+            "full_budget_rows": in_run,
+        },
+        fields=CSV_FIELDS,
+        rows=_budget_csv_rows(rows, steps),
+    )
+    plots.plot_budgets(rows, steps, f"{stem}.png", title=title)
+    return text
+
+
+def _budget_csv_rows(
+    rows: Sequence[dict[str, Any]], steps: Sequence[int]
+) -> list[dict[str, Any]]:
+    # One CSV row per method and budget.
+    out = []
     for r in rows:
         reach = r["reach"]
         for i, b in enumerate(r["budgets"]):
             acc, loss = r["test_accuracy"][i], r["test_loss"][i]
-            writer.writerow(
-                [
-                    r["method"],
-                    b,
-                    steps[i],
-                    r["seeds"],
-                    acc["mean"],
-                    acc["ci95"],
-                    loss["mean"],
-                    loss["ci95"],
-                    reach["mean_difference"][i],
-                    reach["ci_difference"][i],
-                    reach["seeds_reaching"][i],
-                ]
+            values = (
+                r["method"],
+                b,
+                steps[i],
+                r["seeds"],
+                acc["mean"],
+                acc["ci95"],
+                loss["mean"],
+                loss["ci95"],
+                reach["mean_difference"][i],
+                reach["ci_difference"][i],
+                reach["seeds_reaching"][i],
             )
-    return text.getvalue()
+            out.append(dict(zip(CSV_FIELDS, values, strict=True)))
+    return out

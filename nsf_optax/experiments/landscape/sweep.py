@@ -26,9 +26,7 @@ continue from their newest verified one (bit for bit), the others start.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -44,7 +42,14 @@ from nsf_optax.experiments.resnet.configs.default import (
     check_field,
     field_types,
 )
-from nsf_optax.experiments.runner import cli, distributed, preflight, workdirs
+from nsf_optax.experiments.runner import (
+    cli,
+    distributed,
+    launch,
+    preflight,
+    summary,
+    workdirs,
+)
 from nsf_optax.experiments.runner.errors import ConfigError
 
 PROG = "python -m nsf_optax.experiments.landscape"
@@ -258,20 +263,14 @@ def write_results(
     table, verdicts = landscape.summarize(rows)
     seeds = len({r["seed"] for r in rows})
     head = title(config, seeds)
-    workdirs.write_text(
-        os.path.join(workdir, "results.json"), json.dumps(list(rows), indent=1)
-    )
-    text = io.StringIO()
-    fields: list[str] = list(RESULT_FIELDS)
-    writer = csv.DictWriter(text, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    workdirs.write_text(os.path.join(workdir, "results.csv"), text.getvalue())
     body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour)
-    workdirs.write_text(
-        os.path.join(workdir, "results.md"),
-        f"# p-landscape: {head}\n\nFinal test accuracy, mean ± 95 % t-interval "
-        "over seeds; differences are paired by seed.\n\n" + body + "\n",
+    summary.write_summary(
+        os.path.join(workdir, "results"),
+        markdown=f"# p-landscape: {head}\n\nFinal test accuracy, mean ± 95 % "
+        "t-interval over seeds; differences are paired by seed.\n\n" + body + "\n",
+        record=list(rows),
+        fields=RESULT_FIELDS,
+        rows=rows,
     )
     plots.plot_landscape(
         table,
@@ -299,27 +298,8 @@ def _noise_flag(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def build_parser() -> cli.ArgumentParser:
-    """The flags of the sweep (no jax import)."""
-    parser = cli.ArgumentParser(
-        prog=PROG,
-        usage=f"{PROG} [--config NAME] [--p P [P ...]] [--seeds N] "
-        "[--label_noise F [F ...]] [--num_steps INT] [--flavour {adam,sgd}] "
-        "[--normalize {none,rms}] [--workdir DIR] [--resume] [--<field> VALUE]...",
-        description="Final test accuracy against a constant p (the paper's "
-        "Sec. 3.3): every p x seed of one label-noise level trains as one "
-        "compiled population; results table with 95 % intervals, landscape plot.",
-        epilog="Exit status: 0 done, 2 a mistake in the flags, paths, data or "
-        "checkpoints (one line on stderr), 75 stopped by SIGTERM with a "
-        "checkpoint (continue with --resume), 130 interrupted (Ctrl-C; during "
-        "training, with a checkpoint).",
-    )
-    parser.add_argument(
-        "--config",
-        default="default",
-        choices=configs.CONFIG_NAMES,
-        help=f"the preset the other flags change: {configs.describe_all()}",
-    )
+def _add_population_flags(parser: argparse.ArgumentParser) -> None:
+    # What one population of the sweep holds: its p values, seeds, noise levels.
     parser.add_argument(
         "--p",
         type=_float_flag,
@@ -329,13 +309,7 @@ def build_parser() -> cli.ArgumentParser:
         help="the constant exponents, distinct and finite (default: "
         f"{' '.join(f'{p:g}' for p in DEFAULT_PS)})",
     )
-    parser.add_argument(
-        "--seeds",
-        type=cli.int_flag(Bound(low=0, low_open=True)),
-        default=5,
-        metavar="N",
-        help="train seeds 0..N-1 of every p [> 0] (default 5)",
-    )
+    launch.add_seeds_flag(parser, of_every="p")
     parser.add_argument(
         "--label_noise",
         dest="label_noises",  # not the Config field: one population per value
@@ -346,6 +320,21 @@ def build_parser() -> cli.ArgumentParser:
         help="fractions of training labels replaced by another class, one "
         "population each, distinct, in [0, 1) (default 0)",
     )
+
+
+def build_parser() -> cli.ArgumentParser:
+    """The flags of the sweep (no jax import)."""
+    parser = launch.parser(
+        PROG,
+        usage=f"{PROG} [--config NAME] [--p P [P ...]] [--seeds N] "
+        "[--label_noise F [F ...]] [--num_steps INT] [--flavour {adam,sgd}] "
+        "[--normalize {none,rms}] [--workdir DIR] [--resume] [--<field> VALUE]...",
+        description="Final test accuracy against a constant p (the paper's "
+        "Sec. 3.3): every p x seed of one label-noise level trains as one "
+        "compiled population; results table with 95 % intervals, landscape plot.",
+    )
+    launch.add_preset_flag(parser)
+    _add_population_flags(parser)
     parser.add_argument(
         "--flavour",
         choices=NSF_FLAVOURS,
@@ -373,11 +362,8 @@ def build_parser() -> cli.ArgumentParser:
         "per run, B > 1 B vmapped at a time inside one program, 0 one vmap over "
         "all (default: 1 on CPU, 0 on GPU/TPU)",
     )
-    parser.add_argument(
-        "--max_steps_this_run",
-        type=cli.int_flag(Bound(low=0, low_open=True)),
-        default=None,
-        metavar="INT",
+    launch.add_max_steps_flag(
+        parser,
         help="stop each level after this many steps (with a checkpoint); "
         "continue with --resume",
     )
@@ -388,40 +374,41 @@ def build_parser() -> cli.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parses flags and runs :func:`run_sweep`. Returns the exit status."""
-    return distributed.run(PROG, lambda: _sweep(argv))
+    return launch.main(PROG, build_parser(), argv, _job)
 
 
-def _sweep(argv: list[str] | None) -> None:
-    args = build_parser().parse_args(argv)
-    launch = distributed.from_flags(args)
+def _job(args: argparse.Namespace) -> launch.Job:
     config = cli.config_from_flags(configs.get_config(args.config), args)
     config = dataclasses.replace(config, nsf_flavour=args.flavour)
     _check(args.p, args.seeds, args.label_noises)
     workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")
-    # Before the seconds jax takes to import.
-    check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
-    import jax
 
-    if launch is not None:
-        distributed.initialize(launch)
-    rows = run_sweep(
-        config,
-        workdir,
-        ps=args.p,
-        seeds=args.seeds,
-        label_noise=args.label_noises,
-        resume=args.resume_sweep,
-        map_batch_size=args.map_batch_size,
-        max_steps_this_run=args.max_steps_this_run,
-    )
-    if jax.process_index() != 0:
-        return
-    if rows:
-        with open(os.path.join(workdir, "results.md")) as f:
-            print(f.read())
-        print(f"results and landscape.png in {os.path.abspath(workdir)}")
-    else:
-        print(f"stopped before the end; continue with --resume ({workdir})")
+    def check() -> None:
+        check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
+
+    def run() -> None:
+        import jax
+
+        rows = run_sweep(
+            config,
+            workdir,
+            ps=args.p,
+            seeds=args.seeds,
+            label_noise=args.label_noises,
+            resume=args.resume_sweep,
+            map_batch_size=args.map_batch_size,
+            max_steps_this_run=args.max_steps_this_run,
+        )
+        if jax.process_index() != 0:
+            return
+        if rows:
+            with open(os.path.join(workdir, "results.md")) as f:
+                print(f.read())
+            print(f"results and landscape.png in {os.path.abspath(workdir)}")
+        else:
+            print(f"stopped before the end; continue with --resume ({workdir})")
+
+    return launch.Job(check, run)
 
 
 if __name__ == "__main__":

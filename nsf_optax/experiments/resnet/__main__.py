@@ -12,50 +12,43 @@ command on every host; see :mod:`nsf_optax.experiments.runner.distributed`.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
 
 from nsf_optax.experiments.resnet import configs
 from nsf_optax.experiments.resnet.configs.default import Bound
-from nsf_optax.experiments.runner import cli, distributed, preflight, workdirs
+from nsf_optax.experiments.runner import (
+    cli,
+    distributed,
+    launch,
+    preflight,
+    workdirs,
+)
 
 PROG = "python -m nsf_optax.experiments.resnet"
 
 
 def build_parser() -> cli.ArgumentParser:
     """The flags of one training run (no jax import)."""
-    parser = cli.ArgumentParser(
-        prog=PROG,
+    parser = launch.parser(
+        PROG,
         usage=f"{PROG} [--config NAME] [--workdir DIR] [--resume] [--<field> VALUE]...",
         description=(
             "Train one ResNet with NSF or an optax baseline on offline data; write "
             "metrics, plots and verified checkpoints to --workdir."
         ),
-        epilog=(
-            "Exit status: 0 done, 2 a mistake in the flags, paths, data or "
-            "checkpoints (one line on stderr, nothing written), 75 stopped by "
-            "SIGTERM with a checkpoint (continue with --resume), 130 interrupted "
-            "(Ctrl-C; during training, with a checkpoint)."
-        ),
     )
-    parser.add_argument(
-        "--config",
-        default="default",
-        choices=configs.CONFIG_NAMES,
-        help=f"the preset the other flags change: {configs.describe_all()}",
-    )
+    launch.add_preset_flag(parser)
     parser.add_argument(
         "--workdir",
         default=None,
         help="output directory, one run at a time "
         "(default: runs/<config>-<method>-seed<seed>)",
     )
-    parser.add_argument(
-        "--max_steps_this_run",
-        type=cli.int_flag(Bound(low=0, low_open=True)),
-        default=None,
-        metavar="INT",
+    launch.add_max_steps_flag(
+        parser,
         help="stop (with a checkpoint) after this many steps; continue with --resume",
     )
     parser.add_argument(
@@ -73,37 +66,40 @@ def build_parser() -> cli.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parses flags, trains, prints the final metrics. Returns the exit status."""
-    return distributed.run(PROG, lambda: _train(argv))
+    return launch.main(PROG, build_parser(), argv, _job)
 
 
-def _train(argv: list[str] | None) -> None:
-    args = build_parser().parse_args(argv)
-    launch = distributed.from_flags(args)
+def _job(args: argparse.Namespace) -> launch.Job:
     config = cli.config_from_flags(configs.get_config(args.config), args)
     if args.resume_step is not None:
         config = dataclasses.replace(config, resume=True)
     workdir = args.workdir or os.path.join(
         "runs", f"{args.config}-{config.method}-seed{config.seed}"
     )
-    # Before the seconds jax takes to import.
-    workdirs.check(workdir, probe=True)
-    preflight.check_start(workdir, resume=config.resume, resume_step=args.resume_step)
-    import jax
 
-    if launch is not None:
-        distributed.initialize(launch)
-    from nsf_optax.experiments.resnet import train
+    def check() -> None:
+        workdirs.check(workdir, probe=True)
+        preflight.check_start(
+            workdir, resume=config.resume, resume_step=args.resume_step
+        )
 
-    result = train.train_and_evaluate(
-        config,
-        workdir,
-        max_steps_this_run=args.max_steps_this_run,
-        resume_step=args.resume_step,
-    )
-    if result.history and jax.process_index() == 0:
-        print(f"\n{config.method} on {config.dataset} ({config.model})\n")
-        print(history_table(result.history))
-        print(f"\nmetrics, plots and checkpoints in {os.path.abspath(workdir)}")
+    def run() -> None:
+        import jax
+
+        from nsf_optax.experiments.resnet import train
+
+        result = train.train_and_evaluate(
+            config,
+            workdir,
+            max_steps_this_run=args.max_steps_this_run,
+            resume_step=args.resume_step,
+        )
+        if result.history and jax.process_index() == 0:
+            print(f"\n{config.method} on {config.dataset} ({config.model})\n")
+            print(history_table(result.history))
+            print(f"\nmetrics, plots and checkpoints in {os.path.abspath(workdir)}")
+
+    return launch.Job(check, run)
 
 
 def history_table(history: list[dict[str, float]], rows: int = 10) -> str:

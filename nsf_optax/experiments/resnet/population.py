@@ -43,27 +43,21 @@ import functools
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-try:  # public since jax 0.6.1
-    from jax import shard_map
-except ImportError:  # pragma: no cover
-    from jax.experimental.shard_map import shard_map
-
-from nsf_optax.experiments.resnet import input_pipeline, models, train
+from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, train
 from nsf_optax.experiments.resnet.configs.default import Config
-from nsf_optax.experiments.runner import checkpointing, loop, workdirs
+from nsf_optax.experiments.resnet.population_programs import AXIS, programs
+from nsf_optax.experiments.runner import checkpointing, lifecycle, workdirs
 from nsf_optax.experiments.runner.errors import ConfigError
 
-AXIS = "pop"
 _P_LEAF = "1/opt_state/hyperparams/p/value"  # the injected p, in the run's state
 _ITEMS = ("model", "optimizer", "train_metrics")  # a run's state, in order
 
@@ -123,7 +117,7 @@ def _global(tree: Any, sharding: NamedSharding) -> Any:
 
 
 class Population:
-    """The runs ``(p, seed)``, seed-major, as :func:`.loop.train_loop` drives them.
+    """The runs ``(p, seed)``, seed-major, as :func:`.lifecycle.train` drives them.
 
     Built on the host (states stacked along a leading run axis); :meth:`place`
     puts them on the mesh; :meth:`train_step` then steps every run on the batches
@@ -150,28 +144,15 @@ class Population:
         self.seeds = list(seeds)
         self.runs = [(float(p), s) for s in seeds for p in ps]
         self.count = len(self.runs)
+        self.steps_per_epoch = input_pipeline.steps_per_epoch(
+            len(data.y_train), config.batch_size
+        )
         self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
         self.sharded = NamedSharding(self.mesh, P(AXIS))
         self.replicated = NamedSharding(self.mesh, P())
         padded = -(-self.count // self.mesh.size) * self.mesh.size
         self.order = list(range(self.count)) + [0] * (padded - self.count)
-        tx = _optimizer(_step_fields(config))
-        per_seed, model = {}, None
-        for seed in seeds:
-            model = models.create_model(
-                config.model,
-                num_classes=data.num_classes,
-                in_features=data.in_features,
-                ndim=data.ndim,
-                seed=seed,
-                num_filters=config.num_filters,
-            )
-            parts = (model, nnx.Optimizer(model, tx, wrt=nnx.Param))
-            self.graphdef, per_seed[seed] = nnx.split((*parts, train.create_metrics()))
-        assert model is not None  # seeds is not empty
-        model.eval()
-        self.eval_graphdef = nnx.graphdef(model)
-        self.metrics_graphdef = nnx.graphdef(train.create_metrics())
+        per_seed = self._split_models(config, data)
         states = [per_seed[self.runs[k][1]] for k in self.order]
         stacked = jax.tree.map(lambda *xs: np.stack(xs), *states)
         p_values = np.asarray([self.runs[k][0] for k in self.order], np.float32)
@@ -190,7 +171,7 @@ class Population:
         self.map_batch_size = local if map_batch_size in (0, None) else map_batch_size
         # Populations of the same shape (e.g. the label-noise levels of a sweep)
         # share these compiled functions.
-        self._step, self._eval, self._gather, self._reset = _programs(
+        self._step, self._eval, self._gather, self._reset = programs(
             config.crop_padding,
             config.flip,
             self.graphdef,
@@ -201,6 +182,30 @@ class Population:
             self.map_batch_size,
         )
 
+    def _split_models(
+        self, config: Config, data: input_pipeline.Dataset
+    ) -> dict[int, nnx.State]:
+        # Seed -> the state of one run's (model, optimizer, metrics); sets the
+        # graphdefs.
+        tx = _optimizer(_step_fields(config))
+        per_seed, model = {}, None
+        for seed in self.seeds:
+            model = models.create_model(
+                config.model,
+                num_classes=data.num_classes,
+                in_features=data.in_features,
+                ndim=data.ndim,
+                seed=seed,
+                num_filters=config.num_filters,
+            )
+            parts = (model, nnx.Optimizer(model, tx, wrt=nnx.Param))
+            self.graphdef, per_seed[seed] = nnx.split((*parts, train.create_metrics()))
+        assert model is not None  # seeds is not empty
+        model.eval()
+        self.eval_graphdef = nnx.graphdef(model)
+        self.metrics_graphdef = nnx.graphdef(train.create_metrics())
+        return per_seed
+
     # The Runs protocol ----------------------------------------------------------
 
     def place(self) -> None:
@@ -210,7 +215,7 @@ class Population:
         self.seed_index = _global(self.seed_index, self.sharded)
         self.eval_batches = [
             _global(batch, self.replicated)
-            for batch in train.eval_batches(self.data, self.config.eval_batch_size)
+            for batch in evaluation.eval_batches(self.data, self.config.eval_batch_size)
         ]
 
     def _batches(self, step: int) -> tuple[jax.Array, jax.Array]:
@@ -240,18 +245,17 @@ class Population:
             batch_loss, batch_correct = self._eval(self.state[0], x, y, w)
             loss_sum = loss_sum + np.asarray(batch_loss, np.float64)
             correct = correct + np.asarray(batch_correct, np.float64)
-        n = len(self.data.y_test)
         lr = float(np.asarray(self.lr_fn(step - 1)))
         return [
-            {
-                "lr": lr,
-                "p": p,
-                "train_loss": float(train_metrics["loss"][k]),
-                "train_accuracy": float(train_metrics["accuracy"][k]),
-                "test_loss": float(loss_sum[k] / n),
-                "test_accuracy": float(correct[k] / n),
-            }
-            for k, (p, _) in enumerate(self.runs)
+            evaluation.evaluation_row(
+                lr=lr,
+                p=p,
+                train_metrics={k: v[i] for k, v in train_metrics.items()},
+                loss_sum=loss_sum[i],
+                correct=correct[i],
+                count=len(self.data.y_test),
+            )
+            for i, (p, _) in enumerate(self.runs)
         ]
 
     def items(self) -> dict[str, Any]:
@@ -306,187 +310,6 @@ def _optimizer(config: Config):
     return train.create_optimizer(config, inject_p=True)
 
 
-@functools.lru_cache(maxsize=8)
-def _programs(
-    crop_padding: int,
-    flip: bool,
-    graphdef: nnx.GraphDef,
-    eval_graphdef: nnx.GraphDef,
-    mesh: Mesh,
-    count: int,
-    local: int,
-    map_batch_size: int,
-):
-    """The step, evaluation, gather and metrics reset of a population.
-
-    The step and the evaluation are jitted programs, or with ``map_batch_size`` 1
-    a :class:`_RunLoop` and an :class:`_EvalLoop` of single-run programs; ``local``
-    is the number of runs on each device.
-    """
-    step_one = functools.partial(train.train_step, crop_padding=crop_padding, flip=flip)
-
-    def each(fn, xs):
-        # b runs vmapped at a time (b = 1: a loop over the device's runs).
-        return jax.lax.map(fn, xs, batch_size=map_batch_size)
-
-    def local_step(state, rng, seed_index, xs, ys):
-        def one(args):
-            run_state, key, i = args
-            model, optimizer, metrics = nnx.merge(graphdef, run_state)
-            key = jax.random.wrap_key_data(key)
-            loss, key = step_one(model, optimizer, metrics, xs[i], ys[i], key)
-            new = nnx.state((model, optimizer, metrics))
-            return new, jax.random.key_data(key), loss
-
-        return each(one, (state, rng, seed_index))
-
-    def local_eval(model_state, x, y, w):
-        def one(run_state):
-            return train.eval_step(nnx.merge(eval_graphdef, run_state), x, y, w)
-
-        return each(one, model_state)
-
-    def local_run_step(state, rng, seed_index, xs, ys, losses, k):
-        # Run k of this device's block, stepped and written back in place.
-        def at(x):
-            return jax.lax.dynamic_index_in_dim(x, k, keepdims=False)
-
-        def put(buffer, value):
-            return jax.lax.dynamic_update_index_in_dim(buffer, value, k, 0)
-
-        model, optimizer, metrics = nnx.merge(graphdef, jax.tree.map(at, state))
-        i = at(seed_index)
-        loss, key = step_one(
-            model, optimizer, metrics, xs[i], ys[i], jax.random.wrap_key_data(at(rng))
-        )
-        new = nnx.state((model, optimizer, metrics))
-        return (
-            jax.tree.map(put, state, new),
-            put(rng, jax.random.key_data(key)),
-            put(losses, loss),
-        )
-
-    pop, rep = P(AXIS), P()
-    replicated = NamedSharding(mesh, rep)
-    if map_batch_size == 1:
-        step = _RunLoop(
-            jax.jit(
-                shard_map(
-                    local_run_step,
-                    mesh=mesh,
-                    in_specs=(pop, pop, pop, rep, rep, pop, rep),
-                    out_specs=(pop, pop, pop),
-                ),
-                donate_argnums=(0, 1, 5),
-            ),
-            jax.jit(
-                lambda: jnp.zeros(local * mesh.size, jnp.float32),
-                out_shardings=NamedSharding(mesh, pop),
-            ),
-            local,
-        )
-    else:
-        step = jax.jit(
-            shard_map(
-                local_step,
-                mesh=mesh,
-                in_specs=(pop, pop, pop, rep, rep),
-                out_specs=(pop, pop, pop),
-            ),
-            donate_argnums=(0, 1),
-        )
-    if map_batch_size == 1:
-
-        def local_eval_one(model_state, x, y, w, k):
-            run_state = jax.tree.map(
-                lambda a: jax.lax.dynamic_index_in_dim(a, k, keepdims=False),
-                model_state,
-            )
-            loss, correct = train.eval_step(
-                nnx.merge(eval_graphdef, run_state), x, y, w
-            )
-            return loss[None], correct[None]
-
-        evaluate = _EvalLoop(
-            jax.jit(
-                shard_map(
-                    local_eval_one,
-                    mesh=mesh,
-                    in_specs=(pop, rep, rep, rep, rep),
-                    out_specs=(pop, pop),
-                ),
-                out_shardings=(replicated, replicated),
-            ),
-            local,
-        )
-    else:
-        evaluate = jax.jit(
-            shard_map(
-                local_eval,
-                mesh=mesh,
-                in_specs=(pop, rep, rep, rep),
-                out_specs=(pop, pop),
-            ),
-            out_shardings=(replicated, replicated),
-        )
-
-    def gather(tree):  # the real runs, replicated: readable on every host
-        return jax.tree.map(lambda x: x[:count], tree)
-
-    return (
-        step,
-        evaluate,
-        jax.jit(gather, out_shardings=replicated),
-        jax.jit(_zero_metrics, donate_argnums=0),
-    )
-
-
-class _RunLoop:
-    """A population step as one compiled single-run program called per run.
-
-    ``run_step(state, rng, seed_index, xs, ys, losses, k)`` steps run ``k`` of
-    every device's block; calling this steps them all, with the signature of the
-    one-program step.
-    """
-
-    def __init__(self, run_step, zeros, local: int):
-        self.run_step, self.zeros, self.local = run_step, zeros, local
-
-    def __call__(self, state, rng, seed_index, xs, ys):
-        losses = self.zeros()
-        for k in range(self.local):
-            state, rng, losses = self.run_step(
-                state, rng, seed_index, xs, ys, losses, np.int32(k)
-            )
-        return state, rng, losses
-
-    def lower(self, state, rng, seed_index, xs, ys):
-        """The single-run program, lowered (for its memory analysis)."""
-        args = (state, rng, seed_index, xs, ys, self.zeros(), np.int32(0))
-        return self.run_step.lower(*args)
-
-
-class _EvalLoop:
-    """A population's test batch as one compiled single-run program called per run.
-
-    ``run_eval(model_state, x, y, w, k)`` evaluates run ``k`` of every device's
-    block (one value per device); calling this evaluates them all and returns,
-    as the one-program evaluation does, one value per run in the population's
-    order (device-major blocks).
-    """
-
-    def __init__(self, run_eval, local: int):
-        self.run_eval, self.local = run_eval, local
-
-    def __call__(self, model_state, x, y, w):
-        outs = [
-            self.run_eval(model_state, x, y, w, np.int32(k)) for k in range(self.local)
-        ]
-        loss = np.stack([np.asarray(o[0]) for o in outs], axis=1).reshape(-1)
-        correct = np.stack([np.asarray(o[1]) for o in outs], axis=1).reshape(-1)
-        return loss, correct
-
-
 def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
     def replace(path, leaf):
         return value if checkpointing.key_string(path) == key else leaf
@@ -501,14 +324,6 @@ def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
     return jax.tree_util.tree_map_with_path(replace, tree)
 
 
-def _zero_metrics(state: nnx.State) -> nnx.State:
-    # Resets every run's running metrics (the third part of a run's state).
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if path[0].key == 2 else leaf
-
-    return jax.tree_util.tree_map_with_path(zero, state)
-
-
 def population_config(
     config: Config, ps: Sequence[float], seeds: Sequence[int]
 ) -> dict[str, Any]:
@@ -518,6 +333,67 @@ def population_config(
     fields.update(seed=None, p_value=None, ps=[float(p) for p in ps])
     fields.update(seeds=[int(s) for s in seeds])
     return fields
+
+
+class _PopulationKind:
+    """A population, as :func:`.lifecycle.train` trains it (a
+    :class:`~nsf_optax.experiments.runner.lifecycle.Kind`)."""
+
+    config_file = "population.json"
+
+    def __init__(
+        self,
+        config: Config,
+        ps: list[float],
+        seeds: list[int],
+        map_batch_size: int,
+    ):
+        self.config, self.ps, self.seeds = config, ps, seeds
+        self.map_batch_size = map_batch_size
+        self.runs = [(float(p), s) for s in seeds for p in ps]  # as Population's
+
+    def check(self) -> None:
+        input_pipeline.check_source(self.config.dataset, self.config.data_dir)
+
+    def describe(self) -> dict[str, Any]:
+        return population_config(self.config, self.ps, self.seeds)
+
+    def data_order(self) -> dict[str, Any]:
+        return {"seeds": self.seeds}
+
+    def build(self) -> Population:
+        data = train.load_training_set(self.config)
+        return Population(self.config, self.ps, self.seeds, data, self.map_batch_size)
+
+    def pack(self, histories: list[train.History]) -> dict[str, Any]:
+        return {"histories": histories}
+
+    def unpack(self, meta: Mapping[str, Any]) -> list[train.History]:
+        return [list(h) for h in meta["histories"]]
+
+    def write_metrics(self, workdir: str, histories: list[train.History]) -> None:
+        runs = [
+            {"p": p, "seed": s, "history": h}
+            for (p, s), h in zip(self.runs, histories, strict=True)
+        ]
+        workdirs.write_text(
+            os.path.join(workdir, "histories.json"), json.dumps(runs, indent=1)
+        )
+
+    def label(self, runs: Population) -> str:
+        return f"{runs.count} runs"
+
+    def finish(
+        self,
+        runs: Population,
+        histories: list[train.History],
+        workdir: str,
+        primary: bool,
+    ) -> PopulationResult:
+        model_state = jax.tree.map(np.asarray, runs.items()["model"])
+        return PopulationResult(
+            tuple(runs.runs), histories, runs.eval_graphdef, model_state
+        )
 
 
 def train_population(
@@ -534,9 +410,10 @@ def train_population(
     The checks of :func:`.train.train_and_evaluate` come first (workdir, data
     source, the workdir's lock, with ``config.resume`` the checkpoint, its config,
     p values and seeds included); then the population trains, evaluates every
-    ``config.eval_every_steps`` and checkpoints into ``<workdir>/checkpoints``.
-    Only host 0 writes ``population.json`` (the config, p values and seeds) and
-    ``histories.json`` (one history per run).
+    ``config.eval_every_steps`` and checkpoints into ``<workdir>/checkpoints``
+    (the life of one run, :func:`.lifecycle.train`). Only host 0 writes
+    ``population.json`` (the config, p values and seeds) and ``histories.json``
+    (one history per run).
 
     Args:
       config: the shared configuration: optimizer ``nsf`` with the ``constant``
@@ -562,84 +439,13 @@ def train_population(
     ps, seeds = list(ps), list(seeds)
     _check_values(ps, seeds)
     train.create_optimizer(config, inject_p=True)  # refuses other optimizers
-    train.check_max_steps(max_steps_this_run)
+    lifecycle.check_max_steps(max_steps_this_run)
     if map_batch_size is None:
         map_batch_size = default_map_batch_size()
     if isinstance(map_batch_size, bool) or map_batch_size < 0:
         raise ValueError(f"map_batch_size must be >= 0, got {map_batch_size!r}.")
-    workdir = os.fspath(workdir)
-    workdirs.check(workdir)
-    input_pipeline.check_source(config.dataset, config.data_dir)
-    primary = jax.process_index() == 0
-    with workdirs.Lock(workdir, enabled=primary):
-        return _train_locked(
-            config, ps, seeds, workdir, map_batch_size, max_steps_this_run, primary
-        )
-
-
-def _train_locked(config, ps, seeds, workdir, map_batch_size, max_steps, primary):
-    described = population_config(config, ps, seeds)
-    ckpts = checkpointing.Checkpoints(train.checkpoint_dir(workdir), primary=primary)
-    loaded = loop.find_resume(
-        ckpts,
-        resume=config.resume,
-        resume_step=None,
-        num_steps=config.num_steps,
-        config=described,
-        where=workdir,
-    )
-    data = train.load_training_set(config)
-    population = Population(config, ps, seeds, data, map_batch_size)
-    step, histories = 0, [[] for _ in population.runs]
-    if loaded is not None:
-        population.restore(loaded)
-        step, histories = loaded.step, [list(h) for h in loaded.meta["histories"]]
-    loop.set_aside_newer(ckpts, loaded, workdir)
-    population.place()
-    if primary:
-        workdirs.write_text(
-            os.path.join(workdir, "population.json"), json.dumps(described, indent=1)
-        )
-    per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
-    last = config.num_steps
-    if max_steps is not None:
-        last = min(last, step + max_steps)
-
-    def meta(step: int) -> dict[str, Any]:
-        epoch, position = divmod(step, per_epoch)
-        return {
-            "config": described,
-            "step": step,
-            "data_order": {"seeds": seeds, "epoch": epoch, "position": position},
-            "histories": histories,
-        }
-
-    def write_histories() -> None:
-        if primary:
-            runs = [
-                {"p": p, "seed": s, "history": h}
-                for (p, s), h in zip(population.runs, histories, strict=True)
-            ]
-            workdirs.write_text(
-                os.path.join(workdir, "histories.json"), json.dumps(runs, indent=1)
-            )
-
-    loop.train_loop(
-        population,
-        ckpts,
-        step=step,
-        last=last,
-        num_steps=config.num_steps,
-        eval_every_steps=config.eval_every_steps,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-        steps_per_epoch=per_epoch,
-        histories=histories,
-        meta=meta,
-        on_eval=write_histories,
-        progress=config.progress and primary,
-        desc=f"{len(population.runs)} runs",
-    )
-    model_state = jax.tree.map(np.asarray, population.items()["model"])
-    return PopulationResult(
-        tuple(population.runs), histories, population.eval_graphdef, model_state
+    return lifecycle.train(
+        _PopulationKind(config, ps, seeds, map_batch_size),
+        workdir,
+        max_steps_this_run=max_steps_this_run,
     )

@@ -13,9 +13,9 @@ schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
 
 One run per workdir: the run holds ``<workdir>/.lock`` (:mod:`.workdirs`) from its
 checks to its end. The step itself is :func:`train_step` (and the test batch
-:func:`eval_step`), plain NNX code that ``nnx.jit`` wraps here and that a population
-of runs (:mod:`.population`) maps over its runs; both are driven by the same loop,
-:func:`.loop.train_loop`.
+:func:`.evaluation.eval_step`), plain NNX code that ``nnx.jit`` wraps here and that
+a population of runs (:mod:`.population`) maps over its runs; both live the same
+life, :func:`.lifecycle.train` (the cadence as :mod:`.hooks`).
 
 Data parallel: the global batch is sharded over a one-axis ``Mesh`` of all devices
 (``"data"``) while parameters and optimizer state are replicated; ``jax.jit`` inserts
@@ -39,32 +39,33 @@ import dataclasses
 import functools
 import io
 import json
-import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nsf_optax.experiments.resnet import input_pipeline, models, plots
+from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, plots
 from nsf_optax.experiments.resnet.configs.default import Config
-
-# The optimizer builders live in .optimizers; re-exported here for one release.
-from nsf_optax.experiments.resnet.optimizers import (  # noqa: F401
+from nsf_optax.experiments.resnet.optimizers import (
     create_learning_rate_schedule,
     create_optimizer,
     create_p_schedule,
-    decay_mask,
 )
-from nsf_optax.experiments.runner import checkpointing, loop, preflight, workdirs
+from nsf_optax.experiments.runner import (
+    checkpointing,
+    lifecycle,
+    preflight,
+    workdirs,
+)
 from nsf_optax.experiments.runner.errors import ConfigError
 
+History = list[dict[str, float]]
 HISTORY_FIELDS = (
     "step",
     "epoch",
@@ -147,32 +148,6 @@ def make_train_step(config: Config) -> Callable[..., tuple[jax.Array, jax.Array]
     )
 
 
-def eval_step(
-    model: models.ResNet, x: jax.Array, y: jax.Array, weight: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Summed cross-entropy and correct count of one weighted test batch.
-
-    Plain NNX code, like :func:`train_step`: ``nnx.jit`` wraps it for one run and a
-    population maps it over its runs. The model must be in eval mode.
-
-    Args:
-      model: the network.
-      x: the batch ``[B, *spatial, C]``.
-      y: its integer labels ``[B]``.
-      weight: ``[B]``, 1 for real examples and 0 for padding.
-
-    Returns:
-      ``(loss_sum, correct_sum)``, weighted.
-    """
-    logits = model(x)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    correct = jnp.argmax(logits, -1) == y
-    return jnp.sum(loss * weight), jnp.sum(correct * weight)
-
-
-_jit_eval_step = nnx.jit(eval_step)
-
-
 class _Sharder:
     """Turns this host's slice of a global batch into a batch-sharded jax.Array."""
 
@@ -186,48 +161,6 @@ class _Sharder:
         return jax.make_array_from_process_local_data(
             self.batch, local, global_batch.shape
         )
-
-
-def eval_batches(
-    data: input_pipeline.Dataset, batch_size: int
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The test set as ``(x, y, weight)`` batches, the last padded with weight 0."""
-    n = len(data.y_test)
-    total = math.ceil(n / batch_size) * batch_size
-    pad = total - n
-    x = np.concatenate(
-        [data.x_test, np.zeros((pad, *data.x_test.shape[1:]), np.float32)]
-    )
-    y = np.concatenate([data.y_test, np.zeros((pad,), np.int32)])
-    w = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
-    return [
-        (x[i : i + batch_size], y[i : i + batch_size], w[i : i + batch_size])
-        for i in range(0, total, batch_size)
-    ]
-
-
-def evaluate(
-    model: models.ResNet, batches: list[tuple[jax.Array, ...]], count: int
-) -> dict[str, float]:
-    """Mean test loss and accuracy in eval mode.
-
-    Args:
-      model: the model (left in training mode afterwards).
-      batches: ``(x, y, weight)`` global batches; padding has weight 0.
-      count: the number of real (weight-1) examples.
-
-    Returns:
-      ``{"test_loss": ..., "test_accuracy": ...}``.
-    """
-    model.eval()
-    loss_sum, correct = 0.0, 0.0
-    for x, y, w in batches:
-        # The sums are replicated scalars, readable on every host.
-        batch_loss, batch_correct = _jit_eval_step(model, x, y, w)
-        loss_sum += float(batch_loss)
-        correct += float(batch_correct)
-    model.train()
-    return {"test_loss": loss_sum / count, "test_accuracy": correct / count}
 
 
 def _static(config: Config) -> Config:
@@ -302,12 +235,17 @@ def checkpoint_dir(workdir: str | os.PathLike) -> str:
 
 
 class _SingleRun:
-    """One run as :func:`.loop.train_loop` drives it: data parallel over the
+    """One run as :func:`.lifecycle.train` drives it: data parallel over the
     devices (the batch sharded, parameters and optimizer state replicated)."""
+
+    count = 1  # runs
 
     def __init__(self, config: Config, data: input_pipeline.Dataset):
         self.config = config
         self.data = data
+        self.steps_per_epoch = input_pipeline.steps_per_epoch(
+            len(data.y_train), config.batch_size
+        )
         self.sharder = _Sharder()
         self.model = models.create_model(
             config.model,
@@ -349,7 +287,8 @@ class _SingleRun:
         self.rng = jax.random.wrap_key_data(restored["rng"]["key"])
 
     def place(self) -> None:
-        """Replicates the state over the mesh and shards the test set."""
+        """Replicates the state over the mesh, shards the test set, and puts the
+        model in training mode."""
         parts = (self.model, self.optimizer, self.metrics)
         nnx.update(parts, jax.device_put(nnx.state(parts), self.sharder.replicated))
         # A key array: placed as its key data (a multi-process device_put takes
@@ -360,8 +299,9 @@ class _SingleRun:
         self.rng = jax.random.wrap_key_data(key_data)
         self.eval_batches = [
             tuple(self.sharder.shard(a) for a in batch)
-            for batch in eval_batches(self.data, self.config.eval_batch_size)
+            for batch in evaluation.eval_batches(self.data, self.config.eval_batch_size)
         ]
+        self.model.train()
 
     def train_step(self, step: int) -> jax.Array:
         idx = input_pipeline.batch_indices(
@@ -381,13 +321,15 @@ class _SingleRun:
             self.metrics,
             jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
         )
-        row = {
-            "lr": _at(self.lr_fn, step - 1),
-            "p": _at(self.p_fn, step - 1),
-            "train_loss": float(train["loss"]),
-            "train_accuracy": float(train["accuracy"]),
-            **evaluate(self.model, self.eval_batches, len(self.data.y_test)),
-        }
+        loss_sum, correct = evaluation.sum_test_batches(self.model, self.eval_batches)
+        row = evaluation.evaluation_row(
+            lr=_at(self.lr_fn, step - 1),
+            p=_at(self.p_fn, step - 1),
+            train_metrics=train,
+            loss_sum=loss_sum,
+            correct=correct,
+            count=len(self.data.y_test),
+        )
         return [row]
 
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
@@ -396,6 +338,61 @@ class _SingleRun:
             "lr": f"{_at(self.lr_fn, step - 1):.3g}",
             "p": f"{_at(self.p_fn, step - 1):+.3f}",
         }
+
+
+class _SingleKind:
+    """One run, as :func:`.lifecycle.train` trains it (a
+    :class:`~nsf_optax.experiments.runner.lifecycle.Kind`)."""
+
+    config_file = "config.json"
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def check(self) -> None:
+        input_pipeline.check_source(self.config.dataset, self.config.data_dir)
+        _check_devices(self.config, jax.device_count())
+
+    def describe(self) -> dict[str, Any]:
+        return config_dict(self.config)
+
+    def data_order(self) -> dict[str, Any]:
+        return {"seed": self.config.seed}
+
+    def build(self) -> _SingleRun:
+        return _SingleRun(self.config, load_training_set(self.config))
+
+    def pack(self, histories: list[History]) -> dict[str, Any]:
+        return {"history": histories[0]}
+
+    def unpack(self, meta: Mapping[str, Any]) -> list[History]:
+        return [list(meta.get("history", []))]
+
+    def write_metrics(self, workdir: str, histories: list[History]) -> None:
+        _write_metrics(workdir, histories[0])
+
+    def label(self, runs: _SingleRun) -> str:
+        return self.config.method
+
+    def finish(
+        self, runs: _SingleRun, histories: list[History], workdir: str, primary: bool
+    ) -> TrainResult:
+        (history,) = histories
+        config = self.config
+        if primary and history:
+            steps = np.arange(config.num_steps)
+            plots.plot_run(
+                history,
+                workdir,
+                title=f"{config.method} on {config.dataset}",
+                schedules=(
+                    steps,
+                    np.asarray(jax.vmap(runs.lr_fn)(steps)),
+                    np.asarray(jax.vmap(runs.p_fn)(steps)),
+                ),
+            )
+        runs.model.eval()
+        return TrainResult(runs.model, runs.optimizer, history)
 
 
 def train_and_evaluate(
@@ -411,7 +408,7 @@ def train_and_evaluate(
     before the data loads: the workdir (see :func:`.workdirs.check`), the data
     source, the workdir's lock (one run per workdir), and with ``config.resume``
     the checkpoint (its digest, its finiteness, its config). A refused run leaves
-    the workdir as it was.
+    the workdir as it was. The life of the run is :func:`.lifecycle.train`.
 
     Args:
       config: the run configuration (see :class:`~.configs.default.Config`).
@@ -427,9 +424,8 @@ def train_and_evaluate(
       A :class:`TrainResult` with the model, the optimizer and the metric history.
 
     Raises:
-      UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for a workdir that is a
-        file
-        or cannot be written (``WorkdirError``), is in use by another run
+      UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for a workdir that
+        is a file or cannot be written (``WorkdirError``), is in use by another run
         (``WorkdirLockedError``), missing or malformed data (``DataError``), a
         batch size the devices or data do not allow (``ConfigError``), a workdir
         that holds checkpoints without ``config.resume`` or a missing, corrupt,
@@ -437,97 +433,11 @@ def train_and_evaluate(
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, got {type(config).__name__}.")
-    check_max_steps(max_steps_this_run)
     if resume_step is not None and not config.resume:
         raise ValueError("resume_step needs config.resume=True.")
-    workdir = os.fspath(workdir)
-    workdirs.check(workdir)
-    input_pipeline.check_source(config.dataset, config.data_dir)
-    _check_devices(config, jax.device_count())
-    primary = jax.process_index() == 0
-    with workdirs.Lock(workdir, enabled=primary):
-        return _train_locked(config, workdir, max_steps_this_run, resume_step, primary)
-
-
-def check_max_steps(max_steps_this_run: int | None) -> None:
-    """Refuses a ``max_steps_this_run`` that is not None or positive."""
-    if max_steps_this_run is not None and max_steps_this_run <= 0:
-        raise ValueError(
-            f"max_steps_this_run must be positive, got {max_steps_this_run}."
-        )
-
-
-def _train_locked(
-    config: Config,
-    workdir: str,
-    max_steps_this_run: int | None,
-    resume_step: int | None,
-    primary: bool,
-) -> TrainResult:
-    ckpts = checkpointing.Checkpoints(checkpoint_dir(workdir), primary=primary)
-    loaded = loop.find_resume(
-        ckpts,
-        resume=config.resume,
+    return lifecycle.train(
+        _SingleKind(config),
+        workdir,
+        max_steps_this_run=max_steps_this_run,
         resume_step=resume_step,
-        num_steps=config.num_steps,
-        config=config_dict(config),
-        where=workdir,
     )
-    data = load_training_set(config)
-    run = _SingleRun(config, data)
-    step, history = 0, []
-    if loaded is not None:
-        run.restore(loaded)
-        step, history = loaded.step, list(loaded.meta.get("history", []))
-    # Every check passed: from here on the run writes to its workdir.
-    loop.set_aside_newer(ckpts, loaded, workdir)
-    run.place()
-    if primary:
-        workdirs.write_text(
-            os.path.join(workdir, "config.json"),
-            json.dumps(config_dict(config), indent=1),
-        )
-    per_epoch = input_pipeline.steps_per_epoch(len(data.y_train), config.batch_size)
-    last = config.num_steps
-    if max_steps_this_run is not None:
-        last = min(last, step + max_steps_this_run)
-
-    def meta(step: int) -> dict[str, Any]:
-        epoch, position = divmod(step, per_epoch)
-        return {
-            "config": config_dict(config),
-            "step": step,
-            "data_order": {"seed": config.seed, "epoch": epoch, "position": position},
-            "history": history,
-        }
-
-    run.model.train()
-    loop.train_loop(
-        run,
-        ckpts,
-        step=step,
-        last=last,
-        num_steps=config.num_steps,
-        eval_every_steps=config.eval_every_steps,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-        steps_per_epoch=per_epoch,
-        histories=[history],
-        meta=meta,
-        on_eval=lambda: _write_metrics(workdir, history) if primary else None,
-        progress=config.progress and primary,
-        desc=config.method,
-    )
-    if primary and history:
-        steps = np.arange(config.num_steps)
-        plots.plot_run(
-            history,
-            workdir,
-            title=f"{config.method} on {config.dataset}",
-            schedules=(
-                steps,
-                np.asarray(jax.vmap(run.lr_fn)(steps)),
-                np.asarray(jax.vmap(run.p_fn)(steps)),
-            ),
-        )
-    run.model.eval()
-    return TrainResult(run.model, run.optimizer, history)
