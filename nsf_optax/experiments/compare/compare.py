@@ -386,7 +386,7 @@ def run_comparison(
         summary.write_summary(
             os.path.join(workdir, "results"),
             markdown=f"{title}\n\n{table}\n",
-            record={"config": dataclasses.asdict(base), "seeds": seeds, "rows": rows},
+            record={"config": base.asdict(), "seeds": seeds, "rows": rows},
             fields=TABLE_COLUMNS,
             rows=[r["table"] for r in rows],
         )

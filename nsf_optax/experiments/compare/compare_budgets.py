@@ -192,7 +192,7 @@ def _write_results(
         stem,
         markdown=text,
         record={
-            "config": dataclasses.asdict(base),
+            "config": base.asdict(),
             "seeds": seeds,
             "budgets": list(budgets),
             "steps": steps,
