@@ -367,7 +367,7 @@ def run_comparison(
     check_runs(workdir, run_dirs(methods, seeds), resume=base.resume)
     import jax
 
-    from nsf_optax.experiments.resnet import plots
+    from nsf_optax.experiments.compare import figures
 
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
         histories: dict[str, list] = {}
@@ -390,7 +390,7 @@ def run_comparison(
             fields=TABLE_COLUMNS,
             rows=[r["table"] for r in rows],
         )
-        plots.plot_comparison(
+        figures.plot_comparison(
             curves, os.path.join(workdir, "comparison.png"), title=title
         )
     print(f"\n{title}\n\n{table}\n\nwritten to {os.path.abspath(workdir)}")

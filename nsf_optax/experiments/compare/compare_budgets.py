@@ -148,9 +148,9 @@ def run_budget_comparison(
         rows = budgeting.summarize_budgets(finals, compare.BASELINE)
         in_run, curves = compare.summarize(full)
         text = _write_results(base, workdir, seeds, budgets, p_periods, rows, in_run)
-        from nsf_optax.experiments.resnet import plots
+        from nsf_optax.experiments.compare import figures
 
-        plots.plot_comparison(
+        figures.plot_comparison(
             curves,
             os.path.join(workdir, "budgets-curves.png"),
             title=f"{base.model} on {base.dataset}, full budget, {seeds} seeds",
@@ -170,7 +170,7 @@ def _write_results(
     in_run: list[dict[str, Any]],
 ) -> str:
     # budgets-<p_periods>.md, .json, .csv and .png; returns the markdown.
-    from nsf_optax.experiments.resnet import plots
+    from nsf_optax.experiments.compare import figures
 
     steps = [budgeting.budget_steps(base.num_steps, b) for b in budgets]
     title = (
@@ -203,7 +203,7 @@ def _write_results(
         fields=CSV_FIELDS,
         rows=_budget_csv_rows(rows, steps),
     )
-    plots.plot_budgets(rows, steps, f"{stem}.png", title=title)
+    figures.plot_budgets(rows, steps, f"{stem}.png", title=title)
     return text
 
 

@@ -256,8 +256,8 @@ def write_results(
 ) -> None:
     """Writes ``results.json``, ``results.csv``, ``results.md`` and
     ``landscape.png`` for the runs ``rows`` of a sweep with ``config``."""
+    from nsf_optax.experiments.landscape import figures
     from nsf_optax.experiments.landscape import stats as landscape
-    from nsf_optax.experiments.resnet import plots
 
     workdir = os.fspath(workdir)
     table, verdicts = landscape.summarize(rows)
@@ -272,7 +272,7 @@ def write_results(
         fields=RESULT_FIELDS,
         rows=rows,
     )
-    plots.plot_landscape(
+    figures.plot_landscape(
         table,
         os.path.join(workdir, "landscape.png"),
         title=head,
