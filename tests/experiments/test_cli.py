@@ -56,7 +56,7 @@ def test_flag_spellings_keep_working():
     argv += ["--flip", "--num_filters", "none", "--learning_rate", "NONE"]
     argv += ["--data_dir", "none", "--optimizer", "sgd", "--p_value", "-0.5"]
     args = run_cli.build_parser().parse_args(argv)
-    config = cli.config_from_flags(configs.get_config(args.config), args)
+    config = cli.config_from_flags(configs.get_config(args.config), args, field_specs())
     assert config == dataclasses.replace(
         configs.get_config("tiny"),
         num_steps=40,
@@ -71,7 +71,7 @@ def test_flag_spellings_keep_working():
     assert args.workdir == "w"
     # Flags not given keep the preset's values, booleans included.
     args = run_cli.build_parser().parse_args(TINY)
-    assert cli.config_from_flags(configs.get_config("tiny"), args) == (
+    assert cli.config_from_flags(configs.get_config("tiny"), args, field_specs()) == (
         configs.get_config("tiny")
     )
 

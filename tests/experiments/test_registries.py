@@ -17,13 +17,9 @@ from nsf_optax import p_schedule
 from nsf_optax.experiments.compare import budgets, command, compare
 from nsf_optax.experiments.resnet import __main__ as run_cli
 from nsf_optax.experiments.resnet import configs, methods, optimizers
-from nsf_optax.experiments.resnet.configs.default import (
-    Config,
-    field_spec,
-    field_specs,
-)
-from nsf_optax.experiments.resnet.configs.fields import meta
+from nsf_optax.experiments.resnet.configs.default import Config, field_specs
 from nsf_optax.experiments.runner.errors import ConfigError
+from nsf_optax.experiments.runner.fields import field_spec, meta
 
 TINY = configs.get_config("tiny")
 
@@ -71,7 +67,7 @@ def test_a_registered_schedule_reaches_config_and_flags(ramp):
         ["--config", "tiny", "--p_schedule", "linear_ramp", "--ramp_steps", "4"]
     )
     assert args.ramp_steps == 4
-    from_flags = run_cli.cli.config_from_flags(TINY, args)
+    from_flags = run_cli.cli.config_from_flags(TINY, args, field_specs())
     assert (from_flags.p_schedule, from_flags.ramp_steps) == ("linear_ramp", 4)
     assert "--ramp_steps" in run_cli.build_parser().format_help()
 

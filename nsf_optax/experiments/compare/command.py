@@ -19,6 +19,7 @@ from nsf_optax.experiments.compare import budgets as budgeting
 from nsf_optax.experiments.compare import compare, compare_budgets
 from nsf_optax.experiments.resnet import configs
 from nsf_optax.experiments.resnet import methods as methods_table
+from nsf_optax.experiments.resnet.configs.default import field_specs
 from nsf_optax.experiments.runner import cli, launch
 from nsf_optax.experiments.runner.errors import ConfigError
 
@@ -86,7 +87,7 @@ def build_parser() -> cli.ArgumentParser:
         help="output directory (default: runs/compare-<dataset>)",
     )
     _add_budget_flags(parser)
-    cli.add_config_flags(parser, exclude=("dataset",))
+    cli.add_config_flags(parser, field_specs(), exclude=("dataset",))
     return parser
 
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _job(args: argparse.Namespace) -> launch.Job:
-    base = cli.config_from_flags(configs.get_config(args.preset), args)
+    base = cli.config_from_flags(configs.get_config(args.preset), args, field_specs())
     # One bar per run would scroll away: bars only when asked for.
     base = dataclasses.replace(base, progress=base.progress and args.progress is True)
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")

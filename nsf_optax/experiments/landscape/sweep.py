@@ -34,12 +34,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from nsf_optax import p_schedule
 from nsf_optax.experiments.resnet import configs
 from nsf_optax.experiments.resnet.configs.default import (
     NSF_FLAVOURS,
-    Bound,
     Config,
     check_field,
+    field_specs,
     field_types,
 )
 from nsf_optax.experiments.runner import (
@@ -51,6 +52,7 @@ from nsf_optax.experiments.runner import (
     workdirs,
 )
 from nsf_optax.experiments.runner.errors import ConfigError
+from nsf_optax.experiments.runner.fields import Bound
 
 PROG = "python -m nsf_optax.experiments.landscape"
 DEFAULT_PS = (-0.5, -0.25, 0.0, 0.125, 0.25, 0.5, 0.75)
@@ -333,7 +335,7 @@ def build_parser() -> cli.ArgumentParser:
         "Sec. 3.3): every p x seed of one label-noise level trains as one "
         "compiled population; results table with 95 % intervals, landscape plot.",
     )
-    launch.add_preset_flag(parser)
+    launch.add_preset_flag(parser, configs.CONFIG_NAMES, configs.describe_all())
     _add_population_flags(parser)
     parser.add_argument(
         "--flavour",
@@ -368,7 +370,9 @@ def build_parser() -> cli.ArgumentParser:
         "continue with --resume",
     )
     distributed.add_flags(parser)
-    cli.add_config_flags(parser, exclude=_OWN_FIELDS, schedule_params=False)
+    # The sweep sets p itself: no flags for the p schedules' parameters.
+    own = (*_OWN_FIELDS, *p_schedule.params())
+    cli.add_config_flags(parser, field_specs(), exclude=own)
     return parser
 
 
@@ -378,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _job(args: argparse.Namespace) -> launch.Job:
-    config = cli.config_from_flags(configs.get_config(args.config), args)
+    config = cli.config_from_flags(configs.get_config(args.config), args, field_specs())
     config = dataclasses.replace(config, nsf_flavour=args.flavour)
     _check(args.p, args.seeds, args.label_noises)
     workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")

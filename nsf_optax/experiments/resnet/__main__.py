@@ -18,7 +18,7 @@ import os
 import sys
 
 from nsf_optax.experiments.resnet import configs
-from nsf_optax.experiments.resnet.configs.default import Bound
+from nsf_optax.experiments.resnet.configs.default import field_specs
 from nsf_optax.experiments.runner import (
     cli,
     distributed,
@@ -26,6 +26,7 @@ from nsf_optax.experiments.runner import (
     preflight,
     workdirs,
 )
+from nsf_optax.experiments.runner.fields import Bound
 
 PROG = "python -m nsf_optax.experiments.resnet"
 
@@ -40,7 +41,7 @@ def build_parser() -> cli.ArgumentParser:
             "metrics, plots and verified checkpoints to --workdir."
         ),
     )
-    launch.add_preset_flag(parser)
+    launch.add_preset_flag(parser, configs.CONFIG_NAMES, configs.describe_all())
     parser.add_argument(
         "--workdir",
         default=None,
@@ -60,7 +61,7 @@ def build_parser() -> cli.ArgumentParser:
         "--resume); the newer ones are moved to <workdir>/checkpoints_set_aside/",
     )
     distributed.add_flags(parser)
-    cli.add_config_flags(parser)
+    cli.add_config_flags(parser, field_specs())
     return parser
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _job(args: argparse.Namespace) -> launch.Job:
-    config = cli.config_from_flags(configs.get_config(args.config), args)
+    config = cli.config_from_flags(configs.get_config(args.config), args, field_specs())
     if args.resume_step is not None:
         config = dataclasses.replace(config, resume=True)
     workdir = args.workdir or os.path.join(

@@ -1,15 +1,14 @@
-"""What every command line of the examples shares: flags from the typed ``Config``,
+"""What every command line of the experiments shares: flags from a typed config,
 one-line errors, and exit statuses.
 
 * :class:`ArgumentParser`: argparse whose parse errors raise :class:`FlagError`
   instead of printing the usage and exiting.
 * :func:`add_config_flags` / :func:`config_from_flags`: one ``--<name>`` per
-  :class:`~nsf_optax.experiments.resnet.configs.default.Config` field and per
-  parameter of a registered p schedule (:func:`.default.field_specs`): its help
-  text, bound and choices from the field's ``metadata`` (or the parameter's
-  declaration), its value checked as it is parsed. Booleans are ``--flag`` /
-  ``--no-flag``; ``none`` spells None.
-* :func:`int_flag`: an integer flag inside a :class:`Bound`.
+  settable name of a config, each a :class:`~.fields.FieldSpec` (the ResNet
+  config's ``field_specs()``: its fields, and the parameters of the registered p
+  schedules): its help text, bound and choices, its value checked as it is
+  parsed. Booleans are ``--flag`` / ``--no-flag``; ``none`` spells None.
+* :func:`int_flag`: an integer flag inside a :class:`~.fields.Bound`.
 * :func:`run`: calls a command's body; a :class:`UsageError` (any flag, config,
   path, data or checkpoint mistake) becomes one line on stderr and exit status 2,
   a run stopped by SIGTERM with its checkpoint (:mod:`.preemption`) one line and
@@ -27,23 +26,21 @@ import functools
 import signal
 import sys
 import typing
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from nsf_optax import p_schedule
-from nsf_optax.experiments.resnet.configs.default import (
-    Bound,
-    Config,
-    FieldSpec,
-    field_specs,
-)
-from nsf_optax.experiments.resnet.configs.fields import check_value
 from nsf_optax.experiments.runner import preemption
 from nsf_optax.experiments.runner.errors import ConfigError, FlagError, UsageError
+from nsf_optax.experiments.runner.fields import Bound, FieldSpec, check_value
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 EXIT_USAGE = 2
 EXIT_PREEMPTED = preemption.EXIT_PREEMPTED
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's status for Ctrl-C
+
+C = TypeVar("C", bound="DataclassInstance")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -120,25 +117,23 @@ def _metavar(kind: Any, optional: bool) -> str:
 
 def add_config_flags(
     parser: argparse.ArgumentParser,
+    specs: Mapping[str, FieldSpec],
     exclude: Sequence[str] = (),
-    *,
-    schedule_params: bool = True,
 ) -> None:
-    """Adds one ``--<name>`` per :func:`.default.field_specs` entry (default: the
-    preset's value).
+    """Adds one ``--<name>`` per settable name of a config (default: the preset's
+    value).
 
     Args:
       parser: the parser to extend.
+      specs: name -> its spec, in flag order (e.g. the ResNet config's
+        ``field_specs()``).
       exclude: names that get no flag.
-      schedule_params: whether the parameters of the registered p schedules get
-        flags (a command that sets p itself leaves them out).
     """
     group = parser.add_argument_group(
         "config fields (each defaults to the chosen preset's value)"
     )
-    params = set(p_schedule.params())
-    for spec in field_specs().values():
-        if spec.name in exclude or (not schedule_params and spec.name in params):
+    for spec in specs.values():
+        if spec.name in exclude:
             continue
         kind, optional = _optional(spec.kind)
         text = spec.help.replace("%", "%%")
@@ -164,21 +159,25 @@ def add_config_flags(
         )
 
 
-def config_from_flags(config: Config, args: argparse.Namespace) -> Config:
+def config_from_flags(
+    config: C, args: argparse.Namespace, specs: Mapping[str, FieldSpec]
+) -> C:
     """``config`` with the fields given on the command line replaced.
 
     Args:
-      config: the preset.
+      config: the preset, a dataclass whose ``dataclasses.replace`` takes every
+        name of ``specs``.
       args: parsed by a parser extended with :func:`add_config_flags`.
+      specs: the specs the flags were added from.
 
     Returns:
-      The new, re-validated :class:`Config`.
+      The new config (re-validated by its dataclass).
 
     Raises:
       ConfigError: when the combination is inconsistent (e.g. p_min > p_max).
     """
     given = {}
-    for spec in field_specs().values():
+    for spec in specs.values():
         if spec.name not in vars(args):
             continue  # excluded, or not given (argparse.SUPPRESS)
         value = getattr(args, spec.name)

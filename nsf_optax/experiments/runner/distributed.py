@@ -1,7 +1,6 @@
-"""Starting a multi-process JAX job from the examples' command lines.
+"""Starting a multi-process JAX job from the experiments' command lines.
 
-Every command line that trains (``python -m nsf_optax.experiments.resnet``, the sweep)
-takes
+Every command line that trains (the single run's, the sweep's) takes
 ``--distributed`` and the flags of :func:`add_flags`; :func:`from_flags` checks
 them before jax loads and :func:`initialize` then calls
 ``jax.distributed.initialize`` once, before anything else touches jax:
@@ -44,9 +43,9 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nsf_optax.experiments.resnet.configs.default import Bound
 from nsf_optax.experiments.runner import cli, preemption
 from nsf_optax.experiments.runner.errors import UsageError
+from nsf_optax.experiments.runner.fields import Bound
 
 # Flag (and Launch field) -> the environment variable it may come from.
 ENV_VARS = {

@@ -27,9 +27,8 @@ class ConfigError(UsageError):
     """A configuration value out of range, of the wrong type, or inconsistent.
 
     Attributes:
-      fields: the :class:`~nsf_optax.experiments.resnet.configs.default.Config` fields
-        at
-        fault (the command line names them as ``--<field>``).
+      fields: the config fields at fault (the command line names them as
+        ``--<field>``).
     """
 
     def __init__(self, message: str, fields: Sequence[str] = ()):

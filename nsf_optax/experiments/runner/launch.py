@@ -15,9 +15,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from nsf_optax.experiments.resnet import configs
-from nsf_optax.experiments.resnet.configs.default import Bound
 from nsf_optax.experiments.runner import cli, distributed
+from nsf_optax.experiments.runner.fields import Bound
 
 EXIT_STATUSES = (
     "Exit status: 0 done, 2 a mistake in the flags, paths, data or checkpoints (one "
@@ -41,13 +40,26 @@ def parser(prog: str, *, usage: str, description: str) -> cli.ArgumentParser:
     )
 
 
-def add_preset_flag(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--config``: the preset that the other flags change."""
+def add_preset_flag(
+    parser: argparse.ArgumentParser,
+    names: Sequence[str],
+    described: str,
+    *,
+    default: str = "default",
+) -> None:
+    """Adds ``--config NAME``: the preset that the other flags change.
+
+    Args:
+      parser: the parser to extend.
+      names: the presets' names (the flag's choices).
+      described: the presets in words, for ``--help``.
+      default: the preset without the flag.
+    """
     parser.add_argument(
         "--config",
-        default="default",
-        choices=configs.CONFIG_NAMES,
-        help=f"the preset the other flags change: {configs.describe_all()}",
+        default=default,
+        choices=names,
+        help=f"the preset the other flags change: {described}",
     )
 
 

@@ -28,7 +28,6 @@ from typing import Any, Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
-from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner import (
     checkpointing,
     hooks,
@@ -64,16 +63,49 @@ class Resumable(hooks.Runs, Protocol):
 R = TypeVar("R", bound=Resumable)
 
 
+class RunConfig(Protocol):
+    """What :func:`train` reads of a run's configuration (a frozen config
+    dataclass, such as the ResNet's, has these fields)."""
+
+    @property
+    def num_steps(self) -> int:
+        """The last step of the run."""
+        ...
+
+    @property
+    def resume(self) -> bool:
+        """Continue from the newest verified checkpoint (required to exist)."""
+        ...
+
+    @property
+    def eval_every_steps(self) -> int:
+        """Evaluate (and write the metrics) every this many steps."""
+        ...
+
+    @property
+    def checkpoint_every_steps(self) -> int:
+        """Save a verified checkpoint every this many steps (0: only at the end)."""
+        ...
+
+    @property
+    def progress(self) -> bool:
+        """Show a progress bar (host 0)."""
+        ...
+
+
 class Kind(Protocol[R, Result]):
     """What one run or a population tells :func:`train`.
 
     Attributes:
-      config: the shared configuration (``num_steps``, ``resume``, the
-        evaluation and checkpoint periods, ``progress``).
+      config: the shared configuration (what :class:`RunConfig` names).
       config_file: the JSON file of :meth:`describe`, written at the start.
     """
 
-    config: Config
+    @property
+    def config(self) -> RunConfig:
+        """The shared configuration."""
+        ...
+
     config_file: str
 
     def check(self) -> None:

@@ -27,22 +27,22 @@ import dataclasses
 import functools
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from nsf_optax import p_schedule
 from nsf_optax.experiments.resnet import input_pipeline, methods, models
-from nsf_optax.experiments.resnet.configs.fields import (
+from nsf_optax.experiments.runner.errors import ConfigError
+from nsf_optax.experiments.runner.fields import (
     NON_NEGATIVE,
     POSITIVE,
     SEED,
     UNIT,
     Bound,
     FieldSpec,
-    Params,
     check_value,
+    field_spec,
 )
-from nsf_optax.experiments.resnet.configs.fields import meta as _meta
-from nsf_optax.experiments.runner.errors import ConfigError
+from nsf_optax.experiments.runner.fields import meta as _meta
 
 NsfFlavour = Literal["sgd", "adam"]
 Normalize = Literal["rms", "none"]
@@ -67,6 +67,26 @@ def _schedules() -> Sequence[str]:
 
 def _optimizers() -> Sequence[str]:
     return tuple(methods.OPTIMIZERS)
+
+
+class Params(dict):
+    """A frozen, hashable ``dict``: the p-schedule parameters of a :class:`Config`.
+
+    A ``dict`` so that ``dataclasses.asdict`` and ``json`` read it as one.
+    """
+
+    def __hash__(self) -> int:  # pyright: ignore[reportIncompatibleVariableOverride]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        # pickle and copy rebuild it whole (item by item would be refused).
+        return Params, (dict(self),)
+
+    def _frozen(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Config.p_params is frozen; use dataclasses.replace.")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = _frozen
+    setdefault = update = __ior__ = _frozen  # pyright: ignore[reportAssignmentType]
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -382,34 +402,6 @@ def field_types() -> dict[str, Any]:
 def param_bound(param: p_schedule.Param) -> Bound:
     """A p-schedule parameter's :class:`Bound` (floats: finite at least)."""
     return Bound(low=param.low, low_open=param.low_open)
-
-
-def field_spec(field: dataclasses.Field, kind: Any) -> FieldSpec:
-    """The :class:`FieldSpec` of one config field, from its type and metadata.
-
-    Args:
-      field: a field of :class:`Config`.
-      kind: its resolved type.
-
-    Returns:
-      Its spec: the help text, bound and choices of its ``metadata``; a
-      ``Literal`` type gives the choices.
-
-    Raises:
-      TypeError: a field without help metadata (every field needs one).
-    """
-    text = field.metadata.get("help")
-    if not text:
-        raise TypeError(
-            f"Config field {field.name!r} has no help metadata: declare it with "
-            "dataclasses.field(metadata=meta('...'))."
-        )
-    choices = field.metadata.get("choices")
-    if typing.get_origin(kind) is Literal:
-        choices = typing.get_args(kind)
-    elif choices is not None:
-        choices = tuple(choices())
-    return FieldSpec(field.name, kind, text, field.metadata.get("bound"), choices)
 
 
 def field_specs() -> dict[str, FieldSpec]:

@@ -1,5 +1,11 @@
 """The pieces of a typed, checked config: bounds, field metadata, value checks.
 
+A config is a frozen dataclass whose fields declare their help text, bound and
+choices in their ``metadata`` (:func:`meta`); :func:`field_spec` reads one field
+as a :class:`FieldSpec`, which :mod:`.cli` turns into a flag, and
+:func:`check_value` checks a value against it. Nothing here knows a particular
+config: each experiment builds its own from these pieces.
+
 Imports only the standard library: the command lines read it before jax loads.
 """
 
@@ -10,7 +16,7 @@ import math
 import operator
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from nsf_optax.experiments.runner.errors import ConfigError, ConfigTypeError
 
@@ -70,26 +76,6 @@ UNIT = Bound(low=0, high=1, high_open=True)
 SEED = Bound(low=0, high=2**32, high_open=True)
 
 
-class Params(dict):
-    """A frozen, hashable ``dict``: the p-schedule parameters of a :class:`Config`.
-
-    A ``dict`` so that ``dataclasses.asdict`` and ``json`` read it as one.
-    """
-
-    def __hash__(self) -> int:  # pyright: ignore[reportIncompatibleVariableOverride]
-        return hash(tuple(sorted(self.items())))
-
-    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
-        # pickle and copy rebuild it whole (item by item would be refused).
-        return Params, (dict(self),)
-
-    def _frozen(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("Config.p_params is frozen; use dataclasses.replace.")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = _frozen
-    setdefault = update = __ior__ = _frozen  # pyright: ignore[reportAssignmentType]
-
-
 def meta(
     text: str,
     *,
@@ -128,6 +114,34 @@ class FieldSpec:
     help: str
     bound: Bound | None
     choices: tuple[str, ...] | None
+
+
+def field_spec(field: dataclasses.Field, kind: Any) -> FieldSpec:
+    """The :class:`FieldSpec` of one config field, from its type and metadata.
+
+    Args:
+      field: a field of a config dataclass, declared with :func:`meta`.
+      kind: its resolved type (``typing.get_type_hints`` of the class).
+
+    Returns:
+      Its spec: the help text, bound and choices of its ``metadata``; a
+      ``Literal`` type gives the choices.
+
+    Raises:
+      TypeError: a field without help metadata (every field needs one).
+    """
+    text = field.metadata.get("help")
+    if not text:
+        raise TypeError(
+            f"Config field {field.name!r} has no help metadata: declare it with "
+            "dataclasses.field(metadata=meta('...'))."
+        )
+    choices = field.metadata.get("choices")
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+    elif choices is not None:
+        choices = tuple(choices())
+    return FieldSpec(field.name, kind, text, field.metadata.get("bound"), choices)
 
 
 def _is_bool(value: Any) -> bool:
