@@ -59,6 +59,23 @@ def test_the_library_imports_nothing_from_the_experiments():
     assert not {k: v for k, v in offenders.items() if v}
 
 
+def test_the_run_machinery_imports_no_experiment():
+    # runner/ sits below every experiment family (resnet, compare, landscape, the
+    # paper's): it may import the library and itself, nothing above.
+    runner = "nsf_optax.experiments.runner"
+    offenders = {
+        name: sorted(
+            m
+            for m in imported
+            if m.startswith("nsf_optax.experiments")
+            and not (m == runner or m.startswith(runner + "."))
+        )
+        for name, imported in _graph().items()
+        if name == runner or name.startswith(runner + ".")
+    }
+    assert not {k: v for k, v in offenders.items() if v}
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     # Tarjan's strongly connected components; a component of two or more modules
     # (or a module importing itself) is a circle.
