@@ -133,10 +133,10 @@ def test_module_and_function_sizes(path):
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
-        span = set(range(node.lineno, node.end_lineno + 1))
+        span = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
         first = node.body[0]
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-            span -= set(range(first.lineno, first.end_lineno + 1))
+            span -= set(range(first.lineno, (first.end_lineno or first.lineno) + 1))
         code = [n for n in span if lines[n - 1].strip()[:1] not in ("", "#")]
         if len(code) > MAX_FUNCTION_LINES:
             long[node.name] = len(code)
