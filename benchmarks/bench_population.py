@@ -98,7 +98,7 @@ def _sequential(config, data, ps: list[float]):
     import jax
     from flax import nnx
 
-    from nsf_optax.experiments.resnet import input_pipeline, models, train
+    from nsf_optax.experiments.resnet import input_pipeline, models, optimizers, train
 
     runs = []
     for seed in (0, 1):
@@ -116,7 +116,7 @@ def _sequential(config, data, ps: list[float]):
                 seed=seed,
                 num_filters=cfg.num_filters,
             )
-            opt = nnx.Optimizer(model, train.create_optimizer(cfg), wrt=nnx.Param)
+            opt = nnx.Optimizer(model, optimizers.create_optimizer(cfg), wrt=nnx.Param)
             metrics = train.create_metrics()
             key = jax.random.fold_in(jax.random.key(seed), 1)
             runs.append([train.make_train_step(cfg), model, opt, metrics, x, y, key])
@@ -136,7 +136,7 @@ def _single_memory(config, data):
     import jax
     from flax import nnx
 
-    from nsf_optax.experiments.resnet import models, train
+    from nsf_optax.experiments.resnet import models, optimizers, train
 
     model = models.create_model(
         config.model,
@@ -146,7 +146,7 @@ def _single_memory(config, data):
         seed=0,
         num_filters=config.num_filters,
     )
-    tx = train.create_optimizer(config, inject_p=True)
+    tx = optimizers.create_optimizer(config, inject_p=True)
     graphdef, state = nnx.split(
         (model, nnx.Optimizer(model, tx, wrt=nnx.Param), train.create_metrics())
     )

@@ -3,7 +3,7 @@
 :func:`train_population` trains ``len(seeds) x len(ps)`` runs of one
 :class:`~.configs.default.Config` (optimizer ``nsf``, constant p) together. Each
 run carries its own parameters, optimizer state, running metrics, PRNG key and
-exponent p: the optimizer is :func:`.train.create_optimizer` with ``inject_p``, so
+exponent p: the optimizer is :func:`.optimizers.create_optimizer` with ``inject_p``, so
 p is a per-run scalar leaf of the optimizer state, traced in the compiled step.
 
 **Pairing.** Runs with the same seed start from the same parameters (``key(seed)``),
@@ -52,7 +52,13 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, train
+from nsf_optax.experiments.resnet import (
+    evaluation,
+    input_pipeline,
+    models,
+    optimizers,
+    train,
+)
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.resnet.population_programs import AXIS, programs
 from nsf_optax.experiments.runner import checkpointing, lifecycle, workdirs
@@ -166,7 +172,7 @@ class Population:
         self.seed_index = np.asarray(
             [self.seeds.index(self.runs[k][1]) for k in self.order], np.int32
         )
-        self.lr_fn = train.create_learning_rate_schedule(config)
+        self.lr_fn = optimizers.create_learning_rate_schedule(config)
         local = len(self.order) // self.mesh.size
         self.map_batch_size = local if map_batch_size in (0, None) else map_batch_size
         # Populations of the same shape (e.g. the label-noise levels of a sweep)
@@ -307,7 +313,7 @@ def _step_fields(config: Config) -> Config:
 
 @functools.lru_cache(maxsize=8)
 def _optimizer(config: Config):
-    return train.create_optimizer(config, inject_p=True)
+    return optimizers.create_optimizer(config, inject_p=True)
 
 
 def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
@@ -438,7 +444,7 @@ def train_population(
         raise TypeError(f"config must be a Config, got {type(config).__name__}.")
     ps, seeds = list(ps), list(seeds)
     _check_values(ps, seeds)
-    train.create_optimizer(config, inject_p=True)  # refuses other optimizers
+    optimizers.create_optimizer(config, inject_p=True)  # refuses other optimizers
     lifecycle.check_max_steps(max_steps_this_run)
     if map_batch_size is None:
         map_batch_size = default_map_batch_size()

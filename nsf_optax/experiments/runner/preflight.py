@@ -5,7 +5,7 @@ a run that is refused for its checkpoint directory needs none of them. The
 checks here read directory listings, digests and file bytes only, and raise the
 same :class:`~nsf_optax.experiments.runner.errors.CheckpointError` lines as the full
 checks
-that follow once jax is loaded (:func:`.loop.find_resume`,
+that follow once jax is loaded (:func:`.lifecycle.find_resume`,
 :meth:`.checkpointing.Checkpoints.find_resume`), which call them first.
 
 A checkpoint is a step directory ``<workdir>/checkpoints/<step>/``, verified when
