@@ -21,6 +21,7 @@ import sys
 from sphinx.application import Sphinx
 
 import nsf_optax
+from nsf_optax._moved import MOVED
 
 _DOCS = pathlib.Path(__file__).resolve().parent
 _ROOT = _DOCS.parent
@@ -70,6 +71,8 @@ root_doc = "index"
 
 autosummary_generate = True
 autosummary_ignore_module_all = False  # module pages list exactly ``__all__``
+# The commands that moved (forwarding modules for one release) get no API page.
+autosummary_context = {"moved": sorted(MOVED)}
 autodoc_default_options = {
     "member-order": "bysource",
     "exclude-members": "__repr__, __str__, __weakref__, __new__, __getnewargs__",

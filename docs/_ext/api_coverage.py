@@ -14,6 +14,8 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, Any
 
+from nsf_optax._moved import MOVED
+
 if TYPE_CHECKING:  # Sphinx is imported only by the build: the tests run without it.
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
@@ -30,7 +32,8 @@ def documented_modules() -> list[str]:
     for package_name in _RECURSIVE:
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, package_name + "."):
-            if not any(part.startswith("_") for part in info.name.split(".")):
+            private = any(part.startswith("_") for part in info.name.split("."))
+            if not private and info.name not in MOVED:  # forwarding commands
                 names.append(info.name)
     return names
 

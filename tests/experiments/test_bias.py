@@ -257,6 +257,9 @@ def test_bad_settings():
         bias.bias_experiment(dataclasses.replace(_SYN, probe_every=300))
     with pytest.raises(ValueError, match="band_size"):
         bias.bias_experiment(dataclasses.replace(_SYN, band_size=4))
+    # A negative size names itself (not the multiple of probe_every it also breaks).
+    with pytest.raises(ValueError, match=r"num_steps must be >= 1, got -400"):
+        bias.bias_experiment(dataclasses.replace(_SYN, num_steps=-400))
 
 
 # ---------------------------------------------------------------------------

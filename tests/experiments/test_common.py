@@ -77,6 +77,14 @@ def test_usage_mistake_is_one_line_and_status_2(name):
 
 
 @pytest.mark.parametrize("name", _NAMES)
+@pytest.mark.parametrize("steps", ["0", "-1"])
+def test_a_bad_setting_is_one_line_and_status_2(name, steps):
+    status, out, err = _main(name, ["--num_steps", steps])
+    assert status == 2 and not out
+    assert err.count("\n") == 1 and "num_steps must be" in err, err
+
+
+@pytest.mark.parametrize("name", _NAMES)
 def test_help_spells_flags_with_underscores(name):
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_, contextlib.redirect_stdout(out):

@@ -187,6 +187,9 @@ def row_key(label: str, normalize: str | None) -> str:
 def check_settings(settings: BiasSettings) -> None:
     """Raises ValueError on settings the experiment cannot run or score."""
     s = settings
+    for name in ("num_points", "width", "depth", "num_steps", "probe_every"):
+        if getattr(s, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(s, name)}.")
     if s.num_steps % s.probe_every:
         raise ValueError("num_steps must be a multiple of probe_every.")
     if len(s.seeds) < 2:

@@ -11,6 +11,13 @@ import numpy as np
 import optax
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.runner.fields import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Bound,
+    check_numbers,
+)
 
 __all__ = ["BoundaryResult", "BoundarySettings", "BoundarySnapshot"]
 
@@ -67,6 +74,27 @@ class BoundarySettings:
     early_steps: int = 200
     checkpoints: tuple[int, ...] = (10, 50, 200, 1000)
     grid_size: int = 80
+
+    def __post_init__(self):
+        check_numbers(
+            self,
+            {
+                "n_train": Bound(low=2),
+                "n_test": Bound(low=2),
+                "noise": NON_NEGATIVE,
+                "near_fraction": Bound(low=0, high=1),
+                "hidden": POSITIVE,
+                "lr": POSITIVE,
+                "b1": UNIT,
+                "b2": UNIT,
+                "eps": NON_NEGATIVE,
+                "num_steps": POSITIVE,
+                "eval_every": POSITIVE,
+                "target_accuracy": Bound(low=0, high=1),
+                "early_steps": Bound(low=1, high=self.num_steps),
+                "grid_size": Bound(low=2),
+            },
+        )
 
     def rows(self) -> dict[str, optax.Schedule]:
         """``{label: p schedule}``: the constant p rows, then the tidal row."""

@@ -9,6 +9,13 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
+from nsf_optax.experiments.runner.fields import (
+    NON_NEGATIVE,
+    POSITIVE,
+    Bound,
+    check_numbers,
+)
+
 __all__ = ["DensityResult", "DensityRun", "DensitySettings"]
 
 
@@ -39,6 +46,19 @@ class DensitySettings:
     ps: tuple[float, ...] = (-0.5, -0.25, 0.0, 0.5)
     slopes: tuple[float, ...] = (-1.0, 0.0, 1.0)
     early_step: int = 20
+
+    def __post_init__(self):
+        check_numbers(
+            self,
+            {
+                "lr": POSITIVE,
+                "eps": NON_NEGATIVE,
+                "num_steps": POSITIVE,
+                "num_points": Bound(low=2),
+                "threshold": POSITIVE,
+                "early_step": Bound(low=1, high=self.num_steps),
+            },
+        )
 
 
 class DensityRun(NamedTuple):

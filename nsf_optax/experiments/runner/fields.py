@@ -218,3 +218,23 @@ def check_value(
             f"{name} must be {bound.describe()}, got {number!r}.", (name,)
         )
     return number
+
+
+def check_numbers(obj: Any, bounds: dict[str, Bound]) -> None:
+    """Checks the named number fields of a frozen dataclass against their bounds.
+
+    Each value is checked by :func:`check_value` with the field's declared type
+    and written back as the Python number it returns.
+
+    Args:
+      obj: a dataclass instance, typically from its ``__post_init__``.
+      bounds: field name -> its allowed interval.
+
+    Raises:
+      ConfigTypeError: for a value of the wrong type.
+      ConfigError: for a value outside its bound, naming the field.
+    """
+    kinds = typing.get_type_hints(type(obj))
+    for name, bound in bounds.items():
+        value = check_value(name, kinds[name], getattr(obj, name), bound)
+        object.__setattr__(obj, name, value)
