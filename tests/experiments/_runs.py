@@ -1,5 +1,10 @@
 """What a finished run left, to compare an interrupted run with an uninterrupted one."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 
 from nsf_optax.experiments.resnet import train
@@ -32,3 +37,24 @@ def one_stderr_line(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     return lines[0]
+
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def start_on_host_devices(module: str, devices: int, out) -> subprocess.Popen:
+    """``python -m module out`` in its own process with ``devices`` forced CPU
+    devices (XLA reads the flag when jax is imported), output captured."""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", module, str(out)],
+        cwd=_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

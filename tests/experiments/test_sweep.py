@@ -4,10 +4,7 @@ writes its results; the landscape statistics; the command line."""
 import csv
 import dataclasses
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -25,7 +22,8 @@ from nsf_optax.experiments.runner.errors import (
     WorkdirLockedError,
 )
 
-_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from ._runs import start_on_host_devices
+
 NSF = dataclasses.replace(get_config("tiny"), optimizer="nsf", p_schedule="constant")
 SWEEP = dict(ps=(-0.25, 0.0, 0.5), seeds=2, label_noise=(0.0, 0.25))
 
@@ -111,27 +109,14 @@ def test_noise_levels_share_one_compiled_step():
     )
 
 
-def _start(devices, out):
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "JAX_PLATFORMS": "cpu",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.experiments._sharded_sweep", str(out)],
-        cwd=_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 @pytest.mark.slow  # two processes that import jax and compile: 90 s, loaded 2 cores
 def test_sharded_population_equals_single_device(tmp_path):
     """3 devices: 4 runs padded to 6, 2 per device; same numbers to 1e-6."""
     outs = {n: tmp_path / f"pop{n}.npz" for n in (1, 3)}
-    procs = {n: _start(n, out) for n, out in outs.items()}
+    procs = {
+        n: start_on_host_devices("tests.experiments._sharded_sweep", n, out)
+        for n, out in outs.items()
+    }
     for proc in procs.values():
         log, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, log

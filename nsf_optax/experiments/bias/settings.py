@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.runner.fields import Bound, check_numbers
 
 __all__ = [
     "BiasResult",
@@ -187,9 +188,8 @@ def row_key(label: str, normalize: str | None) -> str:
 def check_settings(settings: BiasSettings) -> None:
     """Raises ValueError on settings the experiment cannot run or score."""
     s = settings
-    for name in ("num_points", "width", "depth", "num_steps", "probe_every"):
-        if getattr(s, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(s, name)}.")
+    sizes = ("num_points", "width", "depth", "num_steps", "probe_every")
+    check_numbers(s, dict.fromkeys(sizes, Bound(low=1)))
     if s.num_steps % s.probe_every:
         raise ValueError("num_steps must be a multiple of probe_every.")
     if len(s.seeds) < 2:
