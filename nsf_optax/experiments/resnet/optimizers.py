@@ -158,6 +158,21 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
+def evaluation_params(config: Config, params: Any, opt_state: Any) -> Any:
+    """The parameters a model is evaluated with.
+
+    Args:
+      config: the run configuration (uses ``optimizer``).
+      params: the trained parameters.
+      opt_state: the optimizer's state.
+
+    Returns:
+      ``params`` itself for every optimizer whose iterate is its answer.
+    """
+    del config, opt_state
+    return params
+
+
 def create_optimizer(
     config: Config, *, inject_p: bool = False
 ) -> optax.GradientTransformation:
