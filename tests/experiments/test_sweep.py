@@ -149,6 +149,15 @@ def test_outputs(finished):
     md = (workdir / "results.md").read_text()
     assert md.count("### label noise") == 2
     assert "**best**" in md and "| SGD" in md and "Adam's p" in md
+    assert "NOT EVIDENCE (a smoke test): the custom preset" not in md
+    assert "NOT EVIDENCE (a smoke test): 2 final seeds (fewer than 5); learning " in md
+    with open(workdir / "sweep.json") as f:
+        settings = json.load(f)
+    assert settings["evidence"] is False
+    assert settings["not_evidence_because"] == [
+        "2 final seeds (fewer than 5)",
+        "learning rates not tuned",
+    ]
     assert (workdir / "landscape.png").read_bytes()[:4] == b"\x89PNG"
     for noise in SWEEP["label_noise"]:
         level = pathlib.Path(sweep.level_dir(workdir, noise))
@@ -245,7 +254,12 @@ def test_cifar10_from_disk_through_the_command(fake_cifar10, tmp_path, capsys):
         (0.0, 0, 0.0),
         (0.5, 0, 0.0),
     ]
-    assert "### label noise 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "### label noise 0" in out
+    assert out.strip().splitlines()[-1] == (
+        "NOT EVIDENCE (a smoke test): 1 final seed (fewer than 5); "
+        "learning rates not tuned"
+    )
 
 
 @pytest.mark.parametrize(

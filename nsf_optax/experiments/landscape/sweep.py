@@ -53,6 +53,7 @@ from nsf_optax.experiments.runner import (
 )
 from nsf_optax.experiments.runner.errors import ConfigError
 from nsf_optax.experiments.runner.fields import Bound
+from nsf_optax.experiments.tuning import evidence
 
 PROG = "python -m nsf_optax.experiments.landscape"
 DEFAULT_PS = (-0.5, -0.25, 0.0, 0.125, 0.25, 0.5, 0.75)
@@ -114,6 +115,7 @@ def run_sweep(
     resume: bool = False,
     map_batch_size: int | None = None,
     max_steps_this_run: int | None = None,
+    preset: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trains every (p, seed) at every label-noise level; writes the results.
 
@@ -130,6 +132,9 @@ def run_sweep(
       map_batch_size: see :func:`.population.train_population`.
       max_steps_this_run: stop each level after this many steps of this call
         (a checkpoint is written); continue with ``resume``.
+      preset: the preset ``config`` started from, for the evidence note
+        (:func:`~nsf_optax.experiments.tuning.evidence.assess`, recorded in
+        ``sweep.json`` and ``results.md``); None for a config of one's own.
 
     Returns:
       The rows of ``results.json``, one per run; empty while some level has
@@ -147,6 +152,7 @@ def run_sweep(
     )
     workdir = os.fspath(workdir)
     started = check_levels(workdir, label_noise, resume=resume)
+    note = evidence.assess(preset=preset or "custom", seeds=seeds, tuned=False)
     import jax
 
     from nsf_optax.experiments.resnet import input_pipeline, population, train
@@ -163,6 +169,7 @@ def run_sweep(
             "map_batch_size": map_batch_size,
             "backend": jax.default_backend(),
             "devices": jax.device_count(),
+            **note,
         }
         finished = True
         for noise in label_noise:
@@ -186,7 +193,7 @@ def run_sweep(
             workdirs.write_text(
                 os.path.join(workdir, "sweep.json"), json.dumps(settings, indent=1)
             )
-            write_results(rows, workdir, config=config)
+            write_results(rows, workdir, config=config, note=note)
     return rows
 
 
@@ -254,10 +261,22 @@ def title(config: Config, seeds: int) -> str:
 
 
 def write_results(
-    rows: Sequence[dict[str, Any]], workdir: str | os.PathLike, *, config: Config
+    rows: Sequence[dict[str, Any]],
+    workdir: str | os.PathLike,
+    *,
+    config: Config,
+    note: dict[str, Any] | None = None,
 ) -> None:
     """Writes ``results.json``, ``results.csv``, ``results.md`` and
-    ``landscape.png`` for the runs ``rows`` of a sweep with ``config``."""
+    ``landscape.png`` for the runs ``rows`` of a sweep with ``config``.
+
+    Args:
+      rows: the runs (see :data:`RESULT_FIELDS`).
+      workdir: where to write.
+      config: the sweep's shared config (the title).
+      note: :func:`~nsf_optax.experiments.tuning.evidence.assess`'s answer,
+        printed at the top of ``results.md``; None prints nothing.
+    """
     from nsf_optax.experiments.landscape import figures
     from nsf_optax.experiments.landscape import stats as landscape
 
@@ -266,10 +285,13 @@ def write_results(
     seeds = len({r["seed"] for r in rows})
     head = title(config, seeds)
     body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour)
+    evidence_line = f"{evidence.line(note)}\n\n" if note else ""
     summary.write_summary(
         os.path.join(workdir, "results"),
-        markdown=f"# p-landscape: {head}\n\nFinal test accuracy, mean ± 95 % "
-        "t-interval over seeds; differences are paired by seed.\n\n" + body + "\n",
+        markdown=f"# p-landscape: {head}\n\n{evidence_line}Final test accuracy, "
+        "mean ± 95 % t-interval over seeds; differences are paired by seed.\n\n"
+        + body
+        + "\n",
         record=list(rows),
         fields=RESULT_FIELDS,
         rows=rows,
@@ -402,6 +424,7 @@ def _job(args: argparse.Namespace) -> launch.Job:
             resume=args.resume_sweep,
             map_batch_size=args.map_batch_size,
             max_steps_this_run=args.max_steps_this_run,
+            preset=args.config,
         )
         if jax.process_index() != 0:
             return
@@ -409,6 +432,8 @@ def _job(args: argparse.Namespace) -> launch.Job:
             with open(os.path.join(workdir, "results.md")) as f:
                 print(f.read())
             print(f"results and landscape.png in {os.path.abspath(workdir)}")
+            note = evidence.assess(preset=args.config, seeds=args.seeds, tuned=False)
+            print(evidence.line(note))
         else:
             print(f"stopped before the end; continue with --resume ({workdir})")
 
