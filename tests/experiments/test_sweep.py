@@ -21,6 +21,7 @@ from nsf_optax.experiments.runner.errors import (
     ConfigError,
     WorkdirLockedError,
 )
+from nsf_optax.spectral import detectable_difference
 
 from ._runs import start_on_host_devices
 
@@ -153,6 +154,11 @@ def test_outputs(finished):
     assert "NOT EVIDENCE (a smoke test): 2 final seeds (fewer than 5); learning " in md
     with open(workdir / "sweep.json") as f:
         settings = json.load(f)
+    with open(workdir / "verdicts.json") as f:
+        record = json.load(f)
+    assert record["evidence"] is False and len(record["verdicts"]) == 2
+    assert record["trend"]["label_noise"] == [0.0, 0.25]
+    assert "Does the best p move up with label noise?" in md
     assert settings["evidence"] is False
     assert settings["not_evidence_because"] == [
         "2 final seeds (fewer than 5)",
@@ -336,3 +342,80 @@ def test_landscape_flat_noise_is_unimodal_and_counts_nonfinite_losses():
     assert table[0]["nonfinite_losses"] == 1
     with pytest.raises(ValueError, match="every seed"):
         landscape.summarize(rows[1:])
+
+
+def test_not_detected_differences_say_what_was_detectable():
+    noise = np.array([0.0, 0.01, -0.01, 0.002])
+    acc = [0.9 + noise, 0.9 + noise[::-1], 0.5 + noise, 0.8 + noise]
+    table, (verdict,) = landscape.summarize(_rows(acc))
+    # p = -0.5 and 0 tie (equal seed means): differences noise - noise[::-1].
+    diffs = noise - noise[::-1]
+    expected = detectable_difference(diffs)
+    assert verdict["best_p"] == -0.5 and verdict["tied_ps"] == [-0.5, 0.0]
+    np.testing.assert_allclose(table[1]["vs_best_detectable"], expected, rtol=1e-9)
+    np.testing.assert_allclose(table[0]["vs_sgd_detectable"], expected, rtol=1e-9)
+    assert np.isnan(table[0]["vs_best_detectable"])  # the best itself
+    assert np.isnan(table[2]["vs_sgd_detectable"])  # 40 points below: detected
+    assert np.isnan(table[2]["vs_best_detectable"])  # not tied
+    text = landscape.markdown(table, [verdict], flavour="sgd")
+    assert f"tie: not detected, detectable ≥ {100 * expected:.2f} points" in text
+    (dip,) = verdict["dips"]
+    assert dip["significant"] and np.isnan(dip["detectable"])
+
+
+def test_a_dip_within_the_noise_reports_its_detectable_difference():
+    noise = np.array([0.0, 0.01, -0.01, 0.002])
+    wobble = np.array([0.004, -0.004, 0.002, -0.001])
+    acc = [0.9 + noise, 0.899 + noise + wobble, 0.9 + noise, 0.5 + noise]
+    _, (verdict,) = landscape.summarize(_rows(acc))
+    (dip,) = verdict["dips"]
+    assert not dip["significant"] and verdict["unimodal"]
+    np.testing.assert_allclose(
+        dip["detectable"], detectable_difference(wobble - 0.001), rtol=1e-9
+    )
+
+
+def _trend_rows(best_by_level, seeds=4, gap=0.05, spread=0.0, seed=0):
+    # Accuracy 0.8 everywhere but ``gap`` higher at each level's best p, plus
+    # per-run noise of standard deviation ``spread``.
+    rng = np.random.default_rng(seed)
+    return [
+        dict(
+            p=p,
+            seed=s,
+            label_noise=f,
+            final_test_accuracy=0.8 + gap * (p == best) + spread * rng.normal(),
+            final_test_loss=1.0,
+        )
+        for f, best in best_by_level.items()
+        for p in (-0.5, 0.0, 0.25, 0.5)
+        for s in range(seeds)
+    ]
+
+
+def test_best_p_moving_up_is_detected_with_the_grid_resolution():
+    trend = landscape.best_p_trend(_trend_rows({0.0: 0.0, 0.2: 0.25, 0.4: 0.5}))
+    assert trend["best_p"] == [0.0, 0.25, 0.5]
+    assert trend["slope"] == pytest.approx(1.25)
+    # Clear gaps: every resample finds the same best p.
+    assert trend["slope_ci95"] == pytest.approx([1.25, 1.25])
+    assert trend["verdict"] == "up"
+    down = landscape.best_p_trend(_trend_rows({0.0: 0.5, 0.4: -0.5}))
+    assert down["slope"] == pytest.approx(-2.5) and down["verdict"] == "down"
+    line = landscape.trend_line(trend)
+    assert "best p 0 at noise 0, 0.25 at noise 0.2, 0.5 at noise 0.4" in line
+    assert line.endswith("[1.25, 1.25] (resolution: the p grid): up.")
+
+
+def test_best_p_trend_within_the_seed_noise_is_not_detected():
+    rows = _trend_rows({0.0: 0.0, 0.4: 0.0}, seeds=5, gap=0.0, spread=0.02)
+    trend = landscape.best_p_trend(rows, resamples=500, seed=1)
+    low, high = trend["slope_ci95"]
+    assert low < 0 < high and trend["verdict"] == "not detected"
+    again = landscape.best_p_trend(rows, resamples=500, seed=1)
+    assert again == trend  # seeded
+    one_seed = landscape.best_p_trend(_trend_rows({0.0: 0.0, 0.4: 0.5}, seeds=1))
+    assert np.isnan(one_seed["slope_ci95"]).all()
+    assert one_seed["verdict"] == "not detected"
+    with pytest.raises(ValueError, match="two or more noise levels"):
+        landscape.best_p_trend(_trend_rows({0.0: 0.0}))

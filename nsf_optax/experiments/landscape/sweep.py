@@ -16,7 +16,10 @@ Outputs in ``--workdir``: ``results.json`` (one object per run: ``p``, ``seed``,
 when not finite, and the final running train loss and accuracy), ``results.csv``
 (the same), ``results.md`` (per noise level and p: mean and 95 % interval over
 seeds, paired differences to the best p and to p = 0, the best p, the exponents
-tied with it, the modes; see :mod:`.landscape`), ``landscape.png``,
+tied with it, the modes, the detectable differences, and with several noise
+levels whether the best p moves up with the noise; see :mod:`.stats`),
+``verdicts.json`` (the same verdicts and whether the results are evidence),
+``landscape.png``,
 ``sweep.json`` (the settings) and one directory per noise level
 (``label_noise_<F>/``: checkpoints and per-run histories). The sweep locks its
 workdir. ``--resume`` continues an interrupted sweep: levels with checkpoints
@@ -267,24 +270,34 @@ def write_results(
     config: Config,
     note: dict[str, Any] | None = None,
 ) -> None:
-    """Writes ``results.json``, ``results.csv``, ``results.md`` and
-    ``landscape.png`` for the runs ``rows`` of a sweep with ``config``.
+    """Writes ``results.json``, ``results.csv``, ``results.md``,
+    ``verdicts.json`` and ``landscape.png`` for the runs ``rows`` of a sweep
+    with ``config``.
 
     Args:
       rows: the runs (see :data:`RESULT_FIELDS`).
       workdir: where to write.
       config: the sweep's shared config (the title).
       note: :func:`~nsf_optax.experiments.tuning.evidence.assess`'s answer,
-        printed at the top of ``results.md``; None prints nothing.
+        printed at the top of ``results.md`` and recorded in ``verdicts.json``
+        (with the table, the per-level verdicts and, with two or more noise
+        levels, :func:`.stats.best_p_trend`); None leaves both out.
     """
     from nsf_optax.experiments.landscape import figures
     from nsf_optax.experiments.landscape import stats as landscape
 
     workdir = os.fspath(workdir)
     table, verdicts = landscape.summarize(rows)
+    levels = {r["label_noise"] for r in rows}
+    trend = landscape.best_p_trend(rows) if len(levels) > 1 else None
     seeds = len({r["seed"] for r in rows})
     head = title(config, seeds)
-    body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour)
+    body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour, trend=trend)
+    record = {**(note or {}), "verdicts": verdicts, "trend": trend, "table": table}
+    workdirs.write_text(
+        os.path.join(workdir, "verdicts.json"),
+        json.dumps(summary.strict_json(record), indent=1, allow_nan=False),
+    )
     evidence_line = f"{evidence.line(note)}\n\n" if note else ""
     summary.write_summary(
         os.path.join(workdir, "results"),
