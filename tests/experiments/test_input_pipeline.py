@@ -256,3 +256,87 @@ def test_label_noise_is_a_checked_config_field():
     assert get_config("tiny").label_noise == 0.0
     with pytest.raises(ValueError, match="label_noise"):
         dataclasses.replace(get_config("tiny"), label_noise=1.0)
+
+
+def test_held_out_part_is_disjoint_seeded_and_replaces_the_test_set():
+    data = _labelled()
+    split = input_pipeline.training_set(
+        data, train_size=400, label_noise=0.1, seed=1, val_fraction=0.25
+    )
+    subset = input_pipeline.training_set(data, train_size=400, label_noise=0.1, seed=1)
+    assert (len(split.y_train), len(split.y_test)) == (300, 100)
+    train_ids = split.x_train[:, 0, 0].astype(int)
+    held_ids = split.x_test[:, 0, 0].astype(int)
+    assert not set(train_ids) & set(held_ids)
+    # Together they are the (noisy) subset, labels included.
+    both = np.concatenate([train_ids, held_ids])
+    np.testing.assert_array_equal(np.sort(both), subset.x_train[:, 0, 0].astype(int))
+    labels = dict(zip(subset.x_train[:, 0, 0].astype(int), subset.y_train, strict=True))
+    assert [labels[i] for i in held_ids] == split.y_test.tolist()
+    # The held-out choice is default_rng([data_seed, 2]) over the subset.
+    perm = np.random.default_rng([1, 2]).permutation(400)
+    expected = np.sort(subset.x_train[perm[:100], 0, 0].astype(int))
+    np.testing.assert_array_equal(held_ids, expected)
+    again = input_pipeline.training_set(
+        data, train_size=400, label_noise=0.1, seed=1, val_fraction=0.25
+    )
+    np.testing.assert_array_equal(again.x_test, split.x_test)
+    other = input_pipeline.training_set(
+        data, train_size=400, label_noise=0.1, seed=2, val_fraction=0.25
+    )
+    assert not np.array_equal(other.x_test, split.x_test)
+    # The real test set is left alone.
+    assert data.x_test.shape == (50, 1, 1)
+    assert input_pipeline.split_sizes(400, 0.25) == (300, 100)
+
+
+def test_val_fraction_is_a_checked_field_refused_before_any_data_loads():
+    from nsf_optax.experiments.resnet.configs import get_config
+
+    tiny = get_config("tiny")
+    assert tiny.val_fraction == 0.0
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 0.5\)"):
+        dataclasses.replace(tiny, val_fraction=0.5)
+    # 72 of digits' 1437 held out: fewer than one evaluation batch of 120.
+    with pytest.raises(ValueError, match=r"holds out 72 of the 1437 .* \(120\)"):
+        dataclasses.replace(tiny, val_fraction=0.05)
+    with pytest.raises(ValueError, match=r"batch_size \(32\) exceeds the 31 training"):
+        dataclasses.replace(tiny, train_size=60, val_fraction=0.49, eval_batch_size=20)
+
+
+def test_run_evaluates_on_the_held_out_part_the_same_for_every_seed(tmp_path):
+    from nsf_optax.experiments.resnet import evaluation, train
+    from nsf_optax.experiments.resnet.configs import get_config
+
+    config = dataclasses.replace(get_config("tiny"), val_fraction=0.1)
+    data = train.load_training_set(config)
+    other_seed = train.load_training_set(dataclasses.replace(config, seed=7))
+    np.testing.assert_array_equal(data.x_test, other_seed.x_test)
+    full = input_pipeline.load_dataset("digits")
+    assert (len(data.y_train), len(data.y_test)) == (1293, 144)
+    assert sum(float(w.sum()) for *_, w in evaluation.eval_batches(data, 120)) == 144
+    history = train.train_and_evaluate(config, tmp_path / "run").history
+    # Accuracies over the 144 held-out examples, not the 360 test ones.
+    correct = np.asarray([row["test_accuracy"] for row in history]) * 144
+    np.testing.assert_allclose(correct, np.round(correct), atol=1e-3)
+    assert full.x_test.shape[0] == 360
+
+
+def test_val_fraction_flag_refuses_a_small_held_out_part_before_jax(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from nsf_optax.experiments.resnet.__main__ import main\n"
+        f"rc = main(['--config', 'tiny', '--workdir', {str(tmp_path / 'r')!r}, "
+        "'--val_fraction', '0.05'])\n"
+        "print(rc, 'jax' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["2", "False"]
+    (line,) = done.stderr.strip().splitlines()
+    assert "val_fraction (0.05) holds out 72 of the 1437" in line
+    assert not (tmp_path / "r").exists()

@@ -122,6 +122,9 @@ class Source:
       ndim: its spatial dimensions (1 for sequences, 2 for images).
       data_dir: what ``data_dir`` must hold ("" when the source needs none).
       help: one line for ``--help``.
+      train_examples: the size of its training set when known without loading
+        it (None: known once loaded, e.g. a directory's files), so that sizes
+        are checked before jax loads.
     """
 
     load: Callable[[str | os.PathLike | None], Dataset]
@@ -129,6 +132,7 @@ class Source:
     ndim: int
     data_dir: str
     help: str
+    train_examples: int | None = None
 
 
 def _no_check(data_dir: str | os.PathLike | None) -> None:
@@ -160,6 +164,7 @@ DATASETS: dict[str, Source] = {
         ndim=2,
         data_dir="",
         help="scikit-learn's 8x8 digits",
+        train_examples=1437,
     ),
     "mnist1d": Source(
         lambda data_dir: load_mnist1d(),
@@ -167,6 +172,7 @@ DATASETS: dict[str, Source] = {
         ndim=1,
         data_dir="",
         help="MNIST-1D, generated procedurally",
+        train_examples=4000,
     ),
     "cifar10": Source(
         load_cifar10,
@@ -221,23 +227,35 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
 
 
 def training_set(
-    data: Dataset, *, train_size: int | None, label_noise: float, seed: int
+    data: Dataset,
+    *,
+    train_size: int | None,
+    label_noise: float,
+    seed: int,
+    val_fraction: float = 0.0,
 ) -> Dataset:
-    """The training set a run sees: a seeded subset with seeded label noise.
+    """The training set a run sees: a seeded subset with seeded label noise, and
+    optionally a held-out validation part in place of the test set.
 
     The subset is the first ``train_size`` examples of the permutation
     ``default_rng([seed, 0])``; then exactly ``round(label_noise * n)`` of its
     labels, chosen by ``default_rng([seed, 1])``, are replaced by a class drawn
-    uniformly from the *other* classes. The test set is returned unchanged.
+    uniformly from the *other* classes. With ``val_fraction`` > 0, the first
+    ``round(val_fraction * n)`` examples of the permutation
+    ``default_rng([seed, 2])`` of that (noisy) subset are held out: they become
+    the returned test arrays (so evaluation scores the held-out part) and the run
+    trains on the rest. Otherwise the test set is returned unchanged.
 
     Args:
       data: the full dataset.
       train_size: the number of training examples to keep (None: all).
       label_noise: the fraction of training labels to corrupt, in ``[0, 1)``.
       seed: the data seed (independent of the runs' seeds).
+      val_fraction: the fraction of the (subset, noisy) training set held out
+        for validation, in ``[0, 0.5)``; 0 keeps the test set.
 
     Returns:
-      A :class:`Dataset` (the input itself when neither option is set).
+      A :class:`Dataset` (the input itself when no option is set).
 
     Raises:
       DataError: when ``train_size`` exceeds the training set.
@@ -252,6 +270,10 @@ def training_set(
       ...     data, train_size=None, label_noise=0.2, seed=0)
       >>> float(np.mean(noisy.y_train != y)), bool((noisy.y_test == y[:10]).all())
       (0.2, True)
+      >>> split = input_pipeline.training_set(
+      ...     data, train_size=None, label_noise=0.0, seed=0, val_fraction=0.1)
+      >>> len(split.y_train), len(split.y_test)
+      (900, 100)
     """
     import numpy as np
 
@@ -270,11 +292,35 @@ def training_set(
         shift = rng.integers(1, data.num_classes, len(flip))
         y = y.copy()
         y[flip] = (y[flip] + shift) % data.num_classes
+    x_test, y_test = data.x_test, data.y_test
+    if val_fraction > 0:
+        perm = np.random.default_rng([seed, 2]).permutation(len(y))
+        held = np.sort(perm[: round(val_fraction * len(y))])
+        rest = np.sort(perm[round(val_fraction * len(y)) :])
+        x_test, y_test = x[held], y[held]
+        x, y = x[rest], y[rest]
     if x is data.x_train and y is data.y_train:
         return data
     return _read_only(
-        Dataset(x, y.astype(np.int32), data.x_test, data.y_test, data.num_classes)
+        Dataset(
+            x,
+            y.astype(np.int32, copy=False),
+            x_test,
+            y_test.astype(np.int32, copy=False),
+            data.num_classes,
+        )
     )
+
+
+def split_sizes(num_examples: int, val_fraction: float) -> tuple[int, int]:
+    """``(train, held_out)``: how :func:`training_set` splits ``num_examples``.
+
+    Examples:
+      >>> split_sizes(1437, 0.1)
+      (1293, 144)
+    """
+    held = round(val_fraction * num_examples)
+    return num_examples - held, held
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -51,7 +51,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, plots
-from nsf_optax.experiments.resnet.configs.default import Config
+from nsf_optax.experiments.resnet.configs.default import Config, check_split
 from nsf_optax.experiments.resnet.optimizers import (
     create_learning_rate_schedule,
     create_optimizer,
@@ -185,25 +185,24 @@ def _check_devices(config: Config, devices: int) -> None:
 
 
 def load_training_set(config: Config) -> input_pipeline.Dataset:
-    """The dataset a run trains on: its subset and label noise applied (see
-    :func:`.input_pipeline.training_set`), checked against the batch size.
+    """The dataset a run trains on: its subset, label noise and held-out part
+    applied (see :func:`.input_pipeline.training_set`; with ``val_fraction`` > 0
+    its test arrays are the held-out examples), checked against the batch sizes.
 
     Raises:
       DataError: for data that cannot be read or a ``train_size`` above its size.
-      ConfigError: for a batch larger than the training set.
+      ConfigError: for a batch larger than the training set, or a held-out part
+        smaller than one evaluation batch (see :func:`.default.check_split`).
     """
+    full = input_pipeline.load_dataset(config.dataset, config.data_dir)
     data = input_pipeline.training_set(
-        input_pipeline.load_dataset(config.dataset, config.data_dir),
+        full,
         train_size=config.train_size,
         label_noise=config.label_noise,
         seed=config.data_seed,
+        val_fraction=config.val_fraction,
     )
-    if config.batch_size > len(data.y_train):
-        raise ConfigError(
-            f"batch_size ({config.batch_size}) exceeds the {len(data.y_train)} "
-            "training examples.",
-            ("batch_size",),
-        )
+    check_split(config, config.train_size or len(full.y_train))
     return data
 
 

@@ -48,6 +48,8 @@ NsfFlavour = Literal["sgd", "adam"]
 Normalize = Literal["rms", "none"]
 LrSchedule = Literal["warmup_cosine", "piecewise"]
 
+HALF = Bound(low=0, high=0.5, high_open=True)
+
 NSF_FLAVOURS = typing.get_args(NsfFlavour)
 NORMALIZE = typing.get_args(Normalize)
 LR_SCHEDULES = typing.get_args(LrSchedule)
@@ -268,6 +270,16 @@ class Config:
             bound=POSITIVE,
         ),
     )
+    val_fraction: float = dataclasses.field(
+        default=0.0,
+        metadata=_meta(
+            "hold out this fraction of the training set (after train_size and "
+            "label noise, chosen by data_seed) and evaluate on it instead of the "
+            "test set (the test_* metrics then hold validation numbers); 0 "
+            "disables.",
+            bound=HALF,
+        ),
+    )
     data_seed: int = dataclasses.field(
         default=0,
         metadata=_meta(
@@ -357,6 +369,9 @@ class Config:
             raise ConfigError(
                 f"dataset {self.dataset!r} needs data_dir: {needs}.", ("data_dir",)
             )
+        known = self.train_size or input_pipeline.DATASETS[self.dataset].train_examples
+        if self.val_fraction > 0 and known is not None:
+            check_split(self, known)
         ndim = models.MODELS[self.model].ndim
         if ndim is not None and input_pipeline.DATASETS[self.dataset].ndim != ndim:
             fitting = [n for n, s in input_pipeline.DATASETS.items() if s.ndim == ndim]
@@ -453,6 +468,36 @@ def check_field(name: str, kind: Any, value: Any) -> Any:
     """
     bound, choices = _field_limits(name)
     return check_value(name, kind, value, bound, choices)
+
+
+def check_split(config: Config, num_examples: int) -> None:
+    """Refuses a training set too small for the config's batches.
+
+    Args:
+      config: the run's configuration (its ``val_fraction``, ``batch_size`` and
+        ``eval_batch_size``).
+      num_examples: the size of its training set (after ``train_size``).
+
+    Raises:
+      ConfigError: when the part it trains on is smaller than ``batch_size``, or
+        the held-out part (with ``val_fraction`` > 0) is smaller than
+        ``eval_batch_size``.
+    """
+    train, held = input_pipeline.split_sizes(num_examples, config.val_fraction)
+    if config.val_fraction > 0 and held < config.eval_batch_size:
+        raise ConfigError(
+            f"val_fraction ({config.val_fraction:g}) holds out {held} of the "
+            f"{num_examples} training examples, fewer than eval_batch_size "
+            f"({config.eval_batch_size}).",
+            ("val_fraction", "eval_batch_size"),
+        )
+    if config.batch_size > train:
+        rest = " left after val_fraction" if config.val_fraction > 0 else ""
+        raise ConfigError(
+            f"batch_size ({config.batch_size}) exceeds the {train} training "
+            f"examples{rest}.",
+            ("batch_size",),
+        )
 
 
 def get_config() -> Config:
