@@ -280,6 +280,13 @@ def test_cifar10_from_disk_through_the_command(fake_cifar10, tmp_path, capsys):
         (["--optimizer", "sgd"], "unrecognized arguments: --optimizer"),
         (["--num_steps", "-3"], "num_steps must be > 0"),
         (["--map_batch_size", "-1"], "must be >= 0"),
+        (["--lr_grid", "0.1", "1"], "lr_grid needs --tune"),
+        (["--tune_seeds", "3"], "tune_seeds needs --tune"),
+        (["--tune", "--lr_grid", "0.1", "-1"], "must be a positive number"),
+        (["--tune", "--lr_grid", "0.1", "0.1"], "lr_grid repeats a value"),
+        (["--tune", "--val_fraction", "0.5"], "must be in (0, 0.5)"),
+        (["--tune", "--tune_seeds", "0"], "must be > 0"),
+        (["--tune", "--max_steps_this_run", "2"], "cannot be used with --tune"),
     ],
 )
 def test_cli_mistakes_are_one_line_exit_2(argv, expected, capsys, tmp_path):
@@ -296,6 +303,51 @@ def test_help_names_the_sweeps_flags():
     text = sweep.build_parser().format_help()
     for flag in ("--p", "--seeds", "--label_noise", "--flavour", "--normalize"):
         assert flag in text
+    for flag in ("--tune", "--lr_grid", "--tune_seeds", "--val_fraction"):
+        assert flag in text
+    assert text.count("--val_fraction") == 1  # the search's, not the config field's
+
+
+@pytest.mark.slow  # 8 tiny runs one after another: 70 s on a loaded 2-core machine
+def test_tuned_sweep_tunes_every_p_then_trains_the_final_seeds(tmp_path, capsys):
+    workdir = tmp_path / "t"
+    argv = ["--config", "tiny", "--p", "0", "0.5", "--seeds", "2", "--tune"]
+    argv += ["--lr_grid", "0.3", "0.03", "--tune_seeds", "1", "--val_fraction", "0.2"]
+    assert sweep.main([*argv, "--workdir", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == (
+        "NOT EVIDENCE (a smoke test): the tiny preset (for tests); "
+        "2 final seeds (fewer than 5)"
+    )
+    record = json.loads((workdir / "verdicts.json").read_text())
+    tuning = record["tuning"]
+    assert list(tuning) == ["p=0@noise=0", "p=0.5@noise=0"]
+    plan = json.loads((workdir / "tuning" / "plan.json").read_text())
+    assert len(plan) == 4  # the same two trials for every p
+    for k, entry in enumerate(plan):
+        trial = tuning[entry["key"]]
+        assert trial["grid"] == [0.03, 0.3]
+        metrics = json.loads(
+            (workdir / "tuning" / f"trial{k}" / "metrics.json").read_text()
+        )
+        (mine,) = [
+            t for t in trial["trials"] if t["learning_rate"] == entry["learning_rate"]
+        ]
+        assert mine["seed"] == 1000
+        assert mine["val_accuracy"] == metrics[-1]["test_accuracy"]
+    rows = json.loads((workdir / "results.json").read_text())
+    assert [(r["p"], r["seed"]) for r in rows] == [(0, 0), (0, 1), (0.5, 0), (0.5, 1)]
+    for r in rows:
+        chosen = tuning[f"p={r['p']:g}@noise=0"]
+        assert r["learning_rate"] == chosen["chosen"]["learning_rate"]
+        assert chosen["edge"] == ("low" if r["learning_rate"] == 0.03 else "high")
+        best = max((t for t in chosen["trials"]), key=lambda t: t["val_accuracy"])
+        assert chosen["val_target"] == best["val_accuracy"]
+    final = json.loads((workdir / "final" / "trial3" / "config.json").read_text())
+    assert final["seed"] == 1 and final["val_fraction"] == 0.0
+    md = (workdir / "results.md").read_text()
+    assert "lr tuned per p and noise level" in md and "## Tuning" in md
+    assert "| grid index | p=0 (edge: " in md
 
 
 def _rows(acc):

@@ -38,6 +38,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.landscape.results import RESULT_FIELDS as RESULT_FIELDS
+from nsf_optax.experiments.landscape.results import (
+    check_values,
+    result_row,
+    write_results,
+)
+from nsf_optax.experiments.landscape.results import title as title
 from nsf_optax.experiments.resnet import configs
 from nsf_optax.experiments.resnet.configs.default import (
     NSF_FLAVOURS,
@@ -51,24 +58,14 @@ from nsf_optax.experiments.runner import (
     distributed,
     launch,
     preflight,
-    summary,
     workdirs,
 )
 from nsf_optax.experiments.runner.errors import ConfigError
 from nsf_optax.experiments.runner.fields import Bound
-from nsf_optax.experiments.tuning import evidence
+from nsf_optax.experiments.tuning import evidence, flags
 
 PROG = "python -m nsf_optax.experiments.landscape"
 DEFAULT_PS = (-0.5, -0.25, 0.0, 0.125, 0.25, 0.5, 0.75)
-RESULT_FIELDS = (
-    "p",
-    "seed",
-    "label_noise",
-    "final_test_accuracy",
-    "final_test_loss",
-    "final_train_loss",
-    "final_train_accuracy",
-)
 # Config fields the sweep sets itself (the rest are flags, as for one run; the
 # p-schedule parameters get none either: the sweep sets p).
 _OWN_FIELDS = (
@@ -89,23 +86,6 @@ def level_dir(workdir: str | os.PathLike, label_noise: float) -> str:
       'runs/landscape/label_noise_0.2'
     """
     return os.path.join(os.fspath(workdir), f"label_noise_{label_noise:g}")
-
-
-def _check(ps: Sequence[float], seeds: int, label_noise: Sequence[float]) -> None:
-    if not ps or len(set(ps)) != len(ps):
-        raise ConfigError(f"p values must be distinct, got {list(ps)}.", ("p",))
-    if not label_noise or len(set(label_noise)) != len(label_noise):
-        raise ConfigError(
-            f"label_noise values must be distinct, got {list(label_noise)}.",
-            ("label_noise",),
-        )
-    for p in ps:
-        if not math.isfinite(p):
-            raise ConfigError(f"Every p must be finite, got {p!r}.", ("p",))
-    for noise in label_noise:
-        check_field("label_noise", field_types()["label_noise"], noise)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}.")
 
 
 def run_sweep(
@@ -149,7 +129,7 @@ def run_sweep(
         :func:`.population.train_population`).
     """
     ps, label_noise = [float(p) for p in ps], [float(f) for f in label_noise]
-    _check(ps, seeds, label_noise)
+    check_values(ps, seeds, label_noise)
     config = dataclasses.replace(
         config, optimizer="nsf", p_schedule="constant", seed=0, resume=False
     )
@@ -189,7 +169,7 @@ def run_sweep(
                 if last.get("step") != config.num_steps:
                     finished = False
                     continue
-                rows.append(_row(p, seed, noise, last))
+                rows.append(result_row(p, seed, noise, config.peak_learning_rate, last))
         if not finished:
             return []
         if primary:
@@ -228,93 +208,6 @@ def check_levels(
         # With resume, a level with checkpoints continues, one without starts.
         preflight.check_start(level, resume=resume and started[noise], what="sweep")
     return started
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _row(p: float, seed: int, noise: float, last: dict[str, float]) -> dict[str, Any]:
-    return {
-        "p": p,
-        "seed": seed,
-        "label_noise": noise,
-        "final_test_accuracy": last["test_accuracy"],
-        "final_test_loss": _finite(last["test_loss"]),
-        "final_train_loss": _finite(last["train_loss"]),
-        "final_train_accuracy": last["train_accuracy"],
-    }
-
-
-def title(config: Config, seeds: int) -> str:
-    """The sweep's one-line description (table header and figure title).
-
-    Examples:
-      >>> from nsf_optax.experiments.resnet.configs import get_config
-      >>> title(get_config("digits"), seeds=5)  # doctest: +ELLIPSIS
-      'resnet20 on digits, nsf/sgd, normalize=rms, lr 0.1, ..., 1000 steps, 5 seeds'
-    """
-    width = f", width {config.num_filters}" if config.num_filters else ""
-    subset = f" ({config.train_size} train)" if config.train_size else ""
-    return (
-        f"{config.model}{width} on {config.dataset}{subset}, nsf/{config.nsf_flavour}, "
-        f"normalize={config.normalize}, lr {config.peak_learning_rate:g}, "
-        f"batch {config.batch_size}, {config.num_steps} steps, {seeds} seeds"
-    )
-
-
-def write_results(
-    rows: Sequence[dict[str, Any]],
-    workdir: str | os.PathLike,
-    *,
-    config: Config,
-    note: dict[str, Any] | None = None,
-) -> None:
-    """Writes ``results.json``, ``results.csv``, ``results.md``,
-    ``verdicts.json`` and ``landscape.png`` for the runs ``rows`` of a sweep
-    with ``config``.
-
-    Args:
-      rows: the runs (see :data:`RESULT_FIELDS`).
-      workdir: where to write.
-      config: the sweep's shared config (the title).
-      note: :func:`~nsf_optax.experiments.tuning.evidence.assess`'s answer,
-        printed at the top of ``results.md`` and recorded in ``verdicts.json``
-        (with the table, the per-level verdicts and, with two or more noise
-        levels, :func:`.stats.best_p_trend`); None leaves both out.
-    """
-    from nsf_optax.experiments.landscape import figures
-    from nsf_optax.experiments.landscape import stats as landscape
-
-    workdir = os.fspath(workdir)
-    table, verdicts = landscape.summarize(rows)
-    levels = {r["label_noise"] for r in rows}
-    trend = landscape.best_p_trend(rows) if len(levels) > 1 else None
-    seeds = len({r["seed"] for r in rows})
-    head = title(config, seeds)
-    body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour, trend=trend)
-    record = {**(note or {}), "verdicts": verdicts, "trend": trend, "table": table}
-    workdirs.write_text(
-        os.path.join(workdir, "verdicts.json"),
-        json.dumps(summary.strict_json(record), indent=1, allow_nan=False),
-    )
-    evidence_line = f"{evidence.line(note)}\n\n" if note else ""
-    summary.write_summary(
-        os.path.join(workdir, "results"),
-        markdown=f"# p-landscape: {head}\n\n{evidence_line}Final test accuracy, "
-        "mean ± 95 % t-interval over seeds; differences are paired by seed.\n\n"
-        + body
-        + "\n",
-        record=list(rows),
-        fields=RESULT_FIELDS,
-        rows=rows,
-    )
-    figures.plot_landscape(
-        table,
-        os.path.join(workdir, "landscape.png"),
-        title=head,
-        flavour=config.nsf_flavour,
-    )
 
 
 def _float_flag(text: str) -> float:
@@ -404,9 +297,10 @@ def build_parser() -> cli.ArgumentParser:
         help="stop each level after this many steps (with a checkpoint); "
         "continue with --resume",
     )
+    flags.add_flags(parser, per="p and label-noise level")
     distributed.add_flags(parser)
     # The sweep sets p itself: no flags for the p schedules' parameters.
-    own = (*_OWN_FIELDS, *p_schedule.params())
+    own = (*_OWN_FIELDS, *flags.CONFIG_FIELDS, *p_schedule.params())
     cli.add_config_flags(parser, field_specs(), exclude=own)
     return parser
 
@@ -419,36 +313,59 @@ def main(argv: list[str] | None = None) -> int:
 def _job(args: argparse.Namespace) -> launch.Job:
     config = cli.config_from_flags(configs.get_config(args.config), args, field_specs())
     config = dataclasses.replace(config, nsf_flavour=args.flavour)
-    _check(args.p, args.seeds, args.label_noises)
+    check_values(args.p, args.seeds, args.label_noises)
     workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")
+    search = flags.search(args)
+    if search is not None:
+        from nsf_optax.experiments.landscape import tuned
 
-    def check() -> None:
-        check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
+        for name in ("max_steps_this_run", "map_batch_size"):
+            if getattr(args, name) is not None:
+                raise ConfigError(f"{name} cannot be used with --tune.", (name,))
+        keyed = tuned.bases(config, args.p, args.label_noises)
+        sizes = dict(ps=args.p, seeds=args.seeds, label_noise=args.label_noises)
+
+        def check() -> None:
+            tuned.check_tuned(
+                workdir, keyed, search, args.seeds, resume=args.resume_sweep, probe=True
+            )
+
+        def sweep() -> list[dict[str, Any]]:
+            return tuned.run_tuned_sweep(
+                config, workdir, **sizes, search=search,
+                resume=args.resume_sweep, preset=args.config,
+            )  # fmt: skip
+    else:
+
+        def check() -> None:
+            check_levels(
+                workdir, args.label_noises, resume=args.resume_sweep, probe=True
+            )
+
+        def sweep() -> list[dict[str, Any]]:
+            return run_sweep(
+                config, workdir, ps=args.p, seeds=args.seeds,
+                label_noise=args.label_noises, resume=args.resume_sweep,
+                map_batch_size=args.map_batch_size,
+                max_steps_this_run=args.max_steps_this_run, preset=args.config,
+            )  # fmt: skip
 
     def run() -> None:
         import jax
 
-        rows = run_sweep(
-            config,
-            workdir,
-            ps=args.p,
-            seeds=args.seeds,
-            label_noise=args.label_noises,
-            resume=args.resume_sweep,
-            map_batch_size=args.map_batch_size,
-            max_steps_this_run=args.max_steps_this_run,
-            preset=args.config,
-        )
+        rows = sweep()
         if jax.process_index() != 0:
             return
-        if rows:
-            with open(os.path.join(workdir, "results.md")) as f:
-                print(f.read())
-            print(f"results and landscape.png in {os.path.abspath(workdir)}")
-            note = evidence.assess(preset=args.config, seeds=args.seeds, tuned=False)
-            print(evidence.line(note))
-        else:
+        if not rows:
             print(f"stopped before the end; continue with --resume ({workdir})")
+            return
+        with open(os.path.join(workdir, "results.md")) as f:
+            print(f.read())
+        print(f"results and landscape.png in {os.path.abspath(workdir)}")
+        note = evidence.assess(
+            preset=args.config, seeds=args.seeds, tuned=search is not None
+        )
+        print(evidence.line(note))
 
     return launch.Job(check, run)
 

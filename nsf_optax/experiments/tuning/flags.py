@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
 # Config fields whose flag these flags replace (exclude them from the config flags).
 CONFIG_FIELDS = ("val_fraction",)
-_SEARCH_FLAGS = ("lr_grid", "tune_seeds", "val_fraction")
+# Search field -> the flag's dest (not "val_fraction": config_from_flags would
+# take it for the config field).
+_SEARCH_FLAGS = {
+    "lr_grid": "lr_grid",
+    "tune_seeds": "tune_seeds",
+    "val_fraction": "tune_val_fraction",
+}
 
 
 def _positive_float(text: str) -> float:
@@ -83,6 +89,7 @@ def add_flags(parser: argparse.ArgumentParser, *, per: str) -> None:
     )
     parser.add_argument(
         "--val_fraction",
+        dest=_SEARCH_FLAGS["val_fraction"],
         type=_fraction,
         default=None,
         metavar="F",
@@ -106,7 +113,7 @@ def search(args: argparse.Namespace) -> Search | None:
     """
     from nsf_optax.experiments.tuning.protocol import Search
 
-    given = {name: getattr(args, name) for name in _SEARCH_FLAGS}
+    given = {name: getattr(args, dest) for name, dest in _SEARCH_FLAGS.items()}
     given = {name: value for name, value in given.items() if value is not None}
     if not args.tune:
         if given:
