@@ -12,7 +12,10 @@ import pytest
 from nsf_optax.experiments.compare import budgets, command, compare, compare_budgets
 from nsf_optax.experiments.resnet import train
 from nsf_optax.experiments.resnet.configs import get_config
+from nsf_optax.experiments.runner import summary
 from nsf_optax.experiments.runner.errors import ConfigError
+from nsf_optax.experiments.tuning.protocol import Search
+from nsf_optax.spectral import detectable_difference
 
 
 @pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
@@ -282,3 +285,92 @@ def test_budget_flag_mistakes_are_one_line(argv, expected, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "w").exists()
+
+
+def test_matching_budget_allows_only_what_the_design_cannot_detect():
+    diff = [
+        [-0.05, -0.04, -0.06, -0.05],  # 0.25: clearly below
+        [-0.01, 0.02, 0.0, -0.005],  # 0.5: within the detectable difference
+        [0.02, 0.03, 0.02, 0.025],
+    ]
+    r = budgets.smallest_budget([0.25, 0.5, 1.0], diff)
+    expected = [detectable_difference(np.asarray(d)) for d in diff]
+    np.testing.assert_allclose(r["detectable"], expected, rtol=1e-12)
+    # 0.5: mean - half = 0.00125 - 0.0208 > -0.0378 (its detectable difference).
+    lower = r["mean_difference"][1] - r["ci_difference"][1]
+    assert -r["detectable"][1] < lower < 0
+    assert r["matching"] == 0.5
+    # Equal differences at 0.25 are shown 5 points below: a detectable 0.
+    flat = budgets.smallest_budget([0.25, 1.0], [[-0.05] * 3, [0.0, 0.01, -0.01]])
+    assert flat["detectable"][0] == 0.0 and flat["matching"] == 1.0
+    one = budgets.smallest_budget([0.5, 1.0], [[-0.01], [0.0]])
+    assert one["matching"] is None and math.isnan(one["detectable"][0])
+    claims = compare_budgets.headline(
+        [{"method": "nsf", "reach": r}, {"method": "sgd", "reach": one}]
+    )
+    assert claims == [
+        {"method": "nsf", "matching": 0.5, "claim": False},
+        {"method": "sgd", "matching": None, "claim": False},
+    ]
+    assert compare_budgets.headline([{"method": "a", "reach": r}], 0.5)[0]["claim"]
+    assert compare_budgets.headline_line(claims) == (
+        "**Baseline accuracy at 0.25 of the cost?** nsf: no (matches from budget "
+        "0.5); sgd: no (no budget shown to match)."
+    )
+
+
+SEARCH = Search(lr_grid=(0.03, 0.3), tune_seeds=1, val_fraction=0.2)
+
+
+def test_tuned_budget_plan_keys_every_method_and_budget():
+    tiny = get_config("tiny")
+    bases = compare_budgets.tuning_bases(tiny, ["sgd", "adam"], (0.5, 1.0))
+    assert list(bases) == ["sgd@0.5", "sgd@1", "adam@0.5", "adam@1"]
+    assert bases["sgd@0.5"].num_steps == 3 and bases["adam@1"].optimizer == "adam"
+    names = compare_budgets.run_names(
+        tiny, ["sgd", "adam"], 2, (0.5, 1.0), search=SEARCH
+    )
+    assert names == [f"tuning/trial{k}" for k in range(8)]  # 4 keys x 2 rates x 1
+    lrs = {"sgd@0.5": 0.3, "sgd@1": 0.03}
+    plan = compare_budgets.final_plan(tiny, ["sgd"], 2, (0.5, 1.0), "scaled", lrs)
+    assert [(name, c.learning_rate, c.seed) for *_, c, name in plan] == [
+        ("sgd/budget0.5-lr0.3/seed0", 0.3, 0),
+        ("sgd/budget0.5-lr0.3/seed1", 0.3, 1),
+        ("sgd/budget1-lr0.03/seed0", 0.03, 0),
+        ("sgd/budget1-lr0.03/seed1", 0.03, 1),
+    ]
+
+
+@pytest.mark.slow  # 4 trials and 3 final runs: about a minute on a loaded 2-core CPU
+def test_tuned_budgets_tune_per_budget_and_keep_the_full_budget_variant(
+    tmp_path, capsys
+):
+    base = dataclasses.replace(get_config("tiny"), progress=False)
+    rows = compare_budgets.run_budget_comparison(
+        base, tmp_path, budgets=(0.5, 1.0), methods=["sgd"], seeds=1,
+        search=SEARCH, preset="tiny",
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == (
+        "NOT EVIDENCE (a smoke test): the tiny preset (for tests); "
+        "1 final seed (fewer than 5)"
+    )
+    tuned = json.loads((tmp_path / "budgets-scaled-tuned.json").read_text())
+    full = json.loads((tmp_path / "budgets-scaled-full-lr.json").read_text())
+    assert tuned["rows"] == summary.strict_json(rows) and tuned["evidence"] is False
+    assert list(tuned["tuning"]) == ["sgd@0.5", "sgd@1"]
+    chosen = {k: t["chosen"]["learning_rate"] for k, t in tuned["tuning"].items()}
+    for t in tuned["tuning"].values():
+        assert len(t["trials"]) == 2 and t["edge"] in ("low", "high")
+    configs = _run_configs(tmp_path)
+    assert f"sgd/budget0.5-lr{chosen['sgd@0.5']:g}/seed0" in configs
+    assert f"sgd/budget0.5-lr{chosen['sgd@1']:g}/seed0" in configs
+    assert len(configs) == (2 if chosen["sgd@0.5"] == chosen["sgd@1"] else 3)
+    # Both variants share the full-budget run.
+    assert full["rows"][0]["test_accuracy"][1] == tuned["rows"][0]["test_accuracy"][1]
+    md = (tmp_path / "budgets-scaled-tuned.md").read_text()
+    assert "tuned per method and budget" in md and "## Tuning" in md
+    assert "Baseline accuracy at 0.25 of the cost?" in md
+    assert (
+        "not retuned per budget" in (tmp_path / "budgets-scaled-full-lr.md").read_text()
+    )

@@ -239,6 +239,13 @@ def smallest_budget(
     (``b_lo <= b_hat <= b_hi``); ``None`` means no budget qualifies. Per seed, the
     smallest budget whose difference is ``>= 0`` is reported too.
 
+    ``matching`` answers "the target's accuracy at this budget" as the design
+    can: the first budget whose whole interval lies above ``-d_i``, with ``d_i``
+    the smallest difference these seeds detect at 80 % power
+    (:func:`nsf_optax.spectral.detectable_difference` of the budget's paired
+    differences): the method is shown to be no worse than the target by more
+    than the design can see. None with one seed (no interval).
+
     Args:
       budgets: ascending budgets, shape ``[k]``.
       differences: paired accuracy differences, shape ``[k, seeds]``.
@@ -248,7 +255,8 @@ def smallest_budget(
       A dict with ``estimate``, ``low``, ``high`` (budgets or None),
       ``mean_difference`` and ``ci_difference`` (per budget; the half-width is nan
       for one seed, which then also gives ``low = high = estimate``),
-      ``seeds_reaching`` (per budget) and ``per_seed`` (one budget or None each).
+      ``seeds_reaching`` (per budget), ``per_seed`` (one budget or None each),
+      ``detectable`` (per budget, nan for one seed) and ``matching``.
 
     Examples:
       >>> r = smallest_budget([0.5, 1.0], [[-0.02, -0.01, -0.03], [0.0, 0.01, 0.0]])
@@ -268,9 +276,11 @@ def smallest_budget(
         raise ValueError(f"level must be in (0, 1), got {level}.")
     if any(b >= c for b, c in itertools.pairwise(budgets)):
         raise ValueError(f"budgets must be strictly increasing, got {budgets}.")
-    from nsf_optax.spectral import mean_ci  # imports jax: not at module level
+    # nsf_optax.spectral imports jax: not at module level.
+    from nsf_optax.spectral import detectable_difference, mean_ci
 
     mean_k, half_k = mean_ci(diff, axis=1, level=level)
+    detectable = np.asarray([detectable_difference(d, level=level) for d in diff])
     mean = np.asarray(mean_k, np.float64)  # [k]
     half = np.asarray(half_k, np.float64)
     spread = np.nan_to_num(half, nan=0.0)  # one seed: no interval to widen by
@@ -288,6 +298,9 @@ def smallest_budget(
         "ci_difference": [float(x) for x in half],
         "seeds_reaching": [int(x) for x in np.sum(diff >= 0, axis=1)],
         "per_seed": per_seed,
+        "detectable": [float(x) for x in detectable],
+        # nan (one seed) compares False: no budget is shown to match.
+        "matching": first(mean - half >= -detectable),
     }
 
 

@@ -12,13 +12,16 @@ Plain Python (no jax): the commands may call it before anything trains.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 MIN_SEEDS = 5
 SMOKE_PRESETS = ("tiny",)
 
 
-def assess(*, preset: str, seeds: int, tuned: bool, quick: bool = False) -> dict:
+def assess(
+    *, preset: str, seeds: int, tuned: bool, quick: bool = False
+) -> dict[str, Any]:
     """Whether results of this design are evidence, and if not, why.
 
     Args:
@@ -56,7 +59,7 @@ def assess(*, preset: str, seeds: int, tuned: bool, quick: bool = False) -> dict
     return {"evidence": not reasons, "not_evidence_because": reasons}
 
 
-def line(assessment: dict[str, Any]) -> str:
+def line(assessment: Mapping[str, Any]) -> str:
     """The one line a command prints about :func:`assess`'s answer.
 
     Args:
