@@ -410,7 +410,9 @@ def test_not_detected_differences_say_what_was_detectable():
     assert np.isnan(table[2]["vs_sgd_detectable"])  # 40 points below: detected
     assert np.isnan(table[2]["vs_best_detectable"])  # not tied
     text = landscape.markdown(table, [verdict], flavour="sgd")
-    assert f"tie: not detected, detectable ≥ {100 * expected:.2f} points" in text
+    points = f"detectable ≥ {100 * expected:.2f} points"
+    assert f"| SGD, tied ({points}) |" in text
+    assert f"| **best**, vs p = 0 ({points}) |" in text
     (dip,) = verdict["dips"]
     assert dip["significant"] and np.isnan(dip["detectable"])
 

@@ -263,9 +263,10 @@ def markdown(
             notes = [endpoint(r["p"], flavour)]
             notes.append("**best**" if r["best"] else "tied" if r["tied"] else "")
             if not math.isnan(r["vs_best_detectable"]):
-                notes.append(_detects("tie", r["vs_best_detectable"]))
-            if not math.isnan(r["vs_sgd_detectable"]):
-                notes.append(_detects("vs p = 0", r["vs_sgd_detectable"]))
+                notes[-1] += f" ({_detects(r['vs_best_detectable'])})"
+            # With p = 0 the best, its tie note already says it.
+            if not math.isnan(r["vs_sgd_detectable"]) and verdict["best_p"] != 0.0:
+                notes.append(f"vs p = 0 ({_detects(r['vs_sgd_detectable'])})")
             if r["nonfinite_losses"]:
                 notes.append(f"{r['nonfinite_losses']} non-finite losses")
             loss = _pm(r["loss_mean"], r["loss_ci95"], 1.0, 4)
@@ -282,7 +283,7 @@ def markdown(
             f"dip at p = {d['at']:g} between {d['between'][0]:g} and "
             f"{d['between'][1]:g}: {_pm(d['diff_mean'], d['diff_ci95'], 100, 2)} "
             f"points ({'significant' if d['significant'] else 'not significant'}"
-            f"{'' if d['significant'] else '; ' + _detects('', d['detectable'])})"
+            f"{'' if d['significant'] else '; ' + _detects(d['detectable'])})"
             for d in verdict["dips"]
         )
         out.append(
@@ -297,12 +298,11 @@ def markdown(
     return "\n".join(out)
 
 
-def _detects(what: str, detectable: float) -> str:
-    # A not-detected difference, with what the design could have detected.
-    head = f"{what}: " if what else ""
+def _detects(detectable: float) -> str:
+    # What the design of a not-detected difference could have detected.
     if math.isnan(detectable):
-        return f"{head}not detected, one seed detects nothing"
-    return f"{head}not detected, detectable ≥ {100 * detectable:.2f} points"
+        return "one seed detects nothing"
+    return f"detectable ≥ {100 * detectable:.2f} points"
 
 
 def trend_line(trend: dict[str, Any]) -> str:
