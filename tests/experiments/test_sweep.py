@@ -21,6 +21,7 @@ from nsf_optax.experiments.runner.errors import (
     ConfigError,
     WorkdirLockedError,
 )
+from nsf_optax.spectral import detectable_difference
 
 from ._runs import start_on_host_devices
 
@@ -149,6 +150,20 @@ def test_outputs(finished):
     md = (workdir / "results.md").read_text()
     assert md.count("### label noise") == 2
     assert "**best**" in md and "| SGD" in md and "Adam's p" in md
+    assert "NOT EVIDENCE (a smoke test): the custom preset" not in md
+    assert "NOT EVIDENCE (a smoke test): 2 final seeds (fewer than 5); learning " in md
+    with open(workdir / "sweep.json") as f:
+        settings = json.load(f)
+    with open(workdir / "verdicts.json") as f:
+        record = json.load(f)
+    assert record["evidence"] is False and len(record["verdicts"]) == 2
+    assert record["trend"]["label_noise"] == [0.0, 0.25]
+    assert "Does the best p move up with label noise?" in md
+    assert settings["evidence"] is False
+    assert settings["not_evidence_because"] == [
+        "2 final seeds (fewer than 5)",
+        "learning rates not tuned",
+    ]
     assert (workdir / "landscape.png").read_bytes()[:4] == b"\x89PNG"
     for noise in SWEEP["label_noise"]:
         level = pathlib.Path(sweep.level_dir(workdir, noise))
@@ -245,7 +260,12 @@ def test_cifar10_from_disk_through_the_command(fake_cifar10, tmp_path, capsys):
         (0.0, 0, 0.0),
         (0.5, 0, 0.0),
     ]
-    assert "### label noise 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "### label noise 0" in out
+    assert out.strip().splitlines()[-1] == (
+        "NOT EVIDENCE (a smoke test): 1 final seed (fewer than 5); "
+        "learning rates not tuned"
+    )
 
 
 @pytest.mark.parametrize(
@@ -260,6 +280,13 @@ def test_cifar10_from_disk_through_the_command(fake_cifar10, tmp_path, capsys):
         (["--optimizer", "sgd"], "unrecognized arguments: --optimizer"),
         (["--num_steps", "-3"], "num_steps must be > 0"),
         (["--map_batch_size", "-1"], "must be >= 0"),
+        (["--lr_grid", "0.1", "1"], "lr_grid needs --tune"),
+        (["--tune_seeds", "3"], "tune_seeds needs --tune"),
+        (["--tune", "--lr_grid", "0.1", "-1"], "must be a positive number"),
+        (["--tune", "--lr_grid", "0.1", "0.1"], "lr_grid repeats a value"),
+        (["--tune", "--val_fraction", "0.5"], "must be in (0, 0.5)"),
+        (["--tune", "--tune_seeds", "0"], "must be > 0"),
+        (["--tune", "--max_steps_this_run", "2"], "cannot be used with --tune"),
     ],
 )
 def test_cli_mistakes_are_one_line_exit_2(argv, expected, capsys, tmp_path):
@@ -276,6 +303,51 @@ def test_help_names_the_sweeps_flags():
     text = sweep.build_parser().format_help()
     for flag in ("--p", "--seeds", "--label_noise", "--flavour", "--normalize"):
         assert flag in text
+    for flag in ("--tune", "--lr_grid", "--tune_seeds", "--val_fraction"):
+        assert flag in text
+    assert text.count("--val_fraction") == 1  # the search's, not the config field's
+
+
+@pytest.mark.slow  # 8 tiny runs one after another: 70 s on a loaded 2-core machine
+def test_tuned_sweep_tunes_every_p_then_trains_the_final_seeds(tmp_path, capsys):
+    workdir = tmp_path / "t"
+    argv = ["--config", "tiny", "--p", "0", "0.5", "--seeds", "2", "--tune"]
+    argv += ["--lr_grid", "0.3", "0.03", "--tune_seeds", "1", "--val_fraction", "0.2"]
+    assert sweep.main([*argv, "--workdir", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == (
+        "NOT EVIDENCE (a smoke test): the tiny preset (for tests); "
+        "2 final seeds (fewer than 5)"
+    )
+    record = json.loads((workdir / "verdicts.json").read_text())
+    tuning = record["tuning"]
+    assert list(tuning) == ["p=0@noise=0", "p=0.5@noise=0"]
+    plan = json.loads((workdir / "tuning" / "plan.json").read_text())
+    assert len(plan) == 4  # the same two trials for every p
+    for k, entry in enumerate(plan):
+        trial = tuning[entry["key"]]
+        assert trial["grid"] == [0.03, 0.3]
+        metrics = json.loads(
+            (workdir / "tuning" / f"trial{k}" / "metrics.json").read_text()
+        )
+        (mine,) = [
+            t for t in trial["trials"] if t["learning_rate"] == entry["learning_rate"]
+        ]
+        assert mine["seed"] == 1000
+        assert mine["val_accuracy"] == metrics[-1]["test_accuracy"]
+    rows = json.loads((workdir / "results.json").read_text())
+    assert [(r["p"], r["seed"]) for r in rows] == [(0, 0), (0, 1), (0.5, 0), (0.5, 1)]
+    for r in rows:
+        chosen = tuning[f"p={r['p']:g}@noise=0"]
+        assert r["learning_rate"] == chosen["chosen"]["learning_rate"]
+        assert chosen["edge"] == ("low" if r["learning_rate"] == 0.03 else "high")
+        best = max((t for t in chosen["trials"]), key=lambda t: t["val_accuracy"])
+        assert chosen["val_target"] == best["val_accuracy"]
+    final = json.loads((workdir / "final" / "trial3" / "config.json").read_text())
+    assert final["seed"] == 1 and final["val_fraction"] == 0.0
+    md = (workdir / "results.md").read_text()
+    assert "lr tuned per p and noise level" in md and "## Tuning" in md
+    assert "| grid index | p=0 (edge: " in md
 
 
 def _rows(acc):
@@ -322,3 +394,80 @@ def test_landscape_flat_noise_is_unimodal_and_counts_nonfinite_losses():
     assert table[0]["nonfinite_losses"] == 1
     with pytest.raises(ValueError, match="every seed"):
         landscape.summarize(rows[1:])
+
+
+def test_not_detected_differences_say_what_was_detectable():
+    noise = np.array([0.0, 0.01, -0.01, 0.002])
+    acc = [0.9 + noise, 0.9 + noise[::-1], 0.5 + noise, 0.8 + noise]
+    table, (verdict,) = landscape.summarize(_rows(acc))
+    # p = -0.5 and 0 tie (equal seed means): differences noise - noise[::-1].
+    diffs = noise - noise[::-1]
+    expected = detectable_difference(diffs)
+    assert verdict["best_p"] == -0.5 and verdict["tied_ps"] == [-0.5, 0.0]
+    np.testing.assert_allclose(table[1]["vs_best_detectable"], expected, rtol=1e-9)
+    np.testing.assert_allclose(table[0]["vs_sgd_detectable"], expected, rtol=1e-9)
+    assert np.isnan(table[0]["vs_best_detectable"])  # the best itself
+    assert np.isnan(table[2]["vs_sgd_detectable"])  # 40 points below: detected
+    assert np.isnan(table[2]["vs_best_detectable"])  # not tied
+    text = landscape.markdown(table, [verdict], flavour="sgd")
+    assert f"tie: not detected, detectable ≥ {100 * expected:.2f} points" in text
+    (dip,) = verdict["dips"]
+    assert dip["significant"] and np.isnan(dip["detectable"])
+
+
+def test_a_dip_within_the_noise_reports_its_detectable_difference():
+    noise = np.array([0.0, 0.01, -0.01, 0.002])
+    wobble = np.array([0.004, -0.004, 0.002, -0.001])
+    acc = [0.9 + noise, 0.899 + noise + wobble, 0.9 + noise, 0.5 + noise]
+    _, (verdict,) = landscape.summarize(_rows(acc))
+    (dip,) = verdict["dips"]
+    assert not dip["significant"] and verdict["unimodal"]
+    np.testing.assert_allclose(
+        dip["detectable"], detectable_difference(wobble - 0.001), rtol=1e-9
+    )
+
+
+def _trend_rows(best_by_level, seeds=4, gap=0.05, spread=0.0, seed=0):
+    # Accuracy 0.8 everywhere but ``gap`` higher at each level's best p, plus
+    # per-run noise of standard deviation ``spread``.
+    rng = np.random.default_rng(seed)
+    return [
+        dict(
+            p=p,
+            seed=s,
+            label_noise=f,
+            final_test_accuracy=0.8 + gap * (p == best) + spread * rng.normal(),
+            final_test_loss=1.0,
+        )
+        for f, best in best_by_level.items()
+        for p in (-0.5, 0.0, 0.25, 0.5)
+        for s in range(seeds)
+    ]
+
+
+def test_best_p_moving_up_is_detected_with_the_grid_resolution():
+    trend = landscape.best_p_trend(_trend_rows({0.0: 0.0, 0.2: 0.25, 0.4: 0.5}))
+    assert trend["best_p"] == [0.0, 0.25, 0.5]
+    assert trend["slope"] == pytest.approx(1.25)
+    # Clear gaps: every resample finds the same best p.
+    assert trend["slope_ci95"] == pytest.approx([1.25, 1.25])
+    assert trend["verdict"] == "up"
+    down = landscape.best_p_trend(_trend_rows({0.0: 0.5, 0.4: -0.5}))
+    assert down["slope"] == pytest.approx(-2.5) and down["verdict"] == "down"
+    line = landscape.trend_line(trend)
+    assert "best p 0 at noise 0, 0.25 at noise 0.2, 0.5 at noise 0.4" in line
+    assert line.endswith("[1.25, 1.25] (resolution: the p grid): up.")
+
+
+def test_best_p_trend_within_the_seed_noise_is_not_detected():
+    rows = _trend_rows({0.0: 0.0, 0.4: 0.0}, seeds=5, gap=0.0, spread=0.02)
+    trend = landscape.best_p_trend(rows, resamples=500, seed=1)
+    low, high = trend["slope_ci95"]
+    assert low < 0 < high and trend["verdict"] == "not detected"
+    again = landscape.best_p_trend(rows, resamples=500, seed=1)
+    assert again == trend  # seeded
+    one_seed = landscape.best_p_trend(_trend_rows({0.0: 0.0, 0.4: 0.5}, seeds=1))
+    assert np.isnan(one_seed["slope_ci95"]).all()
+    assert one_seed["verdict"] == "not detected"
+    with pytest.raises(ValueError, match="two or more noise levels"):
+        landscape.best_p_trend(_trend_rows({0.0: 0.0}))

@@ -14,6 +14,14 @@ exponents is taken seed by seed and its 95 % Student-t interval over seeds
   is significant when the paired difference between the lowest point between them
   and the lower of the two modes has an interval entirely below 0. A landscape
   without a significant dip is unimodal at this resolution.
+* **detectable**: beside every difference that is not detected (a tie, a
+  difference to p = 0 whose interval reaches 0, a dip that is not significant),
+  the smallest true difference a paired t-test of these seeds would detect with
+  80 % power (``nsf_optax.spectral.detectable_difference``): "not detected" says
+  nothing about differences smaller than that.
+* **trend** (:func:`best_p_trend`): does the best p move up with label noise? The
+  least-squares slope of the best p against the noise level, with a 95 %
+  bootstrap interval over seeds.
 
 Imports numpy and scipy only (no jax).
 """
@@ -27,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from nsf_optax.spectral import mean_ci
+from nsf_optax.spectral import detectable_difference, mean_ci
 
 
 def endpoint(p: float, flavour: str) -> str:
@@ -74,6 +82,11 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
     return float(mean), float(half)
 
 
+def _detectable(differences: np.ndarray) -> float:
+    # Paired differences of a single seed (or all equal) detect nothing / anything.
+    return float(detectable_difference(np.asarray(differences, np.float64)))
+
+
 def _modes(means: np.ndarray) -> list[int]:
     # Local maxima of a curve, a run of equal values counting as one point.
     groups = [[0]]
@@ -102,13 +115,16 @@ def _dips(
         valley = a + int(np.argmin(means[a : b + 1]))
         lower = a if means[a] <= means[b] else b
         diff = _ci(acc[valley] - acc[lower])
+        significant = bool(diff[0] + diff[1] < 0)  # False for nan
+        detectable = math.nan if significant else _detectable(acc[valley] - acc[lower])
         dips.append(
             {
                 "between": [ps[a], ps[b]],
                 "at": ps[valley],
                 "diff_mean": diff[0],
                 "diff_ci95": diff[1],
-                "significant": bool(diff[0] + diff[1] < 0),  # False for nan
+                "significant": significant,
+                "detectable": detectable,
             }
         )
     return dips
@@ -129,12 +145,16 @@ def summarize(
       ascending) with ``seeds``, ``accuracy_mean``/``accuracy_ci95``,
       ``loss_mean``/``loss_ci95`` (over finite losses), ``nonfinite_losses``,
       ``vs_best_mean``/``vs_best_ci95`` and ``vs_sgd_mean``/``vs_sgd_ci95``
-      (paired accuracy differences; nan without a p = 0 run), ``best``, ``tied``.
-      ``verdicts``: one dict per noise level with ``best_p``, ``tied_ps``,
-      ``modes`` (the p of each local maximum), ``dips`` (per neighbouring pair of
-      modes: the p of the lowest point between them, its paired difference to the
-      lower mode with the interval, and ``significant``) and ``unimodal``. The
-      half-widths are nan with a single seed.
+      (paired accuracy differences; nan without a p = 0 run), ``best``, ``tied``,
+      and ``vs_best_detectable`` / ``vs_sgd_detectable``: for a difference not
+      detected (its interval reaches 0), the smallest true difference detectable
+      at 80 % power with these seeds, else nan. ``verdicts``: one dict per noise
+      level with ``best_p``, ``tied_ps``, ``modes`` (the p of each local
+      maximum), ``dips`` (per neighbouring pair of modes: the p of the lowest
+      point between them, its paired difference to the lower mode with the
+      interval, ``significant``, and ``detectable`` when it is not) and
+      ``unimodal``. The half-widths and detectable differences are nan with a
+      single seed.
 
     Examples:
       >>> from nsf_optax.experiments.landscape import stats as landscape
@@ -156,6 +176,7 @@ def summarize(
         for i, p in enumerate(ps):
             vs_best = _ci(acc[i] - acc[best])
             vs_sgd = _ci(acc[i] - acc[sgd]) if sgd is not None else (math.nan,) * 2
+            sgd_detected = vs_sgd[0] - vs_sgd[1] > 0 or vs_sgd[0] + vs_sgd[1] < 0
             finite = loss[i][np.isfinite(loss[i])]
             # One seed gives no interval: only the best itself is then tied.
             is_tied = i == best or vs_best[0] + vs_best[1] >= 0
@@ -175,6 +196,12 @@ def summarize(
                     "vs_best_ci95": vs_best[1],
                     "vs_sgd_mean": vs_sgd[0],
                     "vs_sgd_ci95": vs_sgd[1],
+                    "vs_best_detectable": _detectable(acc[i] - acc[best])
+                    if is_tied and i != best
+                    else math.nan,
+                    "vs_sgd_detectable": _detectable(acc[i] - acc[sgd])
+                    if sgd is not None and i != sgd and not sgd_detected
+                    else math.nan,
                     "best": i == best,
                     "tied": is_tied,
                 }
@@ -207,6 +234,7 @@ def markdown(
     verdicts: Sequence[dict[str, Any]],
     *,
     flavour: str,
+    trend: dict[str, Any] | None = None,
 ) -> str:
     """The tables and verdicts of :func:`summarize` as markdown (accuracy in %).
 
@@ -214,11 +242,13 @@ def markdown(
       table: from :func:`summarize`.
       verdicts: from :func:`summarize`.
       flavour: "sgd" or "adam", for the endpoint names (:func:`endpoint`).
+      trend: :func:`best_p_trend`'s answer, a closing line; None for none.
 
     Returns:
       One table per noise level (mean ± 95 % interval over seeds; paired
-      differences to the best p and to p = 0, in points) and one verdict line
-      each.
+      differences to the best p and to p = 0, in points, each not detected one
+      with the difference detectable at 80 % power) and one verdict line each,
+      then the trend's line.
     """
     out = []
     for verdict in verdicts:
@@ -232,6 +262,10 @@ def markdown(
         for r in (r for r in table if r["label_noise"] == noise):
             notes = [endpoint(r["p"], flavour)]
             notes.append("**best**" if r["best"] else "tied" if r["tied"] else "")
+            if not math.isnan(r["vs_best_detectable"]):
+                notes.append(_detects("tie", r["vs_best_detectable"]))
+            if not math.isnan(r["vs_sgd_detectable"]):
+                notes.append(_detects("vs p = 0", r["vs_sgd_detectable"]))
             if r["nonfinite_losses"]:
                 notes.append(f"{r['nonfinite_losses']} non-finite losses")
             loss = _pm(r["loss_mean"], r["loss_ci95"], 1.0, 4)
@@ -247,7 +281,8 @@ def markdown(
         dips = "; ".join(
             f"dip at p = {d['at']:g} between {d['between'][0]:g} and "
             f"{d['between'][1]:g}: {_pm(d['diff_mean'], d['diff_ci95'], 100, 2)} "
-            f"points ({'significant' if d['significant'] else 'not significant'})"
+            f"points ({'significant' if d['significant'] else 'not significant'}"
+            f"{'' if d['significant'] else '; ' + _detects('', d['detectable'])})"
             for d in verdict["dips"]
         )
         out.append(
@@ -257,4 +292,120 @@ def markdown(
             f"{'; ' + dips if dips else ''}: "
             f"{'unimodal' if verdict['unimodal'] else 'not unimodal'}.\n"
         )
+    if trend is not None:
+        out.append(trend_line(trend))
     return "\n".join(out)
+
+
+def _detects(what: str, detectable: float) -> str:
+    # A not-detected difference, with what the design could have detected.
+    head = f"{what}: " if what else ""
+    if math.isnan(detectable):
+        return f"{head}not detected, one seed detects nothing"
+    return f"{head}not detected, detectable ≥ {100 * detectable:.2f} points"
+
+
+def trend_line(trend: dict[str, Any]) -> str:
+    """:func:`best_p_trend`'s answer as one markdown line.
+
+    Args:
+      trend: :func:`best_p_trend`'s answer.
+
+    Returns:
+      The best p per noise level, the slope with its interval and the verdict.
+
+    Examples:
+      >>> trend_line(dict(label_noise=[0.0, 0.4], best_p=[0.0, 0.5], slope=1.25,
+      ...                 slope_ci95=[0.0, 2.5], verdict="not detected"))
+      '**Does the best p move up with label noise?** best p 0 at ...: not detected.'
+    """
+    levels = ", ".join(
+        f"{p:g} at noise {f:g}"
+        for f, p in zip(trend["label_noise"], trend["best_p"], strict=True)
+    )
+    low, high = trend["slope_ci95"]
+    return (
+        f"**Does the best p move up with label noise?** best p {levels}; slope "
+        f"{trend['slope']:.3g} p per unit noise, 95 % bootstrap interval "
+        f"[{low:.3g}, {high:.3g}] (resolution: the p grid): {trend['verdict']}."
+    )
+
+
+def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # Least-squares slope of each row of y (..., levels) against x (levels,).
+    dx = x - x.mean()
+    return (y - y.mean(axis=-1, keepdims=True)) @ dx / float(dx @ dx)
+
+
+def best_p_trend(
+    rows: Sequence[dict[str, Any]], *, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Does the best p move up with label noise? The slope, with its interval.
+
+    Per noise level the best p is the argmax over the p grid of the seed-mean
+    final test accuracy (the lowest p on an exact tie); the slope is the
+    least-squares slope of that best p against the noise level. Its 95 %
+    interval is a percentile bootstrap over seeds: every resample draws each
+    level's seeds with replacement (the same draw for every p of the level, as
+    the runs are paired), recomputes each level's best p and the slope. The
+    resolution is the p grid's: a best p between two grid points is reported as
+    one of them, so slopes smaller than the grid's spacing over the noise range
+    cannot be seen.
+
+    Args:
+      rows: the sweep's runs (see :func:`summarize`), at two or more noise
+        levels.
+      resamples: bootstrap resamples, >= 1.
+      seed: the bootstrap's random seed.
+
+    Returns:
+      ``{"label_noise": [levels], "best_p": [per level], "slope": float,
+      "slope_ci95": [low, high], "verdict": "up" | "down" | "not detected"}``:
+      "up" when the whole interval is above 0, "down" when below, else "not
+      detected" (then the interval bounds the slopes the design excludes). The
+      interval is ``[nan, nan]`` with fewer than two seeds at some level.
+
+    Raises:
+      ValueError: for fewer than two noise levels or ``resamples`` < 1.
+
+    Examples:
+      >>> rows = [
+      ...     dict(p=p, seed=s, label_noise=f, final_test_accuracy=a + s / 100,
+      ...          final_test_loss=1.0)
+      ...     for f, best in ((0.0, 0.0), (0.4, 0.5)) for p in (0.0, 0.5)
+      ...     for s in range(3) for a in [0.9 if p == best else 0.8]]
+      >>> trend = best_p_trend(rows)
+      >>> trend["best_p"], round(trend["slope"], 4), trend["verdict"]
+      ([0.0, 0.5], 1.25, 'up')
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}.")
+    levels = sorted({r["label_noise"] for r in rows})
+    if len(levels) < 2:
+        raise ValueError(f"a trend needs two or more noise levels, got {levels}.")
+    rng = np.random.default_rng(seed)
+    best, boot, few_seeds = [], [], False
+    for noise in levels:
+        ps, _, acc, _ = _grid(rows, noise)
+        grid = np.asarray(ps)
+        best.append(float(grid[np.argmax(acc.mean(axis=1))]))
+        n = acc.shape[1]
+        few_seeds |= n < 2
+        draws = rng.integers(0, n, size=(resamples, n))
+        boot.append(grid[np.argmax(acc[:, draws].mean(axis=-1), axis=0)])
+    x = np.asarray(levels, np.float64)
+    slope = float(_slopes(x, np.asarray(best)))
+    if few_seeds:
+        low = high = math.nan
+    else:
+        low, high = (
+            float(v) for v in np.percentile(_slopes(x, np.stack(boot, -1)), [2.5, 97.5])
+        )
+    verdict = "up" if low > 0 else "down" if high < 0 else "not detected"
+    return {
+        "label_noise": [float(f) for f in levels],
+        "best_p": best,
+        "slope": slope,
+        "slope_ci95": [low, high],
+        "verdict": verdict,
+    }

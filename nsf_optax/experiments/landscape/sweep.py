@@ -16,7 +16,10 @@ Outputs in ``--workdir``: ``results.json`` (one object per run: ``p``, ``seed``,
 when not finite, and the final running train loss and accuracy), ``results.csv``
 (the same), ``results.md`` (per noise level and p: mean and 95 % interval over
 seeds, paired differences to the best p and to p = 0, the best p, the exponents
-tied with it, the modes; see :mod:`.landscape`), ``landscape.png``,
+tied with it, the modes, the detectable differences, and with several noise
+levels whether the best p moves up with the noise; see :mod:`.stats`),
+``verdicts.json`` (the same verdicts and whether the results are evidence),
+``landscape.png``,
 ``sweep.json`` (the settings) and one directory per noise level
 (``label_noise_<F>/``: checkpoints and per-run histories). The sweep locks its
 workdir. ``--resume`` continues an interrupted sweep: levels with checkpoints
@@ -35,6 +38,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.landscape.results import RESULT_FIELDS as RESULT_FIELDS
+from nsf_optax.experiments.landscape.results import (
+    check_values,
+    result_row,
+    write_results,
+)
+from nsf_optax.experiments.landscape.results import title as title
 from nsf_optax.experiments.resnet import configs
 from nsf_optax.experiments.resnet.configs.default import (
     NSF_FLAVOURS,
@@ -48,23 +58,14 @@ from nsf_optax.experiments.runner import (
     distributed,
     launch,
     preflight,
-    summary,
     workdirs,
 )
 from nsf_optax.experiments.runner.errors import ConfigError
 from nsf_optax.experiments.runner.fields import Bound
+from nsf_optax.experiments.tuning import evidence, flags
 
 PROG = "python -m nsf_optax.experiments.landscape"
 DEFAULT_PS = (-0.5, -0.25, 0.0, 0.125, 0.25, 0.5, 0.75)
-RESULT_FIELDS = (
-    "p",
-    "seed",
-    "label_noise",
-    "final_test_accuracy",
-    "final_test_loss",
-    "final_train_loss",
-    "final_train_accuracy",
-)
 # Config fields the sweep sets itself (the rest are flags, as for one run; the
 # p-schedule parameters get none either: the sweep sets p).
 _OWN_FIELDS = (
@@ -87,23 +88,6 @@ def level_dir(workdir: str | os.PathLike, label_noise: float) -> str:
     return os.path.join(os.fspath(workdir), f"label_noise_{label_noise:g}")
 
 
-def _check(ps: Sequence[float], seeds: int, label_noise: Sequence[float]) -> None:
-    if not ps or len(set(ps)) != len(ps):
-        raise ConfigError(f"p values must be distinct, got {list(ps)}.", ("p",))
-    if not label_noise or len(set(label_noise)) != len(label_noise):
-        raise ConfigError(
-            f"label_noise values must be distinct, got {list(label_noise)}.",
-            ("label_noise",),
-        )
-    for p in ps:
-        if not math.isfinite(p):
-            raise ConfigError(f"Every p must be finite, got {p!r}.", ("p",))
-    for noise in label_noise:
-        check_field("label_noise", field_types()["label_noise"], noise)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}.")
-
-
 def run_sweep(
     config: Config,
     workdir: str | os.PathLike,
@@ -114,6 +98,7 @@ def run_sweep(
     resume: bool = False,
     map_batch_size: int | None = None,
     max_steps_this_run: int | None = None,
+    preset: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trains every (p, seed) at every label-noise level; writes the results.
 
@@ -130,6 +115,9 @@ def run_sweep(
       map_batch_size: see :func:`.population.train_population`.
       max_steps_this_run: stop each level after this many steps of this call
         (a checkpoint is written); continue with ``resume``.
+      preset: the preset ``config`` started from, for the evidence note
+        (:func:`~nsf_optax.experiments.tuning.evidence.assess`, recorded in
+        ``sweep.json`` and ``results.md``); None for a config of one's own.
 
     Returns:
       The rows of ``results.json``, one per run; empty while some level has
@@ -141,12 +129,13 @@ def run_sweep(
         :func:`.population.train_population`).
     """
     ps, label_noise = [float(p) for p in ps], [float(f) for f in label_noise]
-    _check(ps, seeds, label_noise)
+    check_values(ps, seeds, label_noise)
     config = dataclasses.replace(
         config, optimizer="nsf", p_schedule="constant", seed=0, resume=False
     )
     workdir = os.fspath(workdir)
     started = check_levels(workdir, label_noise, resume=resume)
+    note = evidence.assess(preset=preset or "custom", seeds=seeds, tuned=False)
     import jax
 
     from nsf_optax.experiments.resnet import input_pipeline, population, train
@@ -163,6 +152,7 @@ def run_sweep(
             "map_batch_size": map_batch_size,
             "backend": jax.default_backend(),
             "devices": jax.device_count(),
+            **note,
         }
         finished = True
         for noise in label_noise:
@@ -179,14 +169,14 @@ def run_sweep(
                 if last.get("step") != config.num_steps:
                     finished = False
                     continue
-                rows.append(_row(p, seed, noise, last))
+                rows.append(result_row(p, seed, noise, config.peak_learning_rate, last))
         if not finished:
             return []
         if primary:
             workdirs.write_text(
                 os.path.join(workdir, "sweep.json"), json.dumps(settings, indent=1)
             )
-            write_results(rows, workdir, config=config)
+            write_results(rows, workdir, config=config, note=note)
     return rows
 
 
@@ -218,68 +208,6 @@ def check_levels(
         # With resume, a level with checkpoints continues, one without starts.
         preflight.check_start(level, resume=resume and started[noise], what="sweep")
     return started
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _row(p: float, seed: int, noise: float, last: dict[str, float]) -> dict[str, Any]:
-    return {
-        "p": p,
-        "seed": seed,
-        "label_noise": noise,
-        "final_test_accuracy": last["test_accuracy"],
-        "final_test_loss": _finite(last["test_loss"]),
-        "final_train_loss": _finite(last["train_loss"]),
-        "final_train_accuracy": last["train_accuracy"],
-    }
-
-
-def title(config: Config, seeds: int) -> str:
-    """The sweep's one-line description (table header and figure title).
-
-    Examples:
-      >>> from nsf_optax.experiments.resnet.configs import get_config
-      >>> title(get_config("digits"), seeds=5)  # doctest: +ELLIPSIS
-      'resnet20 on digits, nsf/sgd, normalize=rms, lr 0.1, ..., 1000 steps, 5 seeds'
-    """
-    width = f", width {config.num_filters}" if config.num_filters else ""
-    subset = f" ({config.train_size} train)" if config.train_size else ""
-    return (
-        f"{config.model}{width} on {config.dataset}{subset}, nsf/{config.nsf_flavour}, "
-        f"normalize={config.normalize}, lr {config.peak_learning_rate:g}, "
-        f"batch {config.batch_size}, {config.num_steps} steps, {seeds} seeds"
-    )
-
-
-def write_results(
-    rows: Sequence[dict[str, Any]], workdir: str | os.PathLike, *, config: Config
-) -> None:
-    """Writes ``results.json``, ``results.csv``, ``results.md`` and
-    ``landscape.png`` for the runs ``rows`` of a sweep with ``config``."""
-    from nsf_optax.experiments.landscape import figures
-    from nsf_optax.experiments.landscape import stats as landscape
-
-    workdir = os.fspath(workdir)
-    table, verdicts = landscape.summarize(rows)
-    seeds = len({r["seed"] for r in rows})
-    head = title(config, seeds)
-    body = landscape.markdown(table, verdicts, flavour=config.nsf_flavour)
-    summary.write_summary(
-        os.path.join(workdir, "results"),
-        markdown=f"# p-landscape: {head}\n\nFinal test accuracy, mean ± 95 % "
-        "t-interval over seeds; differences are paired by seed.\n\n" + body + "\n",
-        record=list(rows),
-        fields=RESULT_FIELDS,
-        rows=rows,
-    )
-    figures.plot_landscape(
-        table,
-        os.path.join(workdir, "landscape.png"),
-        title=head,
-        flavour=config.nsf_flavour,
-    )
 
 
 def _float_flag(text: str) -> float:
@@ -369,9 +297,10 @@ def build_parser() -> cli.ArgumentParser:
         help="stop each level after this many steps (with a checkpoint); "
         "continue with --resume",
     )
+    flags.add_flags(parser, per="p and label-noise level")
     distributed.add_flags(parser)
     # The sweep sets p itself: no flags for the p schedules' parameters.
-    own = (*_OWN_FIELDS, *p_schedule.params())
+    own = (*_OWN_FIELDS, *flags.CONFIG_FIELDS, *p_schedule.params())
     cli.add_config_flags(parser, field_specs(), exclude=own)
     return parser
 
@@ -384,33 +313,59 @@ def main(argv: list[str] | None = None) -> int:
 def _job(args: argparse.Namespace) -> launch.Job:
     config = cli.config_from_flags(configs.get_config(args.config), args, field_specs())
     config = dataclasses.replace(config, nsf_flavour=args.flavour)
-    _check(args.p, args.seeds, args.label_noises)
+    check_values(args.p, args.seeds, args.label_noises)
     workdir = args.workdir or os.path.join("runs", f"sweep-{args.config}")
+    search = flags.search(args)
+    if search is not None:
+        from nsf_optax.experiments.landscape import tuned
 
-    def check() -> None:
-        check_levels(workdir, args.label_noises, resume=args.resume_sweep, probe=True)
+        for name in ("max_steps_this_run", "map_batch_size"):
+            if getattr(args, name) is not None:
+                raise ConfigError(f"{name} cannot be used with --tune.", (name,))
+        keyed = tuned.bases(config, args.p, args.label_noises)
+        sizes = dict(ps=args.p, seeds=args.seeds, label_noise=args.label_noises)
+
+        def check() -> None:
+            tuned.check_tuned(
+                workdir, keyed, search, args.seeds, resume=args.resume_sweep, probe=True
+            )
+
+        def sweep() -> list[dict[str, Any]]:
+            return tuned.run_tuned_sweep(
+                config, workdir, **sizes, search=search,
+                resume=args.resume_sweep, preset=args.config,
+            )  # fmt: skip
+    else:
+
+        def check() -> None:
+            check_levels(
+                workdir, args.label_noises, resume=args.resume_sweep, probe=True
+            )
+
+        def sweep() -> list[dict[str, Any]]:
+            return run_sweep(
+                config, workdir, ps=args.p, seeds=args.seeds,
+                label_noise=args.label_noises, resume=args.resume_sweep,
+                map_batch_size=args.map_batch_size,
+                max_steps_this_run=args.max_steps_this_run, preset=args.config,
+            )  # fmt: skip
 
     def run() -> None:
         import jax
 
-        rows = run_sweep(
-            config,
-            workdir,
-            ps=args.p,
-            seeds=args.seeds,
-            label_noise=args.label_noises,
-            resume=args.resume_sweep,
-            map_batch_size=args.map_batch_size,
-            max_steps_this_run=args.max_steps_this_run,
-        )
+        rows = sweep()
         if jax.process_index() != 0:
             return
-        if rows:
-            with open(os.path.join(workdir, "results.md")) as f:
-                print(f.read())
-            print(f"results and landscape.png in {os.path.abspath(workdir)}")
-        else:
+        if not rows:
             print(f"stopped before the end; continue with --resume ({workdir})")
+            return
+        with open(os.path.join(workdir, "results.md")) as f:
+            print(f.read())
+        print(f"results and landscape.png in {os.path.abspath(workdir)}")
+        note = evidence.assess(
+            preset=args.config, seeds=args.seeds, tuned=search is not None
+        )
+        print(evidence.line(note))
 
     return launch.Job(check, run)
 

@@ -8,12 +8,17 @@ checked before jax loads; a mistake is one line and exit status 2. Several
 processes (one per host): add ``--distributed`` (and, without a cluster manager,
 ``--coordinator_address``, ``--num_processes``, ``--process_id``) to the same
 command on every host; see :mod:`nsf_optax.experiments.runner.distributed`.
+
+One run is a smoke test, not evidence (one seed, an untuned learning rate): the
+command prints one line saying so and writes it to ``<workdir>/evidence.json``
+(see :func:`nsf_optax.experiments.tuning.evidence.assess`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
@@ -27,6 +32,7 @@ from nsf_optax.experiments.runner import (
     workdirs,
 )
 from nsf_optax.experiments.runner.fields import Bound
+from nsf_optax.experiments.tuning import evidence
 
 PROG = "python -m nsf_optax.experiments.resnet"
 
@@ -99,6 +105,12 @@ def _job(args: argparse.Namespace) -> launch.Job:
             print(f"\n{config.method} on {config.dataset} ({config.model})\n")
             print(history_table(result.history))
             print(f"\nmetrics, plots and checkpoints in {os.path.abspath(workdir)}")
+        if jax.process_index() == 0:
+            note = evidence.assess(preset=args.config, seeds=1, tuned=False)
+            workdirs.write_text(
+                os.path.join(workdir, "evidence.json"), json.dumps(note, indent=1)
+            )
+            print(evidence.line(note))
 
     return launch.Job(check, run)
 
