@@ -92,6 +92,9 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     assert [r["method"] for r in results["rows"]] == ["sgd", "nsf-pulse"]
     assert results["rows"][0]["seeds"] == 2
     assert results["tuned"] is False and "chosen" not in results["rows"][0]
+    assert results["evidence"] is False
+    assert "learning rates not tuned" in results["not_evidence_because"]
+    assert "NOT EVIDENCE (a smoke test): the tiny preset (for tests)" in out
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "nsf-pulse" / "seed1" / "metrics.csv").is_file()
@@ -177,8 +180,8 @@ def test_time_to_the_tuned_baseline_validation_accuracy():
         (["--lr_grid", "0.1"], "--lr_grid: lr_grid needs --tune."),
         (["--tune_seeds", "3"], "--tune_seeds: tune_seeds needs --tune."),
         (["--val_fraction", "0.2"], "--val_fraction: val_fraction needs --tune."),
-        (["--tune", "--val_fraction", "0.5"], "must be in (0, 0.5), got 0.5"),
-        (["--tune", "--lr_grid", "0.1", "-1"], "must be > 0, got -1"),
+        (["--tune", "--val_fraction", "0.5"], "must be in (0, 0.5), got '0.5'"),
+        (["--tune", "--lr_grid", "0.1", "-1"], "must be a positive number, got '-1'"),
         (["--tune", "--tune_seeds", "0"], "must be > 0, got 0"),
         (["--tune", "--val_fraction", "0.05"], "holds out 72 of the 1437"),
         (["--tune", "--budgets", "0.5", "1"], "budgets are not tuned yet"),
@@ -209,6 +212,7 @@ def test_tuned_cifar10_comparison_at_a_tiny_size(fake_cifar10, tmp_path, capsys)
     assert results_module.UNTUNED_NOTE not in out and "| grid index |" in out
     results = json.loads((workdir / "results.json").read_text())
     assert results["tuned"] is True and results["search"]["tune_seeds"] == 1
+    assert results["not_evidence_because"] == ["2 final seeds (fewer than 5)"]
     plan = json.loads((workdir / "tuning" / "plan.json").read_text())
     assert [(p["key"], p["learning_rate"], p["seed"]) for p in plan] == [
         ("sgd", 0.01, 1000),
@@ -239,3 +243,20 @@ def test_tuned_cifar10_comparison_at_a_tiny_size(fake_cifar10, tmp_path, capsys)
     assert command.main([*argv, "--resume"]) == 0
     again = json.loads((workdir / "results.json").read_text())
     assert again["rows"] == results["rows"]
+
+
+def test_the_documented_cifar10_tuned_command_parses():
+    import pathlib
+    import shlex
+
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "compare.md"
+    text = page.read_text().replace("\\\n", " ")
+    (line,) = [
+        t for t in text.splitlines() if "--config cifar10 --data_dir DIR --tune" in t
+    ]
+    argv = shlex.split(line)[3:]  # after "python -m nsf_optax.experiments.compare"
+    args = command.build_parser().parse_args(argv)
+    from nsf_optax.experiments.tuning import flags, protocol
+
+    assert flags.search(args) == protocol.Search(tune_seeds=2, val_fraction=0.1)
+    assert args.preset == "cifar10" and args.seeds == 5

@@ -25,8 +25,7 @@ from nsf_optax.experiments.resnet import methods as methods_table
 from nsf_optax.experiments.resnet.configs.default import field_specs
 from nsf_optax.experiments.runner import cli, launch
 from nsf_optax.experiments.runner.errors import ConfigError
-from nsf_optax.experiments.runner.fields import Bound, FieldSpec
-from nsf_optax.experiments.tuning import protocol
+from nsf_optax.experiments.tuning import flags as tuning_flags
 
 PROG = "python -m nsf_optax.experiments.compare"
 
@@ -93,96 +92,11 @@ def build_parser() -> cli.ArgumentParser:
         help="output directory (default: runs/compare-<dataset>)",
     )
     _add_budget_flags(parser)
-    _add_tuning_flags(parser)
-    cli.add_config_flags(parser, _config_specs(), exclude=("dataset",))
+    tuning_flags.add_flags(parser, per="method")
+    cli.add_config_flags(
+        parser, field_specs(), exclude=("dataset", *tuning_flags.CONFIG_FIELDS)
+    )
     return parser
-
-
-def _config_specs() -> dict[str, FieldSpec]:
-    # --val_fraction is the tuning's: the final runs train on the full set.
-    return {k: v for k, v in field_specs().items() if k != "val_fraction"}
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not Bound(low=0, low_open=True).contains(value):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 0.5:
-        raise argparse.ArgumentTypeError(f"must be in (0, 0.5), got {text}")
-    return value
-
-
-def _add_tuning_flags(parser: argparse.ArgumentParser) -> None:
-    search = protocol.Search()
-    parser.add_argument(
-        "--tune",
-        action="store_true",
-        help="tune every method's peak learning rate first, by one search on "
-        "data held out from the training set (trials in <workdir>/tuning/), then "
-        "train the seeds at the chosen rates on the full training set",
-    )
-    parser.add_argument(
-        "--lr_grid",
-        type=_positive_float,
-        nargs="+",
-        default=None,
-        metavar="LR",
-        help=f"with --tune: the learning rates tried (default: "
-        f"{protocol.GRID_POINTS} points a factor sqrt(10) apart centred on each "
-        "method's preset rate)",
-    )
-    parser.add_argument(
-        "--tune_seeds",
-        type=cli.int_flag(Bound(low=0, low_open=True)),
-        default=None,
-        metavar="N",
-        help=f"with --tune: tuning seeds per learning rate, from "
-        f"{protocol.TUNE_SEED0} on (default: {search.tune_seeds})",
-    )
-    parser.add_argument(
-        "--val_fraction",
-        type=_fraction,
-        default=None,
-        metavar="F",
-        help="with --tune: the fraction of the training set each trial holds out "
-        f"and is scored on, in (0, 0.5) (default: {search.val_fraction})",
-    )
-
-
-def _search(args: argparse.Namespace) -> protocol.Search | None:
-    # The tuning flags, refused without --tune.
-    given = [
-        name
-        for name in ("lr_grid", "tune_seeds", "val_fraction")
-        if getattr(args, name) is not None
-    ]
-    if not args.tune:
-        if given:
-            raise ConfigError(f"{given[0]} needs --tune.", (given[0],))
-        return None
-    if args.budgets is not None:
-        raise ConfigError(
-            "budgets are not tuned yet; drop --tune or --budgets.", ("tune", "budgets")
-        )
-    defaults = protocol.Search()
-    return protocol.Search(
-        lr_grid=None if args.lr_grid is None else tuple(args.lr_grid),
-        tune_seeds=defaults.tune_seeds if args.tune_seeds is None else args.tune_seeds,
-        val_fraction=(
-            defaults.val_fraction if args.val_fraction is None else args.val_fraction
-        ),
-    )
 
 
 def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
@@ -217,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _job(args: argparse.Namespace) -> launch.Job:
-    base = cli.config_from_flags(configs.get_config(args.preset), args, _config_specs())
+    base = cli.config_from_flags(configs.get_config(args.preset), args, field_specs())
     # One bar per run would scroll away: bars only when asked for.
     base = dataclasses.replace(base, progress=base.progress and args.progress is True)
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
     compare.check_analysis(base, args.methods)
-    search = _search(args)
+    search = tuning_flags.search(args)
+    if search is not None and args.budgets is not None:
+        raise ConfigError(
+            "budgets are not tuned yet; drop --tune or --budgets.", ("tune", "budgets")
+        )
     if args.budgets is None:
         if args.p_periods is not None:
             raise ConfigError("p_periods needs --budgets.", ("p_periods",))
@@ -232,7 +150,12 @@ def _job(args: argparse.Namespace) -> launch.Job:
         return launch.Job(
             lambda: compare.check_runs(workdir, names, resume=base.resume, probe=True),
             lambda: compare.run_comparison(
-                base, workdir, methods=args.methods, seeds=args.seeds, search=search
+                base,
+                workdir,
+                methods=args.methods,
+                seeds=args.seeds,
+                search=search,
+                preset=args.preset,
             ),
         )
     p_periods = args.p_periods or budgeting.DEFAULT_P_PERIODS

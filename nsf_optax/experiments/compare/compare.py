@@ -15,18 +15,12 @@ the early decision-boundary alignment (``nsf_optax.spectral.alignment.early_alig
 against SGD over the first half of training (the fraction of evaluations where the
 method's mean accuracy leads SGD's while its mean test loss is not lower).
 
-Verdicts (:mod:`.verdicts`): for every method against SGD, the paired (by seed)
-difference in final test accuracy with its 95 % t interval, and when that interval
-contains 0 the smallest difference the design could have detected at 80 % power.
-
-Tuning (``--tune``, :mod:`nsf_optax.experiments.tuning.protocol`): every method's
-learning rate is first chosen by the same search on data held out from the
-training set (trials in ``<workdir>/tuning/``), then the final seeds train at the
-chosen values on the full training set and are scored on the test set. The table
-adds the time to result: the first step at which each method's seed-mean
-test-accuracy curve reaches the tuned SGD's final validation accuracy (fixed
-before the final runs), and the paired difference in steps. Without ``--tune``
-the results say that the learning rates were not tuned.
+Verdicts against SGD (:mod:`.verdicts`): the paired difference in final test
+accuracy with its 95 % t interval, and the detectable difference when it holds 0.
+With ``--tune`` (:mod:`nsf_optax.experiments.tuning.protocol`) every method's
+learning rate is first chosen on held-out data (``<workdir>/tuning/``), the seeds
+then train at it, and the table adds the steps to the tuned SGD's validation
+accuracy; untuned results say that they were not tuned.
 
 Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
 ``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). The
@@ -64,7 +58,7 @@ from nsf_optax.experiments.resnet import methods as methods_table
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner import preflight, workdirs
 from nsf_optax.experiments.runner.errors import AnalysisError, ConfigError
-from nsf_optax.experiments.tuning import protocol
+from nsf_optax.experiments.tuning import evidence, protocol
 
 # The methods are one table, :func:`.methods.methods` (label -> the config fields
 # it sets): every optimizer, and nsf with every registered p schedule.
@@ -397,6 +391,7 @@ def run_comparison(
     methods: Sequence[str] = DEFAULT_METHODS,
     seeds: int = 5,
     search: protocol.Search | None = None,
+    preset: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trains every method on seeds ``0..seeds-1`` and writes the results.
 
@@ -413,6 +408,9 @@ def run_comparison(
       search: tune every method's learning rate first (:func:`.protocol.tune`,
         trials in ``<workdir>/tuning/``) and train the seeds at the chosen
         values; None trains at the preset's rates (the results say so).
+      preset: the preset ``base`` started from, for the evidence note
+        (:func:`~nsf_optax.experiments.tuning.evidence.assess`: printed, and
+        recorded in ``results.md`` and ``results.json``).
 
     Returns:
       The table rows (see :func:`summarize`); tuned, each also holds its
@@ -455,6 +453,9 @@ def run_comparison(
                 if tuned is not None:
                     config = protocol.apply(config, tuned[method])
                 histories[method].append(train_run(config, run_dir, base.resume))
+        note = evidence.assess(
+            preset=preset or "custom", seeds=seeds, tuned=tuned is not None
+        )
         target = None if tuned is None else tuned[BASELINE].val_target
         rows, curves = summarize(histories, val_target=target)
         text = results.write_results(
@@ -467,8 +468,10 @@ def run_comparison(
             table=markdown_table(rows),
             fields=TABLE_COLUMNS if tuned is None else TUNED_COLUMNS,
             search=search,
+            note=note,
         )
     print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
+    print(evidence.line(note))
     raise_problems(rows, workdir)
     return rows
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner import summary
-from nsf_optax.experiments.tuning import protocol
+from nsf_optax.experiments.tuning import evidence, protocol
 
 UNTUNED_NOTE = (
     "Learning rates not tuned: each method ran at the preset's rate (pass --tune "
@@ -45,6 +45,7 @@ def write_results(
     table: str,
     fields: Sequence[str],
     search: protocol.Search | None = None,
+    note: dict[str, Any] | None = None,
 ) -> str:
     """Writes the results files; returns the markdown.
 
@@ -59,6 +60,8 @@ def write_results(
       table: the markdown table of ``rows``.
       fields: its columns (the CSV's).
       search: the search that tuned them (recorded in ``results.json``).
+      note: :func:`~nsf_optax.experiments.tuning.evidence.assess`'s answer: its
+        line heads ``results.md``, its keys go into ``results.json``.
 
     Returns:
       The text of ``results.md``.
@@ -74,11 +77,13 @@ def write_results(
     if tuned is not None:
         for row in rows:
             row.update(tuned[row["method"]].to_json())
-    text = f"{title}\n\n{table}\n\n{tuning_text(tuned)}\n"
+    head = f"{evidence.line(note)}\n\n" if note else ""
+    text = f"{head}{title}\n\n{table}\n\n{tuning_text(tuned)}\n"
     summary.write_summary(
         os.path.join(workdir, "results"),
         markdown=text,
         record={
+            **(note or {}),
             "config": base.asdict(),
             "seeds": seeds,
             "tuned": tuned is not None,
