@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from nsf_optax.experiments.compare import command, compare
+from nsf_optax.experiments.compare import command, compare, verdicts
+from nsf_optax.experiments.compare import results as results_module
 from nsf_optax.experiments.resnet.configs import get_config
 
 
@@ -81,6 +82,7 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     assert command.main(argv) == 0
     out = capsys.readouterr().out
     assert "| method | final test acc |" in out
+    assert results_module.UNTUNED_NOTE in out
     lines = (tmp_path / "results.md").read_text().strip().splitlines()
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 4  # header, rule, two methods
@@ -89,6 +91,10 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
         results = json.load(f)
     assert [r["method"] for r in results["rows"]] == ["sgd", "nsf-pulse"]
     assert results["rows"][0]["seeds"] == 2
+    assert results["tuned"] is False and "chosen" not in results["rows"][0]
+    assert results["evidence"] is False
+    assert "learning rates not tuned" in results["not_evidence_because"]
+    assert "NOT EVIDENCE (a smoke test): the tiny preset (for tests)" in out
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "nsf-pulse" / "seed1" / "metrics.csv").is_file()
@@ -97,3 +103,160 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     with open(tmp_path / "results.json") as f:
         again = json.load(f)
     assert again["rows"] == results["rows"]
+
+
+def _finals(method_acc, steps=(10, 20)):
+    # One history per seed that ends at the given final accuracy.
+    return [_history([a / 2, a], [1.0, 0.5]) for a in method_acc]
+
+
+def test_paired_difference_interval_and_detectable_difference():
+    histories = {
+        "sgd": _finals([0.80, 0.82, 0.78]),
+        "nsf-pulse": _finals([0.81, 0.84, 0.77]),  # d = +0.01, +0.02, -0.01
+        "adam": _finals([0.85, 0.88, 0.82]),  # d = +0.05, +0.06, +0.04
+    }
+    rows, _ = compare.summarize(histories)
+    sgd, nsf, adam = rows
+    assert sgd["vs_baseline"] is None
+    assert sgd["table"]["Δ acc vs SGD [95% CI]"] == "-"
+    v = nsf["vs_baseline"]
+    # s = 0.015275, t(0.975, 2) = 4.302653: half-width 0.037946.
+    assert v["paired_seeds"] == 3
+    assert v["accuracy_difference_mean"] == pytest.approx(0.02 / 3)
+    assert v["accuracy_difference_ci95"] == pytest.approx(0.037946, abs=1e-6)
+    assert v["difference_detected"] is False
+    assert v["detectable_difference"] == pytest.approx(0.0499, abs=1e-4)
+    assert nsf["table"]["Δ acc vs SGD [95% CI]"] == "+0.67 [-3.13, +4.46]"
+    assert nsf["table"]["detectable Δ (80% power)"] == "4.99"
+    w = adam["vs_baseline"]
+    # s = 0.01: half-width 4.302653 * 0.01 / sqrt(3) = 0.024841, above 0.
+    assert w["accuracy_difference_mean"] == pytest.approx(0.05)
+    assert w["accuracy_difference_ci95"] == pytest.approx(0.024841, abs=1e-6)
+    assert w["difference_detected"] is True and w["detectable_difference"] is None
+    assert adam["table"]["detectable Δ (80% power)"] == "detected"
+    assert "time_to_val_target" in adam and adam["time_to_val_target"] is None
+    assert (
+        compare.markdown_table(rows).splitlines()[0].count("|")
+        == len(compare.TABLE_COLUMNS) + 1
+    )
+
+
+def test_time_to_the_tuned_baseline_validation_accuracy():
+    histories = {
+        "sgd": [
+            _history([0.2, 0.5, 0.7, 0.8], [2, 1, 1, 1]),
+            _history([0.2, 0.6, 0.6, 0.7], [2, 1, 1, 1]),
+        ],
+        "adam": [
+            _history([0.7, 0.8, 0.8, 0.8], [2, 1, 1, 1]),
+            _history([0.4, 0.7, 0.8, 0.8], [2, 1, 1, 1]),
+        ],
+    }
+    rows, _ = compare.summarize(histories, val_target=0.7)
+    sgd, adam = rows
+    # sgd: mean curve 0.2, 0.55, 0.65, 0.75 -> step 40; seeds reach at 30 and 40.
+    assert sgd["time_to_val_target"]["steps_to_val_target"] == 40.0
+    assert sgd["time_to_val_target"]["per_seed_steps_to_val_target"] == [30.0, 40.0]
+    assert sgd["table"]["steps to SGD val target"] == "40"
+    assert sgd["table"]["Δ steps vs SGD [95% CI]"] == "-"
+    t = adam["time_to_val_target"]
+    # adam: mean curve 0.55, 0.75 -> step 20; seeds at 10 and 20: d = -20, -20.
+    assert t["steps_to_val_target"] == 20.0 and t["val_target"] == 0.7
+    assert t["steps_difference_pairs"] == 2
+    assert t["steps_difference_mean"] == -20.0 and t["steps_difference_ci95"] == 0.0
+    assert adam["table"]["Δ steps vs SGD [95% CI]"] == "-20 [-20, -20]"
+    header = compare.markdown_table(rows).splitlines()[0]
+    assert header.endswith("| steps to SGD val target | Δ steps vs SGD [95% CI] |")
+    never = verdicts.time_to_target([10, 20], [[0.1, 0.2]], [[0.1, 0.9]], 0.5)
+    assert never["steps_to_val_target"] is None
+    assert never["steps_difference_pairs"] == 0
+    assert verdicts.cells(None, never)["steps to SGD val target"] == "never"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--lr_grid", "0.1"], "--lr_grid: lr_grid needs --tune."),
+        (["--tune_seeds", "3"], "--tune_seeds: tune_seeds needs --tune."),
+        (["--val_fraction", "0.2"], "--val_fraction: val_fraction needs --tune."),
+        (["--tune", "--val_fraction", "0.5"], "must be in (0, 0.5), got '0.5'"),
+        (["--tune", "--lr_grid", "0.1", "-1"], "must be a positive number, got '-1'"),
+        (["--tune", "--tune_seeds", "0"], "must be > 0, got 0"),
+        (["--tune", "--val_fraction", "0.05"], "holds out 72 of the 1437"),
+        (["--tune", "--budgets", "0.5", "1"], "budgets are not tuned yet"),
+        (["--tune", "--lr_grid", "0.1", "0.1"], "lr_grid repeats a value"),
+    ],
+)
+def test_tuning_flags_are_checked_before_anything_runs(
+    argv, expected, capsys, tmp_path
+):
+    workdir = tmp_path / "w"
+    assert command.main(["--config", "tiny", "--workdir", str(workdir), *argv]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert expected in line
+    assert not workdir.exists()
+
+
+def test_tuned_cifar10_comparison_at_a_tiny_size(fake_cifar10, tmp_path, capsys):
+    # The docs' GPU command (docs/compare.md), shrunk to the 40-image test file.
+    workdir = tmp_path / "c"
+    argv = ["--config", "cifar10", "--data_dir", str(fake_cifar10), "--tune"]
+    argv += ["--lr_grid", "0.01", "0.1", "--tune_seeds", "1", "--val_fraction", "0.3"]
+    argv += ["--model", "tiny", "--batch_size", "8", "--eval_batch_size", "4"]
+    argv += ["--num_steps", "4", "--warmup_steps", "1", "--eval_every_steps", "2"]
+    argv += ["--checkpoint_every_steps", "0", "--no-progress"]
+    argv += ["--methods", "sgd,adam", "--seeds", "2", "--workdir", str(workdir)]
+    assert command.main(argv) == 0
+    out = capsys.readouterr().out
+    assert results_module.UNTUNED_NOTE not in out and "| grid index |" in out
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["tuned"] is True and results["search"]["tune_seeds"] == 1
+    assert results["not_evidence_because"] == ["2 final seeds (fewer than 5)"]
+    plan = json.loads((workdir / "tuning" / "plan.json").read_text())
+    assert [(p["key"], p["learning_rate"], p["seed"]) for p in plan] == [
+        ("sgd", 0.01, 1000),
+        ("sgd", 0.1, 1000),
+        ("adam", 0.01, 1000),
+        ("adam", 0.1, 1000),
+    ]
+    for row in results["rows"]:
+        assert row["grid"] == [0.01, 0.1] and row["edge"] in ("low", "high")
+        assert len(row["trials"]) == 2
+        # Scored on the 12 held-out images (30 % of 40), not the 8 test ones.
+        for trial in row["trials"]:
+            assert trial["val_accuracy"] * 12 == pytest.approx(
+                round(trial["val_accuracy"] * 12), abs=1e-4
+            )
+        chosen = row["chosen"]["learning_rate"]
+        for seed in range(2):
+            run = workdir / row["method"] / f"seed{seed}" / "config.json"
+            config = json.loads(run.read_text())
+            assert config["learning_rate"] == chosen
+            assert config["val_fraction"] == 0.0 and config["seed"] == seed
+        assert row["time_to_val_target"]["val_target"] == pytest.approx(
+            results["rows"][0]["val_target"]
+        )
+    md = (workdir / "results.md").read_text()
+    assert "| grid index | sgd (edge: " in md
+    # --resume reloads the tuning and the final runs instead of training again.
+    assert command.main([*argv, "--resume"]) == 0
+    again = json.loads((workdir / "results.json").read_text())
+    assert again["rows"] == results["rows"]
+
+
+def test_the_documented_cifar10_tuned_command_parses():
+    import pathlib
+    import shlex
+
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "compare.md"
+    text = page.read_text().replace("\\\n", " ")
+    (line,) = [
+        t for t in text.splitlines() if "--config cifar10 --data_dir DIR --tune" in t
+    ]
+    argv = shlex.split(line)[3:]  # after "python -m nsf_optax.experiments.compare"
+    args = command.build_parser().parse_args(argv)
+    from nsf_optax.experiments.tuning import flags, protocol
+
+    assert flags.search(args) == protocol.Search(tune_seeds=2, val_fraction=0.1)
+    assert args.preset == "cifar10" and args.seeds == 5

@@ -31,9 +31,11 @@ def test_embedded_datasets(name, shape, sizes):
 
 def test_mnist1d_leaves_global_numpy_state_alone():
     input_pipeline.load_mnist1d.cache_clear()
-    before = np.random.get_state()  # noqa: NPY002 -- mnist1d uses the legacy API.
+    # legacy=True: the (name, keys, ...) tuple, not the dict.
+    before = np.random.get_state(legacy=True)  # noqa: NPY002 -- mnist1d's API.
     input_pipeline.load_mnist1d()
-    after = np.random.get_state()  # noqa: NPY002
+    after = np.random.get_state(legacy=True)  # noqa: NPY002
+    assert isinstance(before, tuple) and isinstance(after, tuple)
     assert before[0] == after[0] and np.array_equal(before[1], after[1])
 
 

@@ -74,6 +74,9 @@ def test_selection_highest_mean_accuracy_then_lower_loss_and_edges():
     low = protocol.select(grid, [_record(lr, 0, 0.9 - lr / 10) for lr in grid])
     assert low.chosen == {"learning_rate": 0.01} and low.edge == "low"
     assert low.val_target == pytest.approx(0.899)
+    # A full tie (accuracy and loss) goes to the lower learning rate.
+    even = protocol.select(grid, [_record(lr, 0, 0.5) for lr in grid])
+    assert even.chosen == {"learning_rate": 0.01} and even.edge == "low"
     single = protocol.select((0.1,), [_record(0.1, 0, 0.5)])
     assert single.edge is None
     assert json.loads(json.dumps(tuned.to_json())) == {

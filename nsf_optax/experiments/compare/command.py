@@ -3,9 +3,12 @@
 Parses the flags, checks everything that can be checked before jax loads (the
 flags, the budgets, every run's directory, that some evaluation falls in the first
 half of training), then runs :func:`.compare.run_comparison`, or with
-``--budgets`` :func:`.compare_budgets.run_budget_comparison`. The prologue is the
-one every training command shares (:func:`~nsf_optax.experiments.runner.launch.
-main`).
+``--budgets`` :func:`.compare_budgets.run_budget_comparison`. With ``--tune``
+every method's learning rate is first tuned by one protocol on held-out data
+(:mod:`nsf_optax.experiments.tuning.protocol`); ``--lr_grid``, ``--tune_seeds``
+and ``--val_fraction`` set its search and are refused without ``--tune``. The
+prologue is the one every training command shares
+(:func:`~nsf_optax.experiments.runner.launch.main`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from nsf_optax.experiments.resnet import methods as methods_table
 from nsf_optax.experiments.resnet.configs.default import field_specs
 from nsf_optax.experiments.runner import cli, launch
 from nsf_optax.experiments.runner.errors import ConfigError
+from nsf_optax.experiments.tuning import flags as tuning_flags
 
 PROG = "python -m nsf_optax.experiments.compare"
 
@@ -50,6 +54,7 @@ def build_parser() -> cli.ArgumentParser:
         PROG,
         usage=f"{PROG} [--config NAME] [--seeds N] [--methods A,B,...] "
         "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
+        "[--tune [--lr_grid LR [LR ...]] [--tune_seeds N] [--val_fraction F]] "
         "[--<field> VALUE]...",
         description="NSF against optax baselines over several seeds: a results "
         "table (mean ± sample std), comparison plots, one run per method and seed.",
@@ -87,7 +92,10 @@ def build_parser() -> cli.ArgumentParser:
         help="output directory (default: runs/compare-<dataset>)",
     )
     _add_budget_flags(parser)
-    cli.add_config_flags(parser, field_specs(), exclude=("dataset",))
+    tuning_flags.add_flags(parser, per="method")
+    cli.add_config_flags(
+        parser, field_specs(), exclude=("dataset", *tuning_flags.CONFIG_FIELDS)
+    )
     return parser
 
 
@@ -128,14 +136,26 @@ def _job(args: argparse.Namespace) -> launch.Job:
     base = dataclasses.replace(base, progress=base.progress and args.progress is True)
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
     compare.check_analysis(base, args.methods)
+    search = tuning_flags.search(args)
+    if search is not None and args.budgets is not None:
+        raise ConfigError(
+            "budgets are not tuned yet; drop --tune or --budgets.", ("tune", "budgets")
+        )
     if args.budgets is None:
         if args.p_periods is not None:
             raise ConfigError("p_periods needs --budgets.", ("p_periods",))
         names = compare.run_dirs(args.methods, args.seeds)
+        if search is not None:
+            names += compare.tuning_run_dirs(base, args.methods, search)
         return launch.Job(
             lambda: compare.check_runs(workdir, names, resume=base.resume, probe=True),
             lambda: compare.run_comparison(
-                base, workdir, methods=args.methods, seeds=args.seeds
+                base,
+                workdir,
+                methods=args.methods,
+                seeds=args.seeds,
+                search=search,
+                preset=args.preset,
             ),
         )
     p_periods = args.p_periods or budgeting.DEFAULT_P_PERIODS

@@ -15,6 +15,13 @@ the early decision-boundary alignment (``nsf_optax.spectral.alignment.early_alig
 against SGD over the first half of training (the fraction of evaluations where the
 method's mean accuracy leads SGD's while its mean test loss is not lower).
 
+Verdicts against SGD (:mod:`.verdicts`): the paired difference in final test
+accuracy with its 95 % t interval, and the detectable difference when it holds 0.
+With ``--tune`` (:mod:`nsf_optax.experiments.tuning.protocol`) every method's
+learning rate is first chosen on held-out data (``<workdir>/tuning/``), the seeds
+then train at it, and the table adds the steps to the tuned SGD's validation
+accuracy; untuned results say that they were not tuned.
+
 Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
 ``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). The
 comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
@@ -46,10 +53,12 @@ from typing import Any
 
 import numpy as np
 
+from nsf_optax.experiments.compare import results, verdicts
 from nsf_optax.experiments.resnet import methods as methods_table
 from nsf_optax.experiments.resnet.configs.default import Config
-from nsf_optax.experiments.runner import preflight, summary, workdirs
+from nsf_optax.experiments.runner import preflight, workdirs
 from nsf_optax.experiments.runner.errors import AnalysisError, ConfigError
+from nsf_optax.experiments.tuning import evidence, protocol
 
 # The methods are one table, :func:`.methods.methods` (label -> the config fields
 # it sets): every optimizer, and nsf with every registered p schedule.
@@ -65,7 +74,10 @@ TABLE_COLUMNS = (
     "seeds reaching",
     "aligned (1st half)",
     "wall s/run",
+    *verdicts.ACCURACY_COLUMNS,
 )
+TUNED_COLUMNS = TABLE_COLUMNS + verdicts.TIME_COLUMNS
+TUNING_DIR = "tuning"
 
 
 def method_config(base: Config, method: str, seed: int) -> Config:
@@ -106,6 +118,8 @@ def _spread(values: Any) -> tuple[float, float, float]:
 def summarize(
     histories: dict[str, list[list[dict[str, float]]]],
     baseline: str = BASELINE,
+    *,
+    val_target: float | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
     """The results table from per-method, per-seed metric histories.
 
@@ -113,6 +127,8 @@ def summarize(
       histories: method -> one history per seed (rows with step, test_accuracy,
         test_loss), all evaluated at the same steps. Must include ``baseline``.
       baseline: the reference method.
+      val_target: the tuned baseline's final validation accuracy; given, the
+        rows add the time to it (:func:`.verdicts.time_to_target`).
 
     Returns:
       ``(rows, curves)``: one dict per method with the raw numbers (means, sample
@@ -121,7 +137,10 @@ def summarize(
       ``TABLE_COLUMNS``; and method -> {"step", "test_accuracy", "test_loss"}
       arrays (``[seeds, n]``) for plotting. An alignment that cannot be
       computed is None ("-" in the table) with the reason in the row's
-      ``alignment_error`` (see :func:`check_analysis`).
+      ``alignment_error`` (see :func:`check_analysis`). Each row also holds
+      ``vs_baseline`` (:func:`.verdicts.paired_accuracy`; None for the baseline)
+      and, with ``val_target``, ``time_to_val_target``
+      (:func:`.verdicts.time_to_target`).
     """
     from nsf_optax.spectral.alignment import first_step_reaching
 
@@ -137,6 +156,22 @@ def summarize(
         _row(method, c, None if method == baseline else base, target, base_steps)
         for method, c in curves.items()
     ]
+    for row, c in zip(rows, curves.values(), strict=True):
+        versus = None
+        if row["method"] != baseline:
+            versus = verdicts.paired_accuracy(
+                c["test_accuracy"][:, -1], base["test_accuracy"][:, -1]
+            )
+        timed = None
+        if val_target is not None:
+            timed = verdicts.time_to_target(
+                c["step"], c["test_accuracy"], base["test_accuracy"], val_target
+            )
+            if versus is None:  # the baseline: no difference to itself
+                timed["steps_difference_mean"] = math.nan
+        row["vs_baseline"] = versus
+        row["time_to_val_target"] = timed
+        row["table"].update(verdicts.cells(versus, timed))
     return rows, curves
 
 
@@ -230,14 +265,16 @@ def _row(
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The formatted rows as a GitHub markdown table."""
+    """The formatted rows as a GitHub markdown table (``TABLE_COLUMNS``, or
+    ``TUNED_COLUMNS`` when the rows hold the time to the tuned target)."""
+    columns = (
+        TUNED_COLUMNS if rows and rows[0].get("time_to_val_target") else TABLE_COLUMNS
+    )
     lines = [
-        "| " + " | ".join(TABLE_COLUMNS) + " |",
-        "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
     ]
-    lines += [
-        "| " + " | ".join(r["table"][c] for c in TABLE_COLUMNS) + " |" for r in rows
-    ]
+    lines += ["| " + " | ".join(r["table"][c] for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -329,12 +366,32 @@ def check_methods(methods: Sequence[str], seeds: int) -> list[str]:
     return methods
 
 
+def tuning_bases(base: Config, methods: Sequence[str]) -> dict[str, Config]:
+    """Each method's config before tuning (the search sets its learning rate,
+    seed and held-out fraction)."""
+    return {method: method_config(base, method, 0) for method in methods}
+
+
+def tuning_run_dirs(
+    base: Config, methods: Sequence[str], search: protocol.Search
+) -> list[str]:
+    """The tuning trials' directories, relative to the comparison's workdir.
+
+    Raises:
+      ConfigError: for a trial that cannot run (see :func:`.protocol.plan`).
+    """
+    planned = protocol.plan(tuning_bases(base, methods), search)
+    return [os.path.join(TUNING_DIR, f"trial{k}") for k in range(len(planned))]
+
+
 def run_comparison(
     base: Config,
     workdir: str | os.PathLike,
     *,
     methods: Sequence[str] = DEFAULT_METHODS,
     seeds: int = 5,
+    search: protocol.Search | None = None,
+    preset: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trains every method on seeds ``0..seeds-1`` and writes the results.
 
@@ -343,20 +400,28 @@ def run_comparison(
       workdir: output directory; each run goes to ``<workdir>/<method>/seed<k>``.
         With ``base.resume``, runs that already have a checkpoint there continue
         from it (a finished run is only reloaded) and the others start afresh, so an
-        interrupted comparison picks up where it stopped. The comparison holds the
-        workdir's lock, and each run its own.
+        interrupted comparison picks up where it stopped (the tuning too). The
+        comparison holds the workdir's lock, and each run its own.
       methods: labels of :func:`.methods.methods`; must include "sgd" (the
         baseline).
       seeds: number of seeds (> 0).
+      search: tune every method's learning rate first (:func:`.protocol.tune`,
+        trials in ``<workdir>/tuning/``) and train the seeds at the chosen
+        values; None trains at the preset's rates (the results say so).
+      preset: the preset ``base`` started from, for the evidence note
+        (:func:`~nsf_optax.experiments.tuning.evidence.assess`: printed, and
+        recorded in ``results.md`` and ``results.json``).
 
     Returns:
-      The table rows (see :func:`summarize`).
+      The table rows (see :func:`summarize`); tuned, each also holds its
+      method's ``chosen``, ``trials``, ``grid``, ``edge`` and ``val_target``.
 
     Raises:
       UsageError: (:mod:`~nsf_optax.experiments.runner.errors`) for unknown methods, a
         bad
         seed count, an unusable or busy workdir, no evaluation in the first half
-        (:func:`check_analysis`), and whatever a run refuses (see
+        (:func:`check_analysis`), a tuning trial that cannot run, and whatever a
+        run refuses (see
         :func:`~nsf_optax.experiments.resnet.train.train_and_evaluate`); all before
         anything trains. ``AnalysisError`` for a result that could not be
         computed, after every other output is written.
@@ -364,36 +429,49 @@ def run_comparison(
     methods = check_methods(methods, seeds)
     check_analysis(base, methods)
     workdir = os.fspath(workdir)
-    check_runs(workdir, run_dirs(methods, seeds), resume=base.resume)
+    names = run_dirs(methods, seeds)
+    if search is not None:
+        names += tuning_run_dirs(base, methods, search)
+    check_runs(workdir, names, resume=base.resume)
     import jax
 
-    from nsf_optax.experiments.compare import figures
-
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
+        tuned = None
+        if search is not None:
+            tuned = protocol.tune(
+                tuning_bases(base, methods),
+                search,
+                os.path.join(workdir, TUNING_DIR),
+                resume=base.resume,
+            )
         histories: dict[str, list] = {}
         for method in methods:
             histories[method] = []
             for seed in range(seeds):
                 run_dir = os.path.join(workdir, method, f"seed{seed}")
                 config = method_config(base, method, seed)
+                if tuned is not None:
+                    config = protocol.apply(config, tuned[method])
                 histories[method].append(train_run(config, run_dir, base.resume))
-        rows, curves = summarize(histories)
-        table = markdown_table(rows)
-        title = (
-            f"{base.model} on {base.dataset}, {base.num_steps} steps, {seeds} seeds "
-            f"(mean ± sample std)"
+        note = evidence.assess(
+            preset=preset or "custom", seeds=seeds, tuned=tuned is not None
         )
-        summary.write_summary(
-            os.path.join(workdir, "results"),
-            markdown=f"{title}\n\n{table}\n",
-            record={"config": base.asdict(), "seeds": seeds, "rows": rows},
-            fields=TABLE_COLUMNS,
-            rows=[r["table"] for r in rows],
+        target = None if tuned is None else tuned[BASELINE].val_target
+        rows, curves = summarize(histories, val_target=target)
+        text = results.write_results(
+            base,
+            workdir,
+            seeds,
+            rows,
+            curves,
+            tuned,
+            table=markdown_table(rows),
+            fields=TABLE_COLUMNS if tuned is None else TUNED_COLUMNS,
+            search=search,
+            note=note,
         )
-        figures.plot_comparison(
-            curves, os.path.join(workdir, "comparison.png"), title=title
-        )
-    print(f"\n{title}\n\n{table}\n\nwritten to {os.path.abspath(workdir)}")
+    print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
+    print(evidence.line(note))
     raise_problems(rows, workdir)
     return rows
 

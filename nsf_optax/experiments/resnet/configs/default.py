@@ -471,18 +471,9 @@ def check_field(name: str, kind: Any, value: Any) -> Any:
 
 
 def check_split(config: Config, num_examples: int) -> None:
-    """Refuses a training set too small for the config's batches.
-
-    Args:
-      config: the run's configuration (its ``val_fraction``, ``batch_size`` and
-        ``eval_batch_size``).
-      num_examples: the size of its training set (after ``train_size``).
-
-    Raises:
-      ConfigError: when the part it trains on is smaller than ``batch_size``, or
-        the held-out part (with ``val_fraction`` > 0) is smaller than
-        ``eval_batch_size``.
-    """
+    """Refuses a training set of ``num_examples`` (after ``train_size``) whose
+    training part is smaller than ``batch_size`` or whose held-out part (with
+    ``val_fraction`` > 0) is smaller than ``eval_batch_size``: a ConfigError."""
     train, held = input_pipeline.split_sizes(num_examples, config.val_fraction)
     if config.val_fraction > 0 and held < config.eval_batch_size:
         raise ConfigError(
