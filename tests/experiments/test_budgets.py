@@ -303,6 +303,11 @@ def test_matching_budget_allows_only_what_the_design_cannot_detect():
     # Equal differences at 0.25 are shown 5 points below: a detectable 0.
     flat = budgets.smallest_budget([0.25, 1.0], [[-0.05] * 3, [0.0, 0.01, -0.01]])
     assert flat["detectable"][0] == 0.0 and flat["matching"] == 1.0
+    rows = [{"method": "nsf", "budgets": [0.25, 0.5, 1.0], "reach": r}]
+    rows[0]["test_accuracy"] = rows[0]["test_loss"] = [{"mean": 0.5, "ci95": 0.0}] * 3
+    table = budgets.markdown_tables(rows, [1, 2, 4]).splitlines()
+    assert table[-3].endswith("| per seed | matches |")
+    assert table[-1].endswith("| 0.5 |")
     one = budgets.smallest_budget([0.5, 1.0], [[-0.01], [0.0]])
     assert one["matching"] is None and math.isnan(one["detectable"][0])
     claims = compare_budgets.headline(

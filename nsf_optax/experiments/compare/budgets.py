@@ -434,6 +434,7 @@ def markdown_tables(rows: Sequence[Mapping[str, Any]], steps: Sequence[int]) -> 
                 if reach["low"] is None
                 else f"{_budget(reach['low'])} to {_budget(reach['high'])}",
                 ", ".join(_budget(b) for b in reach["per_seed"]),
+                "-" if reach["matching"] is None else _budget(reach["matching"]),
             ]
         )
     reach = table(
@@ -443,6 +444,7 @@ def markdown_tables(rows: Sequence[Mapping[str, Any]], steps: Sequence[int]) -> 
             "smallest budget",
             "95 % interval",
             "per seed",
+            "matches",
         ],
         reach_rows,
     )
