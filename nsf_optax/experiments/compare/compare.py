@@ -470,8 +470,8 @@ def run_comparison(
             search=search,
             note=note,
         )
+    # The text opens with the evidence line.
     print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
-    print(evidence.line(note))
     raise_problems(rows, workdir)
     return rows
 
