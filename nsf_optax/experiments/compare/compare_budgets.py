@@ -183,7 +183,7 @@ def run_budget_comparison(
             os.path.join(workdir, "budgets-curves.png"),
             title=f"{base.model} on {base.dataset}, full budget, {seeds} seeds",
         )
-    print(f"\n{text}\nwritten to {os.path.abspath(workdir)}\n{evidence.line(note)}")
+    print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
     compare.raise_problems(in_run, workdir)
     return rows
 
@@ -451,7 +451,7 @@ def _run_tuned(
             )  # fmt: skip
             print(f"\n{text}")
             out[variant] = (rows, in_run)
-    print(f"written to {os.path.abspath(workdir)}\n{evidence.line(note)}")
+    print(f"written to {os.path.abspath(workdir)}")
     compare.raise_problems(out["tuned"][1], workdir)
     return out["tuned"][0]
 

@@ -361,11 +361,8 @@ def _job(args: argparse.Namespace) -> launch.Job:
             return
         with open(os.path.join(workdir, "results.md")) as f:
             print(f.read())
+        # results.md opens with the evidence line.
         print(f"results and landscape.png in {os.path.abspath(workdir)}")
-        note = evidence.assess(
-            preset=args.config, seeds=args.seeds, tuned=search is not None
-        )
-        print(evidence.line(note))
 
     return launch.Job(check, run)
 
