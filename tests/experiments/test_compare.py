@@ -183,8 +183,10 @@ def test_time_to_the_tuned_baseline_validation_accuracy():
         (["--tune", "--val_fraction", "0.5"], "must be in (0, 0.5), got '0.5'"),
         (["--tune", "--lr_grid", "0.1", "-1"], "must be a positive number, got '-1'"),
         (["--tune", "--tune_seeds", "0"], "must be > 0, got 0"),
-        (["--tune", "--val_fraction", "0.05"], "holds out 72 of the 1437"),
-        (["--tune", "--budgets", "0.5", "1"], "budgets are not tuned yet"),
+        (
+            ["--tune", "--train_size", "60", "--val_fraction", "0.005"],
+            "holds out 0 of the 60",
+        ),
         (["--tune", "--lr_grid", "0.1", "0.1"], "lr_grid repeats a value"),
     ],
 )

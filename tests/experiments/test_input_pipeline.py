@@ -299,9 +299,10 @@ def test_val_fraction_is_a_checked_field_refused_before_any_data_loads():
     assert tiny.val_fraction == 0.0
     with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 0.5\)"):
         dataclasses.replace(tiny, val_fraction=0.5)
-    # 72 of digits' 1437 held out: fewer than one evaluation batch of 120.
-    with pytest.raises(ValueError, match=r"holds out 72 of the 1437 .* \(120\)"):
-        dataclasses.replace(tiny, val_fraction=0.05)
+    # 0.3 of 60 rounds to none held out; 72 of 1437 is one padded eval batch.
+    with pytest.raises(ValueError, match=r"holds out 0 of the 60 training"):
+        dataclasses.replace(tiny, train_size=60, val_fraction=0.005)
+    assert dataclasses.replace(tiny, val_fraction=0.05).val_fraction == 0.05
     with pytest.raises(ValueError, match=r"batch_size \(32\) exceeds the 31 training"):
         dataclasses.replace(tiny, train_size=60, val_fraction=0.49, eval_batch_size=20)
 
@@ -324,7 +325,7 @@ def test_run_evaluates_on_the_held_out_part_the_same_for_every_seed(tmp_path):
     assert full.x_test.shape[0] == 360
 
 
-def test_val_fraction_flag_refuses_a_small_held_out_part_before_jax(tmp_path):
+def test_val_fraction_flag_refuses_an_empty_held_out_part_before_jax(tmp_path):
     import subprocess
     import sys
 
@@ -332,7 +333,7 @@ def test_val_fraction_flag_refuses_a_small_held_out_part_before_jax(tmp_path):
         "import sys\n"
         "from nsf_optax.experiments.resnet.__main__ import main\n"
         f"rc = main(['--config', 'tiny', '--workdir', {str(tmp_path / 'r')!r}, "
-        "'--val_fraction', '0.05'])\n"
+        "'--train_size', '60', '--val_fraction', '0.005'])\n"
         "print(rc, 'jax' in sys.modules)\n"
     )
     done = subprocess.run(
@@ -340,5 +341,5 @@ def test_val_fraction_flag_refuses_a_small_held_out_part_before_jax(tmp_path):
     )
     assert done.stdout.split() == ["2", "False"]
     (line,) = done.stderr.strip().splitlines()
-    assert "val_fraction (0.05) holds out 72 of the 1437" in line
+    assert "val_fraction (0.005) holds out 0 of the 60" in line
     assert not (tmp_path / "r").exists()

@@ -106,9 +106,10 @@ def test_plan_same_trial_count_per_key_tuning_seeds_and_held_out_data():
     assert sgd_lrs == pytest.approx(
         protocol.default_grid(bases["sgd"].peak_learning_rate)
     )
-    # A held-out part too small for one evaluation batch is refused up front.
-    with pytest.raises(ConfigError, match="eval_batch_size"):
-        protocol.plan(bases, protocol.Search(val_fraction=0.05))
+    # A held-out part with no example is refused up front.
+    small = {key: dataclasses.replace(c, train_size=60) for key, c in bases.items()}
+    with pytest.raises(ConfigError, match="holds out 0 of the 60"):
+        protocol.plan(small, protocol.Search(val_fraction=0.005))
 
 
 def test_apply_sets_the_choice_and_trains_on_the_full_training_set():

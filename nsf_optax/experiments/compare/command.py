@@ -137,10 +137,6 @@ def _job(args: argparse.Namespace) -> launch.Job:
     workdir = args.workdir or os.path.join("runs", f"compare-{args.preset}")
     compare.check_analysis(base, args.methods)
     search = tuning_flags.search(args)
-    if search is not None and args.budgets is not None:
-        raise ConfigError(
-            "budgets are not tuned yet; drop --tune or --budgets.", ("tune", "budgets")
-        )
     if args.budgets is None:
         if args.p_periods is not None:
             raise ConfigError("p_periods needs --budgets.", ("p_periods",))
@@ -160,10 +156,9 @@ def _job(args: argparse.Namespace) -> launch.Job:
         )
     p_periods = args.p_periods or budgeting.DEFAULT_P_PERIODS
     budgets = budgeting.check_budgets(args.budgets, base.num_steps)
-    plan = compare_budgets.budget_plan(
-        base, args.methods, args.seeds, budgets, p_periods
+    names = compare_budgets.run_names(
+        base, args.methods, args.seeds, budgets, p_periods, search
     )
-    names = [name for *_, name in plan]
     return launch.Job(
         lambda: compare.check_runs(workdir, names, resume=base.resume, probe=True),
         lambda: compare_budgets.run_budget_comparison(
@@ -173,6 +168,8 @@ def _job(args: argparse.Namespace) -> launch.Job:
             methods=args.methods,
             seeds=args.seeds,
             p_periods=p_periods,
+            search=search,
+            preset=args.preset,
         ),
     )
 

@@ -473,14 +473,14 @@ def check_field(name: str, kind: Any, value: Any) -> Any:
 def check_split(config: Config, num_examples: int) -> None:
     """Refuses a training set of ``num_examples`` (after ``train_size``) whose
     training part is smaller than ``batch_size`` or whose held-out part (with
-    ``val_fraction`` > 0) is smaller than ``eval_batch_size``: a ConfigError."""
+    ``val_fraction`` > 0) is empty: a ConfigError. (A held-out part smaller than
+    ``eval_batch_size`` is one padded batch, as the test set's last one is.)"""
     train, held = input_pipeline.split_sizes(num_examples, config.val_fraction)
-    if config.val_fraction > 0 and held < config.eval_batch_size:
+    if config.val_fraction > 0 and held < 1:
         raise ConfigError(
             f"val_fraction ({config.val_fraction:g}) holds out {held} of the "
-            f"{num_examples} training examples, fewer than eval_batch_size "
-            f"({config.eval_batch_size}).",
-            ("val_fraction", "eval_batch_size"),
+            f"{num_examples} training examples; it must hold out at least one.",
+            ("val_fraction",),
         )
     if config.batch_size > train:
         rest = " left after val_fraction" if config.val_fraction > 0 else ""
