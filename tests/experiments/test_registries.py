@@ -111,7 +111,7 @@ def test_the_registry_refuses_what_it_cannot_keep_apart(ramp):
             lambda: Config(p_schedule="ramp"),
             r"Unknown p_schedule 'ramp'; choose one of \['constant'",
         ),
-        (lambda: Config(optimizer="lion"), r"Unknown optimizer 'lion'; choose one"),
+        (lambda: Config(optimizer="lamb"), r"Unknown optimizer 'lamb'; choose one"),
         (lambda: methods.overrides("nsf-ramp"), r"Unknown method 'nsf-ramp'"),
         (lambda: Config(dataset="mnist"), r"Unknown dataset 'mnist'; choose one"),
         (lambda: Config(model="vit"), r"Unknown model 'vit'; choose one"),
