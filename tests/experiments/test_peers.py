@@ -14,7 +14,13 @@ import pytest
 from flax import nnx
 
 from nsf_optax.experiments.compare import command
-from nsf_optax.experiments.resnet import configs, evaluation, methods, optimizers
+from nsf_optax.experiments.resnet import (
+    configs,
+    evaluation,
+    methods,
+    optimizers,
+    step_swing,
+)
 from nsf_optax.experiments.resnet import train as train_lib
 
 TINY = configs.get_config("tiny")
@@ -207,12 +213,8 @@ def test_schedule_free_is_evaluated_at_its_average(tmp_path):
     model, optimizer = result.model, result.optimizer
     # A snapshot: nnx.state holds the model's own variables.
     y = train_lib._values(nnx.state(model, nnx.Param))
-    x = optimizers.evaluation_params(
-        config, y, train_lib._values(optimizer.opt_state)
-    )
-    distance = jax.tree.map(
-        lambda a, b: float(jnp.abs(a - b).max()), y, x
-    )
+    x = optimizers.evaluation_params(config, y, train_lib._values(optimizer.opt_state))
+    distance = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), y, x)
     assert max(jax.tree.leaves(distance)) > 1e-4  # x and y differ
     data = train_lib.load_training_set(config)
     batches = [
@@ -233,9 +235,7 @@ def test_schedule_free_is_evaluated_at_its_average(tmp_path):
     again = train_lib.train_and_evaluate(
         dataclasses.replace(config, eval_every_steps=3), tmp_path / "again"
     )
-    chex.assert_trees_all_equal(
-        train_lib._values(nnx.state(again.model, nnx.Param)), y
-    )
+    chex.assert_trees_all_equal(train_lib._values(nnx.state(again.model, nnx.Param)), y)
     # evaluation_params leaves every other optimizer's parameters alone.
     assert optimizers.evaluation_params(TINY, y, None) is y
 
@@ -260,3 +260,46 @@ def test_every_peer_trains_through_compare(tmp_path):
         assert fixed is not None
         want = None if math.isnan(fixed) else fixed
         assert [row["p"] for row in history] == [want, want]
+
+
+def test_the_cycle_position_spans_the_schedules_range():
+    config = dataclasses.replace(
+        TINY, p_schedule="cosine_tidal", p_min=-0.5, p_max=0.1, p_period_steps=4
+    )
+    position = optimizers.create_cycle_position(config)
+    np.testing.assert_allclose(
+        _values(position, (0, 1, 2, 4)), [1, 0, -1, 1], atol=1e-6
+    )
+    constant = dataclasses.replace(config, p_schedule="constant")
+    assert _values(optimizers.create_cycle_position(constant), (0, 3)) == [0.0, 0.0]
+
+
+def test_step_size_ratios_measure_the_gain_against_the_reference_p():
+    base = dataclasses.replace(TINY, p_schedule="constant", optimizer="nsf")
+    # At the reference p itself every ratio is 1 (step 0 has lr 0: no step).
+    same = step_swing.step_size_ratios(dataclasses.replace(base, p_value=0.0), steps=4)
+    np.testing.assert_allclose(same["rms"][1:], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(same["descent"][1:], 1.0, rtol=1e-6)
+    assert list(same["s"]) == [0.0] * 4 and np.isfinite(same["loss"]).all()
+    # The raw gain vhat**-p with vhat < 1 lengthens the step at p > 0; normalize
+    # "rms" gives it back the reference's length.
+    raw = step_swing.step_size_ratios(
+        dataclasses.replace(base, p_value=0.25, normalize="none"), steps=4
+    )
+    assert (raw["rms"][1:] > 2.0).all()
+    rms = step_swing.step_size_ratios(dataclasses.replace(base, p_value=0.25), steps=4)
+    np.testing.assert_allclose(rms["rms"][1:], 1.0, rtol=1e-4)
+    with pytest.raises(ValueError, match="needs optimizer 'nsf'"):
+        step_swing.step_size_ratios(dataclasses.replace(base, optimizer="sgd"), steps=2)
+
+
+def test_swing_amplitude_fits_the_log_ratio_against_the_position():
+    s = np.array([0.0, 1.0, 0.0, -1.0, 1.0, -1.0])
+    assert step_swing.swing_amplitude(3.0**s * 1.7, s) == pytest.approx(3.0)
+    assert step_swing.swing_amplitude(0.5**s, s) == pytest.approx(0.5)
+    # The skipped steps and the non-finite ratios (a step of length 0) are left out.
+    ratios = np.concatenate([[100.0, np.nan], 2.0**s])
+    position = np.concatenate([[-1.0, 1.0], s])
+    assert step_swing.swing_amplitude(ratios, position, skip=1) == pytest.approx(2.0)
+    assert step_swing.swing_amplitude(ratios, position) != pytest.approx(2.0)
+    assert step_swing.swing_amplitude(np.ones(3), np.zeros(3)) == 1.0

@@ -110,23 +110,50 @@ def _registered_p_schedule(config: Config) -> optax.Schedule:
     return entry.from_params(config.p_params)
 
 
-def create_lr_cycle(config: Config) -> optax.Schedule:
-    r"""The learning-rate factor of a cyclic baseline: ``config.p_schedule``'s shape.
-
-    With :math:`p(t)` the registered ``config.p_schedule`` (what ``nsf`` would
-    use) and :math:`c`, :math:`h` the centre and half-width of the values it takes
-    over the run's ``num_steps``:
+def create_cycle_position(config: Config) -> optax.Schedule:
+    r"""Where ``config.p_schedule`` stands in its range, from -1 to 1.
 
     .. math::
 
-      f(t) = A^{(p(t) - c) / h}
+      s(t) = (p(t) - c) / h
 
-    so the factor has the period and shape of :math:`p(t)` (a cosine for
-    ``cosine_tidal``; the pulse and square tide for ``pulse_tidal``) and swings
-    between :math:`1/A` at the lowest p and :math:`A` at the highest, as the raw
-    gain :math:`\hat v^{-p}` scales the step by a power of :math:`p`.
-    ``A = config.cyclic_amplitude`` (see :mod:`.step_swing` for how its default
-    was measured); a constant p gives 1.
+    with :math:`p(t)` the registered ``config.p_schedule`` (what ``nsf`` would
+    use) and :math:`c`, :math:`h` the centre and half-width of the values it
+    takes over the run's ``num_steps``; 0 for a constant p.
+
+    Args:
+      config: uses ``p_schedule``, ``p_params`` and ``num_steps``.
+
+    Returns:
+      An :class:`optax.Schedule` of :math:`s(t)`.
+    """
+    p = _registered_p_schedule(config)
+    values = np.asarray(jax.vmap(p)(jnp.arange(config.num_steps)), np.float64)
+    low, high = float(values.min()), float(values.max())
+    centre, half = 0.5 * (high + low), 0.5 * (high - low)
+
+    def position(count: Any) -> jax.Array:
+        if half == 0.0:
+            return jnp.zeros([], jnp.float32)
+        return jnp.asarray((p(count) - centre) / half, jnp.float32)
+
+    return position
+
+
+def create_lr_cycle(config: Config) -> optax.Schedule:
+    r"""The learning-rate factor of a cyclic baseline: ``config.p_schedule``'s shape.
+
+    .. math::
+
+      f(t) = A^{s(t)}
+
+    with :math:`s(t)` from :func:`create_cycle_position`, so the factor has the
+    period and shape of the p schedule (a cosine for ``cosine_tidal``; the pulse
+    and the square tide for ``pulse_tidal``) and swings between :math:`1/A` at
+    the lowest p and :math:`A` at the highest, as the raw gain
+    :math:`\hat v^{-p}` scales the step by a power. ``A =
+    config.cyclic_amplitude`` (:mod:`.step_swing` measures the swing it stands
+    for); a constant p gives 1.
 
     Args:
       config: uses ``p_schedule``, ``p_params``, ``num_steps`` and
@@ -135,18 +162,9 @@ def create_lr_cycle(config: Config) -> optax.Schedule:
     Returns:
       An :class:`optax.Schedule` of the factor.
     """
-    p = _registered_p_schedule(config)
-    values = np.asarray(jax.vmap(p)(jnp.arange(config.num_steps)), np.float64)
-    low, high = float(values.min()), float(values.max())
-    centre, half = 0.5 * (high + low), 0.5 * (high - low)
+    position = create_cycle_position(config)
     log_amplitude = float(np.log(config.cyclic_amplitude))
-
-    def factor(count: Any) -> jax.Array:
-        if half == 0.0:
-            return jnp.ones([], jnp.float32)
-        return jnp.exp(log_amplitude * (p(count) - centre) / half)
-
-    return factor
+    return lambda count: jnp.exp(log_amplitude * position(count))
 
 
 def decay_mask(params: Any) -> Any:
