@@ -83,10 +83,9 @@ def _make_step(tx: optax.GradientTransformation, reference_p: float):
                 _dot(updates, grads) / _dot(ref_updates, grads),
             ]
         )
+        new_params: Any = optax.apply_updates(params, updates)  # a State of arrays
         target = nnx.state(model, nnx.Param)
-        nnx.replace_by_pure_dict(
-            target, nnx.to_pure_dict(optax.apply_updates(params, updates))
-        )
+        nnx.replace_by_pure_dict(target, nnx.to_pure_dict(new_params))
         nnx.update(model, target)
         return new_state, loss, ratios
 
