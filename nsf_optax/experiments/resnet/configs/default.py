@@ -293,11 +293,14 @@ class Config:
         default=True, metadata=_meta("show a tqdm progress bar.")
     )
     cyclic_amplitude: float = dataclasses.field(
-        default=2.0,
+        # The raw gain's measured step-size swing (resnet.step_swing; about 13
+        # on MNIST-1D for both tidal schedules). See docs/compare.md, Methods.
+        default=13.0,
         metadata=_meta(
             "sgd-cyclic / adam-cyclic: the learning rate is multiplied by "
             "cyclic_amplitude at the highest p of p_schedule and divided by it at "
-            "the lowest (optimizers.create_lr_cycle).",
+            "the lowest (optimizers.create_lr_cycle); the default is the step-size "
+            "swing measured for the raw gain.",
             bound=POSITIVE,
         ),
     )
