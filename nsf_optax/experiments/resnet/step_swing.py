@@ -179,7 +179,7 @@ def swing_amplitude(ratios: np.ndarray, s: np.ndarray, *, skip: int = 0) -> floa
 
     Args:
       ratios: the per-step ratios (:func:`step_size_ratios`'s ``rms`` or
-        ``descent``); positive.
+        ``descent``); the non-finite and non-positive ones are left out.
       s: the p schedule scaled to [-1, 1], per step.
       skip: leave out the first ``skip`` steps (the warmup, where the second
         moment is still settling).
@@ -194,10 +194,12 @@ def swing_amplitude(ratios: np.ndarray, s: np.ndarray, *, skip: int = 0) -> floa
       >>> round(swing_amplitude(np.array([2.0, 0.5, 2.0, 0.5]), s), 6)
       2.0
     """
-    y = np.log(np.asarray(ratios, np.float64)[skip:])
+    r = np.asarray(ratios, np.float64)[skip:]
     x = np.asarray(s, np.float64)[skip:]
-    keep = np.isfinite(y)
-    x, y = x[keep], y[keep]
+    # A step of length 0 (lr 0 at step 0) or a step against the gradient has no
+    # log ratio: left out.
+    keep = np.isfinite(r) & (r > 0)
+    x, y = x[keep], np.log(r[keep])
     if np.ptp(x) == 0:
         return 1.0
     slope = np.polyfit(x, y, 1)[0]
