@@ -303,3 +303,19 @@ def test_swing_amplitude_fits_the_log_ratio_against_the_position():
     assert step_swing.swing_amplitude(ratios, position, skip=1) == pytest.approx(2.0)
     assert step_swing.swing_amplitude(ratios, position) != pytest.approx(2.0)
     assert step_swing.swing_amplitude(np.ones(3), np.zeros(3)) == 1.0
+
+
+def test_a_budget_scales_the_cycle_as_it_scales_nsfs_p_schedule():
+    from nsf_optax.experiments.compare import budgets
+
+    full = dataclasses.replace(
+        configs.get_config("mnist1d"), optimizer="sgd-cyclic", cyclic_amplitude=2.0
+    )
+    quarter = budgets.budget_config(full, 0.25)
+    assert (quarter.pulse_steps, quarter.tidal_every_steps) == (50, 50)
+    cycle = optimizers.create_lr_cycle(quarter)
+    np.testing.assert_allclose(
+        _values(cycle, (0, 49, 50, 100)), [0.5, 0.5, 2.0, 0.5], rtol=1e-5
+    )
+    fixed = budgets.budget_config(full, 0.25, p_periods="fixed")
+    assert fixed.pulse_steps == 200

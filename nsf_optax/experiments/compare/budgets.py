@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.resnet import methods
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner.errors import ConfigError
 
@@ -210,7 +211,9 @@ def budget_config(
     if base.lr_schedule == "warmup_cosine":
         warmup = min(warmup, steps - 1)
     changes: dict[str, int] = dict(num_steps=steps, warmup_steps=warmup)
-    if base.optimizer == "nsf" and p_periods == "scaled":
+    # The cyclic baselines follow the p schedule's periods like nsf does.
+    follows_p = base.optimizer == "nsf" or methods.get_optimizer(base.optimizer).cyclic
+    if follows_p and p_periods == "scaled":
         for name, low in p_periods_of(base.p_schedule).items():
             changes[name] = max(low, round(ratio * base.p_params[name]))
     return dataclasses.replace(base, **changes)
