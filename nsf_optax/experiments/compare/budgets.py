@@ -171,7 +171,8 @@ def budget_config(
     With ``n = budget_steps(base.num_steps, fraction)`` and ``r = n / num_steps``:
     ``num_steps = n``, so the cosine decay (or the piecewise drops at 50 % and
     75 %) ends at the budget; ``warmup_steps = round(r * warmup_steps)`` (kept
-    below ``n`` for ``warmup_cosine``). For ``optimizer="nsf"`` and
+    below ``n`` for ``warmup_cosine``). For ``optimizer="nsf"`` (and the cyclic
+    baselines, whose learning rate follows the p schedule) and
     ``p_periods="scaled"``, the lengths its p schedule uses are multiplied by ``r``
     too (rounded; a period at least 1 step): the parameters its registered
     schedule declares as periods (:func:`p_periods_of`; ``p_period_steps`` for
