@@ -133,7 +133,7 @@ def test_batch_larger_than_the_data_writes_nothing(capsys, tmp_path):
 def test_compare_mistakes_are_one_line(capsys, tmp_path, no_data_loading):
     base = ["--config", "tiny", "--workdir", str(tmp_path / "c")]
     for argv, expected in [
-        (["--methods", "sgd,lion"], "argument --methods: Unknown method 'lion'"),
+        (["--methods", "sgd,lamb"], "argument --methods: Unknown method 'lamb'"),
         (["--methods", "adam"], "argument --methods: methods must include"),
         (["--seeds", "0"], "argument --seeds: must be > 0, got 0"),
         (["--config", "default"], "argument --config: invalid choice"),

@@ -69,7 +69,7 @@ def test_summarize_needs_baseline_and_common_steps():
 
 def test_bad_methods():
     with pytest.raises(ValueError, match="Unknown method"):
-        compare.run_comparison(get_config("tiny"), "unused", methods=["sgd", "lion"])
+        compare.run_comparison(get_config("tiny"), "unused", methods=["sgd", "lamb"])
     with pytest.raises(ValueError, match="baseline"):
         compare.run_comparison(get_config("tiny"), "unused", methods=["adam"])
     with pytest.raises(ValueError, match="seeds"):

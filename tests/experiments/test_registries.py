@@ -90,6 +90,16 @@ def test_a_registered_schedule_reaches_the_optimizer_and_budgets(ramp):
     assert budgets.p_periods_of("linear_ramp") == {"ramp_steps": 1}
     assert compare.method_config(TINY, "nsf-ramp", 3).p_schedule == "linear_ramp"
     assert compare.check_methods(["sgd", "nsf-ramp"], 1) == ["sgd", "nsf-ramp"]
+    # ... and its cyclic baselines: the learning rate follows the ramp's shape.
+    assert methods.overrides("adam-cyclic-ramp") == dict(
+        optimizer="adam-cyclic", p_schedule="linear_ramp"
+    )
+    cyclic = dataclasses.replace(config, optimizer="sgd-cyclic", cyclic_amplitude=4.0)
+    assert cyclic.method == "sgd-cyclic-ramp"
+    cycle = optimizers.create_lr_cycle(cyclic)  # p from 0.5 down to 0.03125 at step 5
+    np.testing.assert_allclose(
+        [float(np.asarray(cycle(t))) for t in (0, 5)], [4.0, 0.25], rtol=1e-5
+    )
 
 
 def test_the_registry_refuses_what_it_cannot_keep_apart(ramp):
@@ -111,7 +121,7 @@ def test_the_registry_refuses_what_it_cannot_keep_apart(ramp):
             lambda: Config(p_schedule="ramp"),
             r"Unknown p_schedule 'ramp'; choose one of \['constant'",
         ),
-        (lambda: Config(optimizer="lion"), r"Unknown optimizer 'lion'; choose one"),
+        (lambda: Config(optimizer="lamb"), r"Unknown optimizer 'lamb'; choose one"),
         (lambda: methods.overrides("nsf-ramp"), r"Unknown method 'nsf-ramp'"),
         (lambda: Config(dataset="mnist"), r"Unknown dataset 'mnist'; choose one"),
         (lambda: Config(model="vit"), r"Unknown model 'vit'; choose one"),

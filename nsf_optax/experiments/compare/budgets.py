@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nsf_optax import p_schedule
+from nsf_optax.experiments.resnet import methods
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner.errors import ConfigError
 
@@ -170,7 +171,8 @@ def budget_config(
     With ``n = budget_steps(base.num_steps, fraction)`` and ``r = n / num_steps``:
     ``num_steps = n``, so the cosine decay (or the piecewise drops at 50 % and
     75 %) ends at the budget; ``warmup_steps = round(r * warmup_steps)`` (kept
-    below ``n`` for ``warmup_cosine``). For ``optimizer="nsf"`` and
+    below ``n`` for ``warmup_cosine``). For ``optimizer="nsf"`` (and the cyclic
+    baselines, whose learning rate follows the p schedule) and
     ``p_periods="scaled"``, the lengths its p schedule uses are multiplied by ``r``
     too (rounded; a period at least 1 step): the parameters its registered
     schedule declares as periods (:func:`p_periods_of`; ``p_period_steps`` for
@@ -210,7 +212,9 @@ def budget_config(
     if base.lr_schedule == "warmup_cosine":
         warmup = min(warmup, steps - 1)
     changes: dict[str, int] = dict(num_steps=steps, warmup_steps=warmup)
-    if base.optimizer == "nsf" and p_periods == "scaled":
+    # The cyclic baselines follow the p schedule's periods like nsf does.
+    follows_p = base.optimizer == "nsf" or methods.get_optimizer(base.optimizer).cyclic
+    if follows_p and p_periods == "scaled":
         for name, low in p_periods_of(base.p_schedule).items():
             changes[name] = max(low, round(ratio * base.p_params[name]))
     return dataclasses.replace(base, **changes)

@@ -1,7 +1,8 @@
 """The optimizers of the examples, built from a :class:`.Config` by name.
 
 * :func:`create_learning_rate_schedule`: the learning-rate schedule every
-  optimizer shares.
+  optimizer shares (schedule-free AdamW: its own warmup and no decay; the cyclic
+  baselines: times :func:`create_lr_cycle`).
 * :func:`create_p_schedule`: the exponent p(t): the optimizer's fixed ``p``
   (:data:`.methods.OPTIMIZERS`), or for ``nsf`` the schedule registered under
   ``config.p_schedule`` (:data:`nsf_optax.p_schedule.SCHEDULES`), built from
@@ -9,6 +10,8 @@
 * :func:`create_optimizer`: the optimizer named by ``config.optimizer``, through
   one table (:data:`BUILDERS`, keyed like :data:`.methods.OPTIMIZERS`); an unknown
   name raises, naming the choices.
+* :func:`evaluation_params`: the parameters a model is evaluated with (the
+  averaged ``x`` sequence for schedule-free AdamW, else the iterate).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 import nsf_optax
@@ -31,14 +36,28 @@ def create_learning_rate_schedule(config: Config) -> optax.Schedule:
 
     Args:
       config: uses ``lr_schedule``, ``peak_learning_rate``, ``warmup_steps`` and
-        ``num_steps``.
+        ``num_steps``; for a cyclic optimizer also what :func:`create_lr_cycle`
+        uses.
 
     Returns:
       ``warmup_cosine``: linear warmup from 0 to the peak, cosine decay to 0 at
       ``num_steps``; ``piecewise``: the peak, divided by 10 at 50 % and again at 75 %
-      of ``num_steps``.
+      of ``num_steps``. Schedule-free AdamW ignores ``lr_schedule``: linear warmup
+      to the peak, then constant (its point is needing no decay schedule). The
+      cyclic optimizers (``sgd-cyclic``, ``adam-cyclic``) multiply it by
+      :func:`create_lr_cycle`.
     """
+    base = _base_learning_rate_schedule(config)
+    if methods.get_optimizer(config.optimizer).cyclic:
+        cycle = create_lr_cycle(config)
+        return lambda count: base(count) * cycle(count)
+    return base
+
+
+def _base_learning_rate_schedule(config: Config) -> optax.Schedule:
     peak = config.peak_learning_rate
+    if config.optimizer == "schedule-free-adamw":
+        return optax.warmup_constant_schedule(0.0, peak, config.warmup_steps)
     if config.lr_schedule == "warmup_cosine":
         return optax.warmup_cosine_decay_schedule(
             init_value=0.0,
@@ -67,16 +86,23 @@ def create_p_schedule(config: Config) -> optax.Schedule:
       config: uses ``optimizer``, ``p_schedule`` and ``p_params``.
 
     Returns:
-      An :class:`optax.Schedule`: the optimizer's fixed ``p`` (0 for sgd, 1/2 for
-      adam, 1/8 for padam) as a constant; for nsf the registered
+      An :class:`optax.Schedule`: the optimizer's fixed ``p`` (0 for the SGDs,
+      1/2 for the Adams, 1/8 for padam) as a constant; NaN for an optimizer
+      without an exponent (lion, schedule-free-adamw); for nsf the registered
       ``config.p_schedule`` built from ``config.p_params``.
 
     Raises:
       ConfigError: an unknown optimizer or p schedule, naming the choices.
     """
     fixed = methods.get_optimizer(config.optimizer).p
+    if fixed is not None and np.isnan(fixed):
+        return lambda count: jnp.full([], jnp.nan, jnp.float32)
     if fixed is not None:
         return p_schedule.constant(fixed)
+    return _registered_p_schedule(config)
+
+
+def _registered_p_schedule(config: Config) -> optax.Schedule:
     try:
         entry = p_schedule.get(config.p_schedule)
     except ValueError as e:
@@ -84,13 +110,83 @@ def create_p_schedule(config: Config) -> optax.Schedule:
     return entry.from_params(config.p_params)
 
 
+def create_cycle_position(config: Config) -> optax.Schedule:
+    r"""Where ``config.p_schedule`` stands in its range, from -1 to 1.
+
+    .. math::
+
+      s(t) = (p(t) - c) / h
+
+    with :math:`p(t)` the registered ``config.p_schedule`` (what ``nsf`` would
+    use) and :math:`c`, :math:`h` the centre and half-width of the values it
+    takes over the run's ``num_steps``; 0 for a constant p.
+
+    Args:
+      config: uses ``p_schedule``, ``p_params`` and ``num_steps``.
+
+    Returns:
+      An :class:`optax.Schedule` of :math:`s(t)`.
+    """
+    p = _registered_p_schedule(config)
+    values = np.asarray(jax.vmap(p)(jnp.arange(config.num_steps)), np.float64)
+    low, high = float(values.min()), float(values.max())
+    centre, half = 0.5 * (high + low), 0.5 * (high - low)
+
+    def position(count: Any) -> jax.Array:
+        if half == 0.0:
+            return jnp.zeros([], jnp.float32)
+        return jnp.asarray((p(count) - centre) / half, jnp.float32)
+
+    return position
+
+
+def create_lr_cycle(config: Config) -> optax.Schedule:
+    r"""The learning-rate factor of a cyclic baseline: ``config.p_schedule``'s shape.
+
+    .. math::
+
+      f(t) = A^{s(t)}
+
+    with :math:`s(t)` from :func:`create_cycle_position`, so the factor has the
+    period and shape of the p schedule (a cosine for ``cosine_tidal``; the pulse
+    and the square tide for ``pulse_tidal``) and swings between :math:`1/A` at
+    the lowest p and :math:`A` at the highest, as the raw gain
+    :math:`\hat v^{-p}` scales the step by a power. ``A =
+    config.cyclic_amplitude`` (:mod:`.step_swing` measures the swing it stands
+    for); a constant p gives 1.
+
+    Args:
+      config: uses ``p_schedule``, ``p_params``, ``num_steps`` and
+        ``cyclic_amplitude``.
+
+    Returns:
+      An :class:`optax.Schedule` of the factor.
+    """
+    position = create_cycle_position(config)
+    log_amplitude = float(np.log(config.cyclic_amplitude))
+    return lambda count: jnp.exp(log_amplitude * position(count))
+
+
 def decay_mask(params: Any) -> Any:
     """Weight decay on kernels only: leaves with more than one dimension."""
     return jax.tree.map(lambda x: x.ndim > 1, params)
 
 
+def _coupled_decay(config: Config) -> optax.GradientTransformation:
+    # Torch-style L2: the decay is added to the gradient before the optimizer.
+    return optax.add_decayed_weights(config.weight_decay, mask=decay_mask)
+
+
 def _adam(config: Config, lr: optax.Schedule, p: Any) -> optax.GradientTransformation:
     del p  # optax's own Adam: p = 1/2
+    return optax.chain(
+        _coupled_decay(config),
+        optax.adam(lr, b1=config.momentum, b2=config.b2, eps=config.eps),
+    )
+
+
+def _adamw(config: Config, lr: optax.Schedule, p: Any) -> optax.GradientTransformation:
+    del p  # optax's own AdamW: p = 1/2
     return optax.adamw(
         lr,
         b1=config.momentum,
@@ -103,9 +199,54 @@ def _adam(config: Config, lr: optax.Schedule, p: Any) -> optax.GradientTransform
 
 def _sgd(config: Config, lr: optax.Schedule, p: Any) -> optax.GradientTransformation:
     del p  # optax's own momentum SGD: p = 0
+    return optax.chain(_coupled_decay(config), optax.sgd(lr, momentum=config.momentum))
+
+
+def _sgd_nesterov(
+    config: Config, lr: optax.Schedule, p: Any
+) -> optax.GradientTransformation:
+    del p  # p = 0
     return optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
-        optax.sgd(lr, momentum=config.momentum),
+        _coupled_decay(config),
+        optax.sgd(lr, momentum=config.momentum, nesterov=True),
+    )
+
+
+# Lion's decoupled decay is scaled by its learning rate, which is 5x below AdamW's
+# (methods.OPTIMIZERS): Chen et al. 2023 scale the decay up by as much, keeping
+# lr * weight_decay equal to AdamW's.
+LION_DECAY_FACTOR = 5.0
+# Lion's b2 is a second momentum, not a second-moment decay: the paper's 0.99.
+LION_B2 = 0.99
+
+
+def _lion(config: Config, lr: optax.Schedule, p: Any) -> optax.GradientTransformation:
+    del p  # no second-moment exponent
+    return optax.lion(
+        lr,
+        b1=config.momentum,
+        b2=LION_B2,
+        weight_decay=LION_DECAY_FACTOR * config.weight_decay,
+        mask=decay_mask,
+    )
+
+
+def _schedule_free_adamw(
+    config: Config, lr: optax.Schedule, p: Any
+) -> optax.GradientTransformation:
+    del p  # no exponent of its own (its base is RMSProp-like, momentum-free)
+    # optax.contrib.schedule_free_adamw with its decay masked to kernels like every
+    # other optimizer here (it takes no mask); lr already holds its warmup.
+    return optax.contrib.schedule_free(
+        optax.chain(
+            optax.scale_by_rms(
+                decay=config.b2, eps=config.eps, eps_in_sqrt=False, bias_correction=True
+            ),
+            optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
+            optax.scale_by_learning_rate(lr),
+        ),
+        learning_rate=lr,
+        b1=config.momentum,
     )
 
 
@@ -152,8 +293,14 @@ Builder = Callable[[Config, optax.Schedule, Any], optax.GradientTransformation]
 # :data:`.methods.OPTIMIZERS`.
 BUILDERS: dict[str, Builder] = {
     "sgd": _sgd,
+    "sgd-nesterov": _sgd_nesterov,
     "adam": _adam,
+    "adamw": _adamw,
     "padam": _padam,
+    "lion": _lion,
+    "schedule-free-adamw": _schedule_free_adamw,
+    "sgd-cyclic": _sgd,
+    "adam-cyclic": _adam,
     "nsf": _nsf,
 }
 
@@ -161,15 +308,23 @@ BUILDERS: dict[str, Builder] = {
 def evaluation_params(config: Config, params: Any, opt_state: Any) -> Any:
     """The parameters a model is evaluated with.
 
+    Schedule-free AdamW trains at the interpolation ``y`` (what the model holds)
+    and answers with the average ``x``; every other optimizer's iterate is its
+    answer. BatchNorm statistics are not parameters: they stay those
+    accumulated along ``y`` (the schedule-free paper recomputes them at ``x``;
+    we do not, which can only handicap schedule-free AdamW).
+
     Args:
       config: the run configuration (uses ``optimizer``).
-      params: the trained parameters.
-      opt_state: the optimizer's state.
+      params: the trained parameters (``y`` for schedule-free AdamW).
+      opt_state: the optimizer's state, as :func:`create_optimizer` builds it.
 
     Returns:
-      ``params`` itself for every optimizer whose iterate is its answer.
+      ``optax.contrib.schedule_free_eval_params(opt_state, params)`` for
+      schedule-free AdamW, ``params`` itself otherwise.
     """
-    del config, opt_state
+    if config.optimizer == "schedule-free-adamw":
+        return optax.contrib.schedule_free_eval_params(opt_state, params)
     return params
 
 
@@ -182,9 +337,15 @@ def create_optimizer(
       coupled weight decay): the paper's p = 0 baseline.
     * ``nsf`` (flavour "sgd"): the same chain with ``nsf_optax.nsf_sgd`` and the p
       schedule: the paper's ResNet setting; bit for bit the baseline at p = 0.
-    * ``adam``: ``optax.adamw``; ``padam``: ``nsf_optax.nsfw`` with p = 1/8;
-      ``nsf`` (flavour "adam"): ``nsf_optax.nsfw`` with the p schedule. These take
-      decoupled weight decay.
+    * ``sgd-nesterov``: the same with ``nesterov=True``; ``adam``: the same with
+      ``optax.adam`` (the paper's Adam baseline); ``sgd-cyclic`` /
+      ``adam-cyclic``: ``sgd`` / ``adam`` with the cycled learning rate
+      (:func:`create_learning_rate_schedule`).
+    * ``adamw``: ``optax.adamw``; ``lion``: ``optax.lion`` (b2 0.99, decay x5,
+      see :data:`LION_DECAY_FACTOR`); ``schedule-free-adamw``:
+      ``optax.contrib.schedule_free_adamw`` (its decay masked to kernels);
+      ``padam``: ``nsf_optax.nsfw`` with p = 1/8; ``nsf`` (flavour "adam"):
+      ``nsf_optax.nsfw`` with the p schedule. These take decoupled weight decay.
 
     Args:
       config: the run configuration.

@@ -22,7 +22,8 @@ def plot_run(
       history: evaluation rows with step, train/test loss and accuracy.
       workdir: output directory.
       title: figure title.
-      schedules: ``(steps, lr, p)`` at every step (the values each step used).
+      schedules: ``(steps, lr, p)`` at every step (the values each step used);
+        ``p`` all NaN for an optimizer without an exponent (an empty panel).
 
     Returns:
       The paths written.
@@ -48,7 +49,13 @@ def plot_run(
     ax_lr.plot(steps, lr)
     ax_lr.set(xlabel="step", ylabel="learning rate", title="lr(t)")
     ax_p.plot(steps, p, drawstyle="steps-post")
-    ax_p.set(xlabel="step", ylabel="p", title="p(t)")
+    # NaN throughout: an optimizer without a second-moment exponent (lion...).
+    no_exponent = bool(np.isnan(np.asarray(p, np.float64)).all())
+    ax_p.set(
+        xlabel="step",
+        ylabel="p",
+        title="p(t): none (no exponent)" if no_exponent else "p(t)",
+    )
     for ax in (ax_lr, ax_p):
         ax.grid(alpha=0.3)
     fig.suptitle(title)

@@ -5,7 +5,10 @@ with an optimizer chosen by name, every one chained with the same optax learning
 schedule and weight decay (:func:`create_optimizer`). It writes to ``workdir``:
 
 * ``metrics.csv`` / ``metrics.json``: one row per evaluation (step, lr, p, running
-  train loss/accuracy from an ``nnx.MultiMetric``, test loss/accuracy);
+  train loss/accuracy from an ``nnx.MultiMetric``, test loss/accuracy); ``p`` is
+  NaN (null in the JSON) for an optimizer without an exponent (lion,
+  schedule-free-adamw), and the evaluation uses
+  :func:`.optimizers.evaluation_params` (schedule-free AdamW's average);
 * ``curves.png`` (train/test loss and accuracy) and ``schedules.png`` (lr and p);
 * ``config.json`` and ``checkpoints/<step>/``: verified orbax checkpoints of the
   named pytrees ``model``, ``optimizer``, ``train_metrics`` and ``rng`` plus a JSON
@@ -56,11 +59,13 @@ from nsf_optax.experiments.resnet.optimizers import (
     create_learning_rate_schedule,
     create_optimizer,
     create_p_schedule,
+    evaluation_params,
 )
 from nsf_optax.experiments.runner import (
     checkpointing,
     lifecycle,
     preflight,
+    summary,
     workdirs,
 )
 from nsf_optax.experiments.runner.errors import ConfigError
@@ -219,7 +224,9 @@ def _at(schedule: optax.Schedule, step: int) -> float:
 
 def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
     workdirs.write_text(
-        os.path.join(workdir, "metrics.json"), json.dumps(history, indent=1)
+        os.path.join(workdir, "metrics.json"),
+        # Standard JSON: a NaN (the p of an optimizer without one) is null.
+        json.dumps(summary.strict_json(history), indent=1, allow_nan=False),
     )
     table = io.StringIO()
     writer: csv.DictWriter[str] = csv.DictWriter(table, fieldnames=HISTORY_FIELDS)
@@ -231,6 +238,20 @@ def _write_metrics(workdir: str, history: list[dict[str, Any]]) -> None:
 def checkpoint_dir(workdir: str | os.PathLike) -> str:
     """``<workdir>/checkpoints`` as an absolute path."""
     return preflight.checkpoint_dir(workdir)
+
+
+def _set_params(model: models.ResNet, values: Any) -> None:
+    """Sets the model's parameters from a pure dict of arrays."""
+    state = nnx.state(model, nnx.Param)
+    nnx.replace_by_pure_dict(state, values)
+    nnx.update(model, state)
+
+
+def _values(tree: Any) -> Any:
+    """``tree`` with each nnx Variable replaced by its array."""
+    return jax.tree.map(
+        lambda v: v[...], tree, is_leaf=lambda x: isinstance(x, nnx.Variable)
+    )
 
 
 class _SingleRun:
@@ -320,7 +341,15 @@ class _SingleRun:
             self.metrics,
             jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
         )
+        evaluated = self._evaluated_params()
+        # A snapshot of the trained values (nnx.state holds the model's own
+        # variables), put back after the evaluation.
+        trained = nnx.to_pure_dict(nnx.state(self.model, nnx.Param))
+        if evaluated is not None:
+            _set_params(self.model, evaluated)
         loss_sum, correct = evaluation.sum_test_batches(self.model, self.eval_batches)
+        if evaluated is not None:
+            _set_params(self.model, trained)
         row = evaluation.evaluation_row(
             lr=_at(self.lr_fn, step - 1),
             p=_at(self.p_fn, step - 1),
@@ -330,6 +359,16 @@ class _SingleRun:
             count=len(self.data.y_test),
         )
         return [row]
+
+    def _evaluated_params(self) -> Any:
+        # The parameters to evaluate (optimizers.evaluation_params) as a pure
+        # dict, or None when they are the trained ones. BatchNorm statistics stay
+        # those of training (see evaluation_params).
+        values = _values(nnx.state(self.model, nnx.Param))
+        evaluated = evaluation_params(
+            self.config, values, _values(self.optimizer.opt_state)
+        )
+        return None if evaluated is values else nnx.to_pure_dict(evaluated)
 
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
         return {

@@ -211,8 +211,9 @@ class Config:
     weight_decay: float = dataclasses.field(
         default=5e-4,
         metadata=_meta(
-            "coupled L2 (added to the gradient, as torch SGD) for sgd and nsf/sgd; "
-            "decoupled (AdamW) for adam, padam and nsf/adam. Kernels only.",
+            "coupled L2 (added to the gradient, as torch SGD) for the sgds, adam, "
+            "the cyclic ones and nsf/sgd; decoupled (AdamW) for adamw, padam, lion, "
+            "schedule-free-adamw and nsf/adam. Kernels only.",
             bound=NON_NEGATIVE,
         ),
     )
@@ -302,6 +303,18 @@ class Config:
     )
     progress: bool = dataclasses.field(
         default=True, metadata=_meta("show a tqdm progress bar.")
+    )
+    cyclic_amplitude: float = dataclasses.field(
+        # The raw gain's measured step-size swing (resnet.step_swing; about 13
+        # on MNIST-1D for both tidal schedules). See docs/compare.md, Methods.
+        default=13.0,
+        metadata=_meta(
+            "sgd-cyclic / adam-cyclic: the learning rate is multiplied by "
+            "cyclic_amplitude at the highest p of p_schedule and divided by it at "
+            "the lowest (optimizers.create_lr_cycle); the default is the step-size "
+            "swing measured for the raw gain.",
+            bound=POSITIVE,
+        ),
     )
 
     def __init__(self, **values: Any):
