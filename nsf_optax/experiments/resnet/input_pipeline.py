@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nsf_optax.experiments.resnet._dataset import Dataset
-from nsf_optax.experiments.runner.errors import DataError
+from nsf_optax.experiments.runner.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import jax
@@ -321,6 +321,30 @@ def split_sizes(num_examples: int, val_fraction: float) -> tuple[int, int]:
     """
     held = round(val_fraction * num_examples)
     return num_examples - held, held
+
+
+def check_split(num_examples: int, val_fraction: float, batch_size: int) -> None:
+    """Refuses a split of ``num_examples`` (after ``train_size``) whose held-out
+    part (with ``val_fraction`` > 0) is empty or whose training part is smaller
+    than ``batch_size``. A held-out part smaller than the evaluation batch is one
+    padded batch, as the test set's last one is.
+
+    Raises:
+      ConfigError: naming ``val_fraction`` or ``batch_size``.
+    """
+    train, held = split_sizes(num_examples, val_fraction)
+    if val_fraction > 0 and held < 1:
+        raise ConfigError(
+            f"val_fraction ({val_fraction:g}) holds out {held} of the "
+            f"{num_examples} training examples; it must hold out at least one.",
+            ("val_fraction",),
+        )
+    if batch_size > train:
+        rest = " left after val_fraction" if val_fraction > 0 else ""
+        raise ConfigError(
+            f"batch_size ({batch_size}) exceeds the {train} training examples{rest}.",
+            ("batch_size",),
+        )
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -54,7 +54,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, plots
-from nsf_optax.experiments.resnet.configs.default import Config, check_split
+from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.resnet.optimizers import (
     create_learning_rate_schedule,
     create_optimizer,
@@ -197,7 +197,7 @@ def load_training_set(config: Config) -> input_pipeline.Dataset:
     Raises:
       DataError: for data that cannot be read or a ``train_size`` above its size.
       ConfigError: for a batch larger than the training set, or a held-out part
-        smaller than one evaluation batch (see :func:`.default.check_split`).
+        with no example (see :func:`.input_pipeline.check_split`).
     """
     full = input_pipeline.load_dataset(config.dataset, config.data_dir)
     data = input_pipeline.training_set(
@@ -207,7 +207,9 @@ def load_training_set(config: Config) -> input_pipeline.Dataset:
         seed=config.data_seed,
         val_fraction=config.val_fraction,
     )
-    check_split(config, config.train_size or len(full.y_train))
+    input_pipeline.check_split(
+        config.train_size or len(full.y_train), config.val_fraction, config.batch_size
+    )
     return data
 
 

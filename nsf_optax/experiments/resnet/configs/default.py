@@ -384,7 +384,7 @@ class Config:
             )
         known = self.train_size or input_pipeline.DATASETS[self.dataset].train_examples
         if self.val_fraction > 0 and known is not None:
-            check_split(self, known)
+            input_pipeline.check_split(known, self.val_fraction, self.batch_size)
         ndim = models.MODELS[self.model].ndim
         if ndim is not None and input_pipeline.DATASETS[self.dataset].ndim != ndim:
             fitting = [n for n, s in input_pipeline.DATASETS.items() if s.ndim == ndim]
@@ -481,27 +481,6 @@ def check_field(name: str, kind: Any, value: Any) -> Any:
     """
     bound, choices = _field_limits(name)
     return check_value(name, kind, value, bound, choices)
-
-
-def check_split(config: Config, num_examples: int) -> None:
-    """Refuses a training set of ``num_examples`` (after ``train_size``) whose
-    training part is smaller than ``batch_size`` or whose held-out part (with
-    ``val_fraction`` > 0) is empty: a ConfigError. (A held-out part smaller than
-    ``eval_batch_size`` is one padded batch, as the test set's last one is.)"""
-    train, held = input_pipeline.split_sizes(num_examples, config.val_fraction)
-    if config.val_fraction > 0 and held < 1:
-        raise ConfigError(
-            f"val_fraction ({config.val_fraction:g}) holds out {held} of the "
-            f"{num_examples} training examples; it must hold out at least one.",
-            ("val_fraction",),
-        )
-    if config.batch_size > train:
-        rest = " left after val_fraction" if config.val_fraction > 0 else ""
-        raise ConfigError(
-            f"batch_size ({config.batch_size}) exceeds the {train} training "
-            f"examples{rest}.",
-            ("batch_size",),
-        )
 
 
 def get_config() -> Config:
