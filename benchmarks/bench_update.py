@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_update.py [--quick] [--out results.json]
+        [--sections update,...] [--only NAME ...]
 
 Four measurements, each interleaved (candidates called round-robin, one call
 each per round, so that a slow spell of a shared machine hits all of them) and
@@ -29,6 +30,10 @@ ended with ``block_until_ready``:
    default-compiled Adam: what a user with an AVX-512 CPU can set
    (``XLA_FLAGS=--xla_cpu_prefer_vector_width=512``) when a general or
    scheduled p makes the update compute-bound.
+
+``--only`` keeps the named candidates of the update, eager and vector-width
+sections (with the references they are measured against), so that a few
+candidates can be timed in a couple of minutes.
 
 The ratio of a candidate is the median over rounds of its time divided by the
 reference's time in the same round (robust to drift in the machine's load);
@@ -173,6 +178,33 @@ def summarise_by_reference(
     return {n: out[n] for n in cands}
 
 
+def select_candidates(
+    cands: dict[str, tuple[str, Any]], only: list[str] | None
+) -> dict[str, tuple[str, Any]]:
+    """The candidates named in ``only`` and their references, in table order.
+
+    ``None`` keeps them all; names of other sections' candidates are ignored,
+    so a section none of whose candidates is named gets none.
+    """
+    if only is None:
+        return cands
+    named = [name for name in only if name in cands]
+    keep = set(named) | {cands[name][0] for name in named}
+    return {name: c for name, c in cands.items() if name in keep}
+
+
+def vector_width_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
+    """name -> (reference, transform); names ending in "512-bit" get the option."""
+    txs = {
+        "adam": optax.scale_by_adam(),
+        "pexp p=0.3": nsf_optax.scale_by_pexp(p=0.3),
+        "pexp cosine tidal": nsf_optax.scale_by_pexp(p=TIDAL),
+    }
+    cands = {name: ("adam", tx) for name, tx in txs.items()}
+    cands.update({f"{name}, 512-bit": ("adam", tx) for name, tx in txs.items()})
+    return cands
+
+
 # ----------------------------------------------------------------------------
 # 1. Update time and state bytes.
 
@@ -271,15 +303,11 @@ def bench_updates(
     return out
 
 
-def bench_vector_width(grads: Any, rounds: int) -> dict[str, Any]:
+def bench_vector_width(
+    grads: Any, rounds: int, only: list[str] | None = None
+) -> dict[str, Any]:
     """Updates compiled for 512-bit vectors against default-compiled Adam."""
-    txs = {
-        "adam": optax.scale_by_adam(),
-        "pexp p=0.3": nsf_optax.scale_by_pexp(p=0.3),
-        "pexp cosine tidal": nsf_optax.scale_by_pexp(p=TIDAL),
-    }
-    cands = {name: ("adam", tx) for name, tx in txs.items()}
-    cands.update({f"{name}, 512-bit": ("adam", tx) for name, tx in txs.items()})
+    cands = select_candidates(vector_width_candidates(), only)
     return bench_updates(grads, rounds, cands, wide_vector_options(cands))
 
 
@@ -506,8 +534,20 @@ def main() -> None:
         default="update,floor,train_step,eager,vector_width",
         help="comma-separated subset of update,floor,train_step,eager,vector_width",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="time only these candidates (and their references) in the update, "
+        "eager and vector_width sections",
+    )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
+    if args.only is not None:
+        known = {*update_candidates(), *eager_candidates(), *vector_width_candidates()}
+        unknown = sorted(set(args.only) - known)
+        if unknown:  # a typo would otherwise time nothing
+            parser.error(f"no such candidate: {', '.join(unknown)}")
     rounds = 15 if args.quick else 60
     step_rounds = 6 if args.quick else 40
     t0 = time.perf_counter()
@@ -533,14 +573,15 @@ def main() -> None:
     n = sum(x.size for x in leaves)
     results["tree"] = {"leaves": len(leaves), "params": int(n)}
 
-    if "update" in sections:
-        results["update_resnet18_tree"] = bench_updates(grads, rounds)
+    update_cands = select_candidates(update_candidates(), args.only)
+    if "update" in sections and update_cands:
+        results["update_resnet18_tree"] = bench_updates(grads, rounds, update_cands)
         print_table(
             f"update, ResNet-18 tree ({len(leaves)} leaves, {n} f32)",
             results["update_resnet18_tree"],
         )
         flat = jax.random.normal(key, (n,)) * 1e-3
-        results["update_flat_vector"] = bench_updates(flat, rounds)
+        results["update_flat_vector"] = bench_updates(flat, rounds, update_cands)
         print_table(f"update, flat vector ({n} f32)", results["update_flat_vector"])
     if "floor" in sections:
         results["floor_flat_vector"] = bench_floor(n, rounds)
@@ -552,17 +593,19 @@ def main() -> None:
             f"train step, ResNet-18, batch {args.batch}x32x32x3",
             results["train_step"],
         )
-    if "eager" in sections:
+    eager_cands = select_candidates(eager_candidates(), args.only)
+    if "eager" in sections and eager_cands:
         small = small_tree()
-        results["eager_small_tree"] = bench_eager(small, rounds)
+        results["eager_small_tree"] = bench_eager(small, rounds, eager_cands)
         print_table(
             f"eager update, small tree ({sum(x.size for x in small.values())} f32)",
             results["eager_small_tree"],
         )
-        results["eager_resnet18_tree"] = bench_eager(grads, rounds)
+        results["eager_resnet18_tree"] = bench_eager(grads, rounds, eager_cands)
         print_table("eager update, ResNet-18 tree", results["eager_resnet18_tree"])
-    if "vector_width" in sections and jax.devices()[0].platform == "cpu":
-        results["vector_width"] = bench_vector_width(grads, rounds)
+    vw_only = select_candidates(vector_width_candidates(), args.only)
+    if "vector_width" in sections and vw_only and jax.devices()[0].platform == "cpu":
+        results["vector_width"] = bench_vector_width(grads, rounds, args.only)
         print_table(
             "update, ResNet-18 tree, compiled for 512-bit vectors",
             results["vector_width"],

@@ -14,6 +14,7 @@ power_f32; tests/test_fast_paths.py would catch a folded rounding).
 """
 
 import numbers
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import jax
@@ -208,14 +209,16 @@ def gain_denominator(
 def _rms_scaled(x: jax.Array) -> jax.Array:
     """Root mean square, scaled near ``max|x|`` so that squares cannot overflow.
 
-    The scale is a power of two clipped to ``2**+-120``: XLA divides by a
-    scalar by multiplying with its reciprocal, and a reciprocal below float32's
-    smallest normal (``max|x| > 2**126``) is flushed to zero, which made every
-    ``x / max|x|`` zero. ``max|x| = 0`` gives 0, ``inf`` gives ``inf``.
+    The scale is a power of two clipped to ``2**+-120``: its reciprocal, below
+    float32's smallest normal for ``max|x| > 2**126``, would be flushed to
+    zero, which made every ``x / max|x|`` zero. ``max|x| = 0`` gives 0,
+    ``inf`` gives ``inf``.
     """
     exponent = jnp.clip(jnp.floor(jnp.log2(jnp.max(jnp.abs(x)))), -120.0, 120.0)
-    scale = jnp.exp2(exponent)
-    return scale * jnp.sqrt(jnp.mean(jnp.square(x / scale)))
+    # Multiplied by 2**-exponent, not divided by 2**exponent: XLA rewrites
+    # (a / b) / scale as a / (b * scale), where b * scale can underflow to 0
+    # when x is computed in the same loop (an update a / b).
+    return jnp.exp2(exponent) * jnp.sqrt(jnp.mean(jnp.square(x * jnp.exp2(-exponent))))
 
 
 def rms(x: jax.Array) -> jax.Array:
@@ -237,6 +240,25 @@ def rms(x: jax.Array) -> jax.Array:
     return jax.lax.cond(direct_ok, lambda x: jnp.sqrt(sum_sq / x.size), _rms_scaled, x)
 
 
+def _rescale(
+    update: jax.Array,
+    target_rms: jax.Array,
+    rms_update: jax.Array,
+    keep: jax.Array | None = None,
+) -> jax.Array:
+    """``update * (target_rms / rms_update)``, overflow-safe; see :func:`match_rms`."""
+    rms_update = jnp.where(rms_update > 0, rms_update, 1.0)
+    ratio = target_rms / rms_update
+    direct = jnp.isfinite(ratio) | ~jnp.isfinite(target_rms)
+    third = jnp.exp2((jnp.log2(target_rms) - jnp.log2(rms_update)) / 3)
+    first = jnp.where(direct, ratio, third)
+    rest = jnp.where(direct, jnp.ones_like(third), third)
+    if keep is not None:
+        first = jnp.where(keep, 1.0, first)
+        rest = jnp.where(keep, 1.0, rest)
+    return update * first * rest * rest
+
+
 def match_rms(
     update: jax.Array, target_rms: jax.Array, keep: jax.Array | None = None
 ) -> jax.Array:
@@ -256,14 +278,99 @@ def match_rms(
     would make XLA's CPU backend materialise it, at several times the cost of
     the whole optimizer step.
     """
-    rms_update = rms(update)
-    rms_update = jnp.where(rms_update > 0, rms_update, 1.0)
-    ratio = target_rms / rms_update
-    direct = jnp.isfinite(ratio) | ~jnp.isfinite(target_rms)
-    third = jnp.exp2((jnp.log2(target_rms) - jnp.log2(rms_update)) / 3)
-    first = jnp.where(direct, ratio, third)
-    rest = jnp.where(direct, jnp.ones_like(third), third)
-    if keep is not None:
-        first = jnp.where(keep, 1.0, first)
-        rest = jnp.where(keep, 1.0, rest)
-    return update * first * rest * rest
+    return _rescale(update, target_rms, rms(update), keep)
+
+
+# Leaves of at least this many elements are summed in _FAN_IN interleaved
+# slices (see sums_of_squares); smaller ones in one piece.
+_FAN_IN = 16
+_FAN_IN_MIN_SIZE = 1 << 14
+
+
+def sums_of_squares(
+    pair: Callable[..., tuple[jax.Array, jax.Array]], sources: Sequence[jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    """``sum(a**2)`` and ``sum(b**2)`` for ``a, b = pair(*sources)``, one pass.
+
+    Args:
+      pair: elementwise ``(*sources) -> (a, b)``, same-shaped real floats.
+      sources: same-shaped arrays.
+
+    Returns:
+      The two sums, as real scalars.
+
+    Both squares are packed into one complex array,
+    ``a**2 + 1j * b**2``, so that XLA's CPU backend sums them in one
+    elementwise loop that reads the sources once and materialises nothing:
+    real sums are handed to a library reduction that pulls the producers of
+    ``a`` and ``b`` in and writes what they share, complex ones are not. A
+    large leaf is cut into :data:`_FAN_IN` contiguous slices of the sources,
+    added elementwise (one loop, split over the cores like any elementwise
+    loop, each output element a sum of ``_FAN_IN`` squares), then summed.
+    ``pair`` is applied to the slices of the sources, not to slices of its
+    result, so that XLA recomputes ``a`` and ``b`` inside that loop instead of
+    materialising them for their other users.
+    """
+    flat = [x.reshape(-1) for x in sources]
+    n = flat[0].size
+
+    def squares(*xs):
+        a, b = pair(*xs)
+        return jax.lax.complex(jnp.square(a), jnp.square(b))
+
+    if n < _FAN_IN_MIN_SIZE:
+        total = jnp.sum(squares(*flat))
+    else:
+        m = n // _FAN_IN
+        acc = squares(*[x[:m] for x in flat])
+        for i in range(1, _FAN_IN):
+            acc = acc + squares(*[x[i * m : (i + 1) * m] for x in flat])
+        total = jnp.sum(acc) + jnp.sum(squares(*[x[_FAN_IN * m :] for x in flat]))
+    return jnp.real(total), jnp.imag(total)
+
+
+def match_rms_of_pair(
+    update: jax.Array,
+    pair: Callable[..., tuple[jax.Array, jax.Array]],
+    sources: Sequence[jax.Array],
+    keep: jax.Array | None = None,
+) -> jax.Array:
+    """``update`` rescaled to the RMS of ``target``, where ``pair(*sources)``
+    recomputes ``(update, target)``.
+
+    :func:`match_rms`'s ``match_rms(update, rms(target), keep)``, to float32
+    rounding, without writing ``update`` and ``target`` to memory and reading
+    them back: both sums of squares come from one loop over the sources
+    (:func:`sums_of_squares`), and ``update`` is scaled by a scalar in the loop
+    that consumes it. ``pair`` must be elementwise and cheap to recompute;
+    ``sources`` should be arrays the program holds anyway (state leaves,
+    gradients): they are what the scaled fallback (:func:`_rms_scaled`, for
+    leaves whose squares overflow or underflow) reads, under a ``lax.cond``,
+    when it runs (an operand computed in the step would be materialised for
+    it).
+
+    Args:
+      update: the update to rescale (an expression of the sources).
+      pair: elementwise ``(*sources) -> (update, target)``, real floats.
+      sources: same-shaped arrays.
+      keep: a traced bool: leave ``update`` as it is.
+
+    Returns:
+      The rescaled update.
+    """
+    n = update.size
+    if n == 0:
+        return update
+    sum_u, sum_t = sums_of_squares(pair, sources)
+    ok = jnp.isfinite(sum_u) & (sum_u >= 2.0**-60)
+    ok = ok & jnp.isfinite(sum_t) & (sum_t >= 2.0**-60)
+
+    def direct(_):
+        return jnp.sqrt(sum_u / n), jnp.sqrt(sum_t / n)
+
+    def scaled(sources):
+        u, t = pair(*sources)
+        return _rms_scaled(u), _rms_scaled(t)
+
+    rms_u, rms_t = jax.lax.cond(ok, direct, scaled, tuple(sources))
+    return _rescale(update, rms_t, rms_u, keep)

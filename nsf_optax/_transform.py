@@ -20,7 +20,13 @@ import numpy as np
 import optax
 
 from nsf_optax import _checks
-from nsf_optax._power import compute_dtype, gain_denominator, match_rms, rms
+from nsf_optax._power import (
+    compute_dtype,
+    gain_denominator,
+    match_rms,
+    match_rms_of_pair,
+    rms,
+)
 
 __all__ = [
     "ScaleByPexpMomentumState",
@@ -234,11 +240,16 @@ def _apply_pgain(
     eps_root: Any,
     normalize: Normalize,
     reference_p: float,
+    inputs: Callable[..., tuple[jax.Array, jax.Array]],
+    sources: tuple[optax.Updates, ...],
 ) -> optax.Updates:
     """``direction / ((nu_hat + eps_root)**p + eps)``, per leaf, cast like ``like``.
 
-    ``None`` leaves (masked-out parameters) pass through. Each leaf is one
-    elementwise XLA loop reading the new moments (the power is fused into it).
+    ``inputs(*leaves)`` recomputes a leaf's ``direction`` and ``nu_hat`` from
+    its ``sources`` (the new moments and the gradients: arrays the step holds
+    anyway), for ``normalize="rms"``'s sums of squares. ``None`` leaves
+    (masked-out parameters) pass through. Each leaf is one elementwise XLA
+    loop reading the new moments (the power is fused into it).
     A :class:`_FiniteP` selects, per step, the static kernel of its current
     value inside that loop (:func:`nsf_optax._power.dispatched_power`), so
     that a square tide between sqrt forms costs what a static ``p`` does and
@@ -247,7 +258,11 @@ def _apply_pgain(
     ``normalize="rms"`` rescales each leaf to the RMS of the update at
     ``reference_p``, the exponent of the optimizer this one generalises
     (1/2 for Adam, 0 for momentum SGD), so that ``p`` only reweights
-    coordinates; at ``p = reference_p`` the update is that one as it is.
+    coordinates; at ``p = reference_p`` the update is that one as it is. Both
+    sums of squares come from one more loop over the sources and the update
+    is recomputed where it is consumed
+    (:func:`nsf_optax._power.match_rms_of_pair`): neither the update nor the
+    reference is written to memory.
     """
     if isinstance(p, _FiniteP):
         values, index, p_leaf = p.values, p.index, p.value
@@ -264,7 +279,26 @@ def _apply_pgain(
     # direction itself, not divided by 1 + eps.
     direction_at_reference = normalize == "rms" and reference_p == 0
 
-    def leaf(d, v, g):
+    def update(d, v):
+        d32 = d.astype(compute_dtype(d.dtype))
+        denominator = gain_denominator(
+            v, p_leaf, eps, eps_root, values=values, index=index
+        )
+        if direction_at_reference and index is not None:
+            denominator = jnp.where(at_reference, 1.0, denominator)
+        return d32 / denominator
+
+    def reference(d, v):
+        d32 = d.astype(compute_dtype(d.dtype))
+        if reference_p == 0:
+            return d32
+        return d32 / gain_denominator(v, reference_p, eps, eps_root)
+
+    def update_and_reference(*leaves):
+        d, v = inputs(*leaves)
+        return update(d, v), reference(d, v)
+
+    def leaf(d, v, g, *leaves):
         if d is None:
             return None
         # Trace-time only: a state restored for other params must not broadcast
@@ -272,24 +306,18 @@ def _apply_pgain(
         chex.assert_equal_shape([d, g])
         if v.ndim or not _is_static_zero(p):
             chex.assert_equal_shape([d, v])
-        d32 = d.astype(compute_dtype(d.dtype))
         if direction_at_reference and at_reference is True:
-            return d32.astype(g.dtype)
-        denominator = gain_denominator(
-            v, p_leaf, eps, eps_root, values=values, index=index
-        )
-        if direction_at_reference and index is not None:
-            denominator = jnp.where(at_reference, 1.0, denominator)
-        u = d32 / denominator
-        if normalize == "rms" and at_reference is not True:
-            reference = d32
-            if reference_p != 0:
-                reference = d32 / gain_denominator(v, reference_p, eps, eps_root)
-            keep = None if index is None else cast(jax.Array, at_reference)
-            u = match_rms(u, rms(reference), keep=keep)
+            return d.astype(compute_dtype(d.dtype)).astype(g.dtype)
+        if normalize != "rms" or at_reference is True:
+            return update(d, v).astype(g.dtype)
+        keep = None if index is None else cast(jax.Array, at_reference)
+        if jnp.iscomplexobj(d):  # the RMS of its modulus, the update written
+            u = match_rms(update(d, v), rms(reference(d, v)), keep=keep)
+            return u.astype(g.dtype)
+        u = match_rms_of_pair(update(d, v), update_and_reference, leaves, keep)
         return u.astype(g.dtype)
 
-    return jax.tree.map(leaf, direction, nu_hat, like, is_leaf=_is_none)
+    return jax.tree.map(leaf, direction, nu_hat, like, *sources, is_leaf=_is_none)
 
 
 def _placeholder_nu(params: optax.Params) -> optax.Updates:
@@ -311,6 +339,18 @@ def _adam_step(
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
     nu = _update_nu(updates, state.nu, b2) if h["keep_nu"] else state.nu
     count_inc = cast(jax.Array, optax.safe_increment(state.count))
+
+    def inputs(m, v, g):
+        # One leaf's mu_hat and nu_hat, as below, from the leaves themselves.
+        if h["nesterov"]:
+            m_hat = optax.tree.bias_correction(m, b1, optax.safe_increment(count_inc))
+            g_hat = optax.tree.bias_correction(g, b1, count_inc)
+            m_hat = b1 * m_hat + (1 - b1) * g_hat
+        else:
+            m_hat = optax.tree.bias_correction(m, b1, count_inc)
+        v_hat = optax.tree.bias_correction(v, b2, count_inc) if h["keep_nu"] else v
+        return m_hat, v_hat
+
     if h["nesterov"]:
         mu_hat = jax.tree.map(
             lambda m, g: None if m is None else b1 * m + (1 - b1) * g,
@@ -322,7 +362,16 @@ def _adam_step(
         mu_hat = optax.tree.bias_correction(mu, b1, count_inc)
     nu_hat = optax.tree.bias_correction(nu, b2, count_inc) if h["keep_nu"] else nu
     new_updates = _apply_pgain(
-        mu_hat, nu_hat, updates, p_t, h["eps"], h["eps_root"], h["normalize"], 0.5
+        mu_hat,
+        nu_hat,
+        updates,
+        p_t,
+        h["eps"],
+        h["eps_root"],
+        h["normalize"],
+        0.5,
+        inputs,
+        (mu, nu, updates),
     )
     return new_updates, ScaleByPexpState(
         count=count_inc,
@@ -340,6 +389,7 @@ def _momentum_step(
     p_t = _resolve_p(h["p"], state.count)
     if decay is None:
         direction, trace = updates, state.trace
+        source = updates
     else:
 
         def accumulate(g, t):
@@ -351,6 +401,7 @@ def _momentum_step(
             if h["nesterov"]
             else trace
         )
+        source = trace  # before the cast: what the direction is made of
         trace = optax.tree.cast_like(trace, state.trace)
     count_inc = cast(jax.Array, optax.safe_increment(state.count))
     if h["keep_nu"]:
@@ -358,8 +409,24 @@ def _momentum_step(
         nu_hat = optax.tree.bias_correction(nu, b2, count_inc)
     else:
         nu = nu_hat = state.nu
+
+    def inputs(t, v, g):
+        # One leaf's direction and nu_hat, as above, from the leaves themselves.
+        d = g + decay * t if decay is not None and h["nesterov"] else t
+        v_hat = optax.tree.bias_correction(v, b2, count_inc) if h["keep_nu"] else v
+        return d, v_hat
+
     new_updates = _apply_pgain(
-        direction, nu_hat, updates, p_t, h["eps"], h["eps_root"], h["normalize"], 0.0
+        direction,
+        nu_hat,
+        updates,
+        p_t,
+        h["eps"],
+        h["eps_root"],
+        h["normalize"],
+        0.0,
+        inputs,
+        (source, nu, updates),
     )
     return new_updates, ScaleByPexpMomentumState(
         count=count_inc,

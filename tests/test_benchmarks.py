@@ -124,3 +124,15 @@ def test_small_tree_and_candidate_lists(bench):
 def test_keep_freed_memory_sets_every_mallopt_option(bench):
     # One arena, no mmap below 1 GiB, no trimming: each mallopt returned 1.
     assert bench.keep_freed_memory() is True
+
+
+def test_select_candidates_keeps_the_named_and_their_references(bench):
+    cands = {name: (ref, None) for name, ref in [
+        ("adam", "adam"), ("pexp p=0.3", "adam"), ("pexp p=0.25", "adam"),
+        ("sgd", "sgd"), ("nsf_sgd square tidal", "sgd"),
+    ]}  # fmt: skip
+    assert bench.select_candidates(cands, None) is cands
+    kept = bench.select_candidates(cands, ["nsf_sgd square tidal", "pexp p=0.3"])
+    assert list(kept) == ["adam", "pexp p=0.3", "sgd", "nsf_sgd square tidal"]
+    # Another section's names select nothing here.
+    assert bench.select_candidates(cands, ["nsf p=0.5"]) == {}
