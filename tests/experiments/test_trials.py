@@ -1,0 +1,122 @@
+"""Trials: groups train as one population, equal to the trials one after another,
+with one compiled step per group, and resume after an interruption."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from nsf_optax.experiments.resnet import population, population_programs, train
+from nsf_optax.experiments.resnet.configs import get_config
+from nsf_optax.experiments.tuning import trials
+
+TINY = get_config("tiny")
+SGD = dataclasses.replace(TINY, optimizer="sgd")
+ADAM = dataclasses.replace(TINY, optimizer="adam")
+NSF = dataclasses.replace(TINY, optimizer="nsf", p_schedule="constant")
+# Per optimizer: two peak learning rates, two seeds, and for nsf two exponents.
+CONFIGS = [
+    dataclasses.replace(SGD, learning_rate=0.05, seed=0),
+    dataclasses.replace(ADAM, learning_rate=1e-3, seed=0),
+    dataclasses.replace(NSF, learning_rate=0.05, seed=1, p_value=0.5),
+    dataclasses.replace(SGD, learning_rate=0.2, seed=1),
+    dataclasses.replace(ADAM, learning_rate=3e-3, seed=1),
+    dataclasses.replace(NSF, learning_rate=0.1, seed=0, p_value=-0.25),
+    dataclasses.replace(TINY, optimizer="padam", seed=3),  # a group of one
+]
+VALUES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def _assert_same_history(got, want, rtol):
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for a, b in zip(got, want, strict=True):
+        assert a["p"] == b["p"] and a["epoch"] == b["epoch"]
+        np.testing.assert_allclose(a["lr"], b["lr"], rtol=1e-6)
+        for key in VALUES:
+            np.testing.assert_allclose(a[key], b[key], rtol=rtol, err_msg=key)
+
+
+def test_groups_are_the_configs_that_differ_in_lr_seed_and_p():
+    assert trials.groups(CONFIGS) == [[0, 3], [1, 4], [2, 5], [6]]
+    other_noise = dataclasses.replace(CONFIGS[3], label_noise=0.1)
+    assert trials.groups([CONFIGS[0], other_noise]) == [[0], [1]]
+    cosine = dataclasses.replace(TINY, optimizer="nsf", p_schedule="cosine_tidal")
+    # Only a constant p is traced: another p schedule's parameters split groups.
+    assert trials.groups([cosine, dataclasses.replace(cosine, seed=4)]) == [[0, 1]]
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """The trials through run_trials, counting the compiled single-run steps."""
+    made = []
+    original = population_programs.run_programs
+
+    def counting(*args):
+        made.append(original(*args))
+        return made[-1]
+
+    population_programs.run_programs = counting
+    try:
+        workdir = tmp_path_factory.mktemp("trials")
+        histories = trials.run_trials(CONFIGS, workdir)
+    finally:
+        population_programs.run_programs = original
+    return workdir, histories, made
+
+
+def test_trials_equal_the_runs_one_after_another(grouped, tmp_path):
+    """sgd, adam (optax.adamw) and nsf with traced lr and p: every history value
+    within rtol 1e-5 of the single run (float32 rounding: the traced peak
+    multiplies the schedule's shape; measured below 1e-6 here); the group of one
+    is the single run itself, bit for bit."""
+    _, histories, _ = grouped
+    assert len(histories) == len(CONFIGS)
+    for index, config in enumerate(CONFIGS):
+        single = train.train_and_evaluate(config, tmp_path / f"single{index}")
+        assert len(single.history) == 2  # evaluations at steps 3 and 6
+        rtol = 0.0 if index == 6 else 1e-5
+        _assert_same_history(histories[index], single.history, rtol)
+
+
+def test_one_compiled_step_per_group(grouped):
+    workdir, _, made = grouped
+    assert len(made) == 3  # the three groups of several trials
+    assert len({id(m) for m in made}) == 3  # sgd, adam, nsf: three programs
+    for programs in made:
+        assert programs.step._cache_size() == 1  # every lr, seed and p
+        assert programs.evaluate._cache_size() == 1
+    with open(workdir / "group2" / "population.json") as f:
+        described = json.load(f)["trials"]
+    assert [(t["trial"], t["learning_rate"], t["seed"]) for t in described] == [
+        (2, 0.05, 1),
+        (5, 0.1, 0),
+    ]
+    assert [t["p_value"] for t in described] == [0.5, -0.25]
+    with open(workdir / "trial5" / "metrics.json") as f:
+        assert json.load(f)[-1]["p"] == -0.25
+    assert (workdir / "trial6" / "checkpoints").is_dir()  # the single run
+
+
+def test_an_interrupted_tuning_run_resumes_bit_for_bit(grouped, tmp_path, monkeypatch):
+    _, uninterrupted, _ = grouped
+    configs = CONFIGS[:2] + CONFIGS[3:5]  # the sgd and adam groups
+    partial = trials.run_trials(configs, tmp_path, max_steps_this_run=4)
+    assert [len(h) for h in partial] == [1, 1, 1, 1]  # evaluated at step 3 only
+    resumed = trials.run_trials(configs, tmp_path, resume=True)
+    for got, index in zip(resumed, (0, 1, 3, 4), strict=True):
+        want = uninterrupted[index]
+        for a, b in zip(got, want, strict=True):
+            assert {k: a[k] for k in VALUES} == {k: b[k] for k in VALUES}
+
+    def refuse(self, step):
+        raise AssertionError("a finished group trained again")
+
+    monkeypatch.setattr(population.Population, "train_step", refuse)
+    again = trials.run_trials(configs, tmp_path, resume=True)
+    assert again == resumed
+
+
+def test_run_trials_refuses_a_bad_max_steps(tmp_path):
+    with pytest.raises(ValueError, match="max_steps_this_run"):
+        trials.run_trials(CONFIGS[:1], tmp_path, max_steps_this_run=0)
