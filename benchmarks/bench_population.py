@@ -150,11 +150,12 @@ def _sequential(config, data, ps: list[float]):
             runs.append([train.make_train_step(cfg), model, opt, metrics, x, y, key])
 
     def call():
-        loss = None
+        losses = []
         for run in runs:
             step, model, opt, metrics, x, y, key = run
             loss, run[6] = step(model, opt, metrics, x, y, key)
-        loss.block_until_ready()
+            losses.append(loss)
+        losses[-1].block_until_ready()
 
     return call
 
@@ -268,7 +269,7 @@ def measure(
         "memory": {
             "population_state_bytes": state_bytes,
             "single_state_bytes": single_bytes,
-            "state_ratio": state_bytes / single_bytes,
+            "state_ratio": (state_bytes or 0) / single_bytes,
             "single_step": single_memory,
             "population_step": memory,
         },
@@ -323,7 +324,7 @@ def sharded(config_name: str, runs: int, rounds: int, devices: int, quick: bool)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", default="mnist1d")
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=15)

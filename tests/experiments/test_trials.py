@@ -4,6 +4,8 @@ with one compiled step per group, and resume after an interruption."""
 import dataclasses
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -67,9 +69,9 @@ def grouped(tmp_path_factory):
 
 def test_trials_equal_the_runs_one_after_another(grouped, tmp_path):
     """sgd, adam (optax.adamw) and nsf with traced lr and p: every history value
-    within rtol 1e-5 of the single run (float32 rounding: the traced peak
-    multiplies the schedule's shape; measured below 1e-6 here); the group of one
-    is the single run itself, bit for bit."""
+    within rtol 1e-5 of the single run, the float32 rounding the traced peak
+    times the schedule's shape (and the traced p's power) may bring; measured
+    bit for bit equal on this CPU. The group of one is the single run itself."""
     _, histories, _ = grouped
     assert len(histories) == len(CONFIGS)
     for index, config in enumerate(CONFIGS):
@@ -120,3 +122,55 @@ def test_an_interrupted_tuning_run_resumes_bit_for_bit(grouped, tmp_path, monkey
 def test_run_trials_refuses_a_bad_max_steps(tmp_path):
     with pytest.raises(ValueError, match="max_steps_this_run"):
         trials.run_trials(CONFIGS[:1], tmp_path, max_steps_this_run=0)
+
+
+def _three_steps(pop):
+    pop.place()
+    for step in range(3):
+        pop.train_step(step)
+    return pop.evaluate(3)
+
+
+@pytest.mark.slow  # vmapped convolutions on CPU: 2 minutes each, loaded 2 cores
+@pytest.mark.parametrize("optimizer", ["sgd", "nsf"])
+def test_stacked_runs_equal_separate_runs(optimizer):
+    """The programs of stacked runs (``map_batch_size`` 2: ``lax.map`` over pairs
+    of vmapped runs, as on several devices or an accelerator) with lr (and p)
+    traced give the separate runs' evaluations to float32 rounding."""
+    configs = [c for c in CONFIGS if c.optimizer == optimizer]
+    data = train.load_training_set(configs[0])
+    separate = population.Population.of_trials(configs, data, 1)
+    stacked = population.Population.of_trials(configs, data, 2)
+    assert stacked.separate is None and stacked.map_batch_size == 2
+    want, got = _three_steps(separate), _three_steps(stacked)
+    assert separate.separate is not None
+    for a, b in zip(got, want, strict=True):
+        assert a["lr"] == b["lr"] and a["p"] == b["p"]
+        for key in VALUES:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
+    hyper = stacked.items()["optimizer"]["opt_state"]["hyperparams"]
+    np.testing.assert_allclose(
+        np.asarray(hyper["learning_rate"][...]),
+        [c.peak_learning_rate for c in configs],
+        rtol=1e-7,
+    )
+
+
+def test_runs_are_evaluated_with_the_evaluation_params(monkeypatch):
+    """A population evaluates ``optimizers.evaluation_params`` of each run: with
+    every parameter zeroed there, the logits are 0 and the test loss is ln 10."""
+    from nsf_optax.experiments.resnet import optimizers
+
+    def zeros(config, params, opt_state):
+        return jax.tree.map(jnp.zeros_like, params)
+
+    monkeypatch.setattr(optimizers, "evaluation_params", zeros)
+    population_programs.run_programs.cache_clear()  # traced afresh, patched
+    try:
+        data = train.load_training_set(CONFIGS[0])
+        rows = _three_steps(population.Population.of_trials(CONFIGS[0:4:3], data, 1))
+    finally:
+        population_programs.run_programs.cache_clear()
+    for row in rows:
+        np.testing.assert_allclose(row["test_loss"], np.log(10), rtol=1e-6)
+        assert row["train_loss"] != pytest.approx(np.log(10), rel=1e-6)
