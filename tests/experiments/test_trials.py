@@ -3,6 +3,7 @@ with one compiled step per group, and resume after an interruption."""
 
 import dataclasses
 import json
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -174,3 +175,31 @@ def test_runs_are_evaluated_with_the_evaluation_params(monkeypatch):
     for row in rows:
         np.testing.assert_allclose(row["test_loss"], np.log(10), rtol=1e-6)
         assert row["train_loss"] != pytest.approx(np.log(10), rel=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "padam", "nsf"])
+def test_an_injected_learning_rate_is_the_schedule_at_that_peak(optimizer):
+    """create_optimizer(inject_learning_rate=True): the state carries the peak;
+    three updates equal the usual optimizer's to float32 rounding (rtol 1e-6)."""
+    from nsf_optax.experiments.resnet import optimizers
+
+    config = dataclasses.replace(TINY, optimizer=optimizer, learning_rate=0.3)
+    if optimizer == "nsf":
+        config = dataclasses.replace(config, p_schedule="constant", p_value=0.25)
+    usual = optimizers.create_optimizer(config)
+    injected = optimizers.create_optimizer(
+        config, inject_learning_rate=True, inject_p=optimizer == "nsf"
+    )
+    params = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.ones(4)}
+    states: list[Any] = [usual.init(params), injected.init(params)]
+    hyper = states[1].hyperparams
+    assert float(hyper["learning_rate"]) == pytest.approx(0.3, rel=1e-7)
+    assert ("p" in hyper) == (optimizer == "nsf")
+    updates: list[Any] = [None, None]
+    for step in range(3):
+        grads = jax.tree.map(lambda x, s=step: jnp.cos(x * (s + 1)), params)
+        for k, tx in enumerate((usual, injected)):
+            updates[k], states[k] = tx.update(grads, states[k], params)
+        for a, b in zip(*map(jax.tree.leaves, updates[::-1]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    assert np.abs(np.asarray(updates[0]["w"])).max() > 1e-4  # past the warmup's 0
