@@ -49,6 +49,12 @@ def test_groups_are_the_configs_that_differ_in_lr_seed_and_p():
     assert trials.groups([cosine, dataclasses.replace(cosine, seed=4)]) == [[0, 1]]
 
 
+def test_a_population_of_trials_refuses_configs_of_two_groups():
+    data = train.load_training_set(TINY)
+    with pytest.raises(ValueError, match="differ in more than lr, seed and p"):
+        population.Population.of_trials(CONFIGS[:2], data, 1)  # sgd and adam
+
+
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory):
     """The trials through run_trials, counting the compiled single-run steps."""
