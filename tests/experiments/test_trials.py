@@ -12,6 +12,7 @@ import pytest
 
 from nsf_optax.experiments.resnet import population, population_programs, train
 from nsf_optax.experiments.resnet.configs import get_config
+from nsf_optax.experiments.runner.errors import CheckpointError
 from nsf_optax.experiments.tuning import trials
 
 TINY = get_config("tiny")
@@ -42,6 +43,9 @@ def _assert_same_history(got, want, rtol):
 
 def test_groups_are_the_configs_that_differ_in_lr_seed_and_p():
     assert trials.groups(CONFIGS) == [[0, 3], [1, 4], [2, 5], [6]]
+    names = [d.rsplit("/", 1)[-1] for d in trials.run_dirs(CONFIGS, "w")]
+    groups = ["group0", "group1", "group2"]
+    assert names == [*groups, *groups, "trial6"]
     other_noise = dataclasses.replace(CONFIGS[3], label_noise=0.1)
     assert trials.groups([CONFIGS[0], other_noise]) == [[0], [1]]
     cosine = dataclasses.replace(TINY, optimizer="nsf", p_schedule="cosine_tidal")
@@ -112,6 +116,8 @@ def test_an_interrupted_tuning_run_resumes_bit_for_bit(grouped, tmp_path, monkey
     configs = CONFIGS[:2] + CONFIGS[3:5]  # the sgd and adam groups
     partial = trials.run_trials(configs, tmp_path, max_steps_this_run=4)
     assert [len(h) for h in partial] == [1, 1, 1, 1]  # evaluated at step 3 only
+    with pytest.raises(CheckpointError, match="resume"):  # before any training
+        trials.run_trials(configs, tmp_path)
     resumed = trials.run_trials(configs, tmp_path, resume=True)
     for got, index in zip(resumed, (0, 1, 3, 4), strict=True):
         want = uninterrupted[index]

@@ -20,7 +20,8 @@ Layout of ``workdir``:
 
 Every group or single run is checked, locked, checkpointed and resumed like any
 run: with ``resume`` a killed tuning job continues each unfinished group from its
-newest checkpoint and only reloads the finished ones.
+newest checkpoint and only reloads the finished ones. The checkpoints of every
+run directory (:func:`run_dirs`) are checked before any of them trains.
 """
 
 from __future__ import annotations
@@ -63,6 +64,27 @@ def groups(configs: Sequence[Config]) -> list[list[int]]:
     for index, config in enumerate(configs):
         found.setdefault(group_key(config), []).append(index)
     return list(found.values())
+
+
+def run_dirs(configs: Sequence[Config], workdir: str | os.PathLike) -> list[str]:
+    """The directory each trial trains in (see the module doc).
+
+    Args:
+      configs: the trials, as :func:`run_trials` gets them.
+      workdir: its workdir.
+
+    Returns:
+      One directory per trial, in order: ``<workdir>/group<k>`` for a trial of a
+      group of several whose first trial is ``k``, else ``<workdir>/trial<k>``.
+      Checks of a start (checkpoints present, resume files) belong to these.
+    """
+    found = [""] * len(configs)
+    for indices in groups(configs):
+        first = indices[0]
+        path = trial_dir(workdir, first) if len(indices) == 1 else None
+        for index in indices:
+            found[index] = path or group_dir(workdir, first)
+    return found
 
 
 class _GroupKind:
@@ -164,6 +186,8 @@ def run_trials(
     from nsf_optax.experiments.resnet import train
 
     lifecycle.check_max_steps(max_steps_this_run)
+    for run_dir in dict.fromkeys(run_dirs(configs, workdir)):  # before any training
+        preflight.check_start(run_dir, resume=_resumes(run_dir, resume), what="trial")
     histories: list[History | None] = [None] * len(configs)
     for indices in groups(configs):
         if len(indices) == 1:
