@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_population.py [--quick] [--config mnist1d] [--runs 8]
-        [--rounds 15] [--devices 2] [--out results.json]
+        [--rounds 15] [--batches 1,2,4,all] [--devices 2] [--out results.json]
 
 Three measurements of the examples' training step
 (:func:`nsf_optax.experiments.resnet.train.train_step`, optimizer ``nsf`` with a
@@ -13,8 +13,12 @@ with ``block_until_ready``, compile and one warm-up call excluded):
 
 1. ``population``: one step of all K runs (``K/2`` exponents x 2 seeds) through
    :class:`nsf_optax.experiments.resnet.population.Population` with each
-   ``map_batch_size`` (1: one compiled single-run program called per run; 2, 4:
-   that many runs vmapped at a time; K: one vmap), against ``sequential``: the K
+   ``map_batch_size`` of ``--batches`` (1: one compiled single-run program called
+   per run on each run's own state; 2, 4: that many runs vmapped at a time; K:
+   one vmap), and the same runs as a population of trials
+   (:meth:`~nsf_optax.experiments.resnet.population.Population.of_trials`: the
+   peak learning rate traced too, as ``tuning.trials.run_trials`` trains them;
+   map_batch_size 1), against ``sequential``: the K
    single runs' own jitted steps (p static, as ``train_and_evaluate`` compiles
    them), called one after another. Candidates are called round-robin, one call
    each per round, and the ratio is the median over rounds of the candidate's
@@ -78,16 +82,40 @@ def _memory(compiled) -> dict[str, int]:
     return {n: int(getattr(m, f"{n}_size_in_bytes")) for n in names}
 
 
-def _population(config, data, runs: int, batch: int):
+def _population(config, data, runs: int, batch: int, trials: bool = False):
+    import jax
+
     from nsf_optax.experiments.resnet import population
 
-    pop = population.Population(config, _ps(runs), [0, 1], data, batch)
+    if trials:  # the same runs, their peak learning rate traced too
+        configs = [
+            dataclasses.replace(config, seed=s, p_value=p)
+            for s in (0, 1)
+            for p in _ps(runs)
+        ]
+        pop = population.Population.of_trials(configs, data, batch)
+    else:
+        pop = population.Population(config, _ps(runs), [0, 1], data, batch)
     pop.place()
+    if pop.separate is not None:  # one device, map_batch_size 1: separate runs
+        xs, ys = pop._host_batches(0)
+        batches = [
+            (jax.device_put(x), jax.device_put(y)) for x, y in zip(xs, ys, strict=True)
+        ]
+        separate = pop.separate
+
+        def call():
+            separate.step(batches, pop.seed_index).block_until_ready()
+
+        x, y = batches[0]
+        args = (separate.states[0], separate.keys[0], x, y)
+        return call, pop, pop._step.lower(*args).compile()
     xs, ys = pop._batches(0)
     args = [pop.state, pop.rng, pop.seed_index, xs, ys]
 
     def call():
         args[0], args[1], loss = pop._step(*args)
+        pop.state, pop.rng = args[0], args[1]  # the donated state's successor
         loss.block_until_ready()
 
     compiled = pop._step.lower(*args).compile()
@@ -122,11 +150,12 @@ def _sequential(config, data, ps: list[float]):
             runs.append([train.make_train_step(cfg), model, opt, metrics, x, y, key])
 
     def call():
-        loss = None
+        losses = []
         for run in runs:
             step, model, opt, metrics, x, y, key = run
             loss, run[6] = step(model, opt, metrics, x, y, key)
-        loss.block_until_ready()
+            losses.append(loss)
+        losses[-1].block_until_ready()
 
     return call
 
@@ -171,13 +200,21 @@ def _timed(call) -> float:
     return time.perf_counter() - t
 
 
-def measure(config_name: str, runs: int, rounds: int, quick: bool) -> dict[str, Any]:
+def measure(
+    config_name: str,
+    runs: int,
+    rounds: int,
+    quick: bool,
+    batches: list[int] | None = None,
+) -> dict[str, Any]:
     """Sections 1 and 2 in this process."""
     from nsf_optax.experiments.resnet import train
 
     config = _config(config_name, quick)
     data = train.load_training_set(config)
-    batches = sorted({1, 2, 4, runs} & set(range(1, runs + 1)))
+    if batches is None:
+        batches = [1, 2, 4, runs]
+    batches = sorted(set(batches) & set(range(1, runs + 1)))
     cands: dict[str, Any] = {}
     compile_s: dict[str, float] = {}
     memory: dict[str, Any] = {}
@@ -195,7 +232,16 @@ def measure(config_name: str, runs: int, rounds: int, quick: bool) -> dict[str, 
         compile_s[name] = time.perf_counter() - t
         cands[name] = call
         memory[name] = _memory(compiled)
-        state_bytes = _nbytes(pop.state)
+        items = pop.items()
+        state_bytes = _nbytes(
+            [items[k] for k in ("model", "optimizer", "train_metrics")]
+        )
+    name = "population of trials, lr and p traced, map_batch_size=1"
+    t = time.perf_counter()
+    call, _, compiled = _population(config, data, runs, 1, trials=True)
+    call()
+    compile_s[name], cands[name] = time.perf_counter() - t, call
+    memory[name] = _memory(compiled)
     for call in cands.values():  # warm-up
         call()
     times = {n: [] for n in cands}
@@ -223,7 +269,7 @@ def measure(config_name: str, runs: int, rounds: int, quick: bool) -> dict[str, 
         "memory": {
             "population_state_bytes": state_bytes,
             "single_state_bytes": single_bytes,
-            "state_ratio": state_bytes / single_bytes,
+            "state_ratio": (state_bytes or 0) / single_bytes,
             "single_step": single_memory,
             "population_step": memory,
         },
@@ -278,17 +324,25 @@ def sharded(config_name: str, runs: int, rounds: int, devices: int, quick: bool)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", default="mnist1d")
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--devices", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--batches",
+        default="1,2,4,all",
+        help="the map_batch_size values to time, comma separated (all: K)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.runs < 2 or args.runs % 2:
         parser.error("--runs must be even and >= 2 (K/2 exponents x 2 seeds)")
+    batches = args.batches.split(",")
+    if not all(b == "all" or (b.isdigit() and int(b) > 0) for b in batches):
+        parser.error("--batches must be positive integers or 'all', comma separated")
     if args.child:
         _sharded_child(args.config, args.runs, args.rounds, args.quick)
         return
@@ -303,7 +357,13 @@ def main(argv: list[str] | None = None) -> None:
             "python": platform.python_version(),
             "jax": jax.__version__,
         },
-        **measure(args.config, args.runs, args.rounds, args.quick),
+        **measure(
+            args.config,
+            args.runs,
+            args.rounds,
+            args.quick,
+            [args.runs if b == "all" else int(b) for b in batches],
+        ),
     }
     if args.devices > 1:
         result["sharded"] = sharded(

@@ -95,6 +95,27 @@ def test_runs_of_one_seed_share_parameters_and_differ_in_p():
     assert (pop.rng[0] == pop.rng[2]).all() and (pop.rng[0] != pop.rng[3]).any()
 
 
+def test_on_one_cpu_device_the_runs_keep_their_own_state():
+    """The CPU default on one device: each run its own pytree after place(), and
+    items() stacks them back into the checkpoint format (a leading run axis)."""
+    data = train.load_training_set(NSF)
+    pop = population.Population(NSF, (-0.5, 0.75), (3, 7), data, 1)
+    before = jax.tree.map(np.copy, pop.state)
+    pop.place()
+    assert pop.separate is not None and pop.state is None
+    assert len(pop.separate.states) == 4
+    kernel = pop.separate.states[3][0]["head"]["kernel"][...]
+    assert kernel.shape == before[0]["head"]["kernel"][...].shape[1:]
+    items = pop.items()
+    for i, name in enumerate(("model", "optimizer", "train_metrics")):
+        got, want = jax.tree.leaves(items[name]), jax.tree.leaves(before[i])
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(items["rng"]["key"], pop.rng)
+    p = items["optimizer"]["opt_state"]["hyperparams"]["p"][...]
+    np.testing.assert_array_equal(p, [-0.5, 0.75] * 2)
+
+
 def test_noise_levels_share_one_compiled_step():
     """Populations that differ in data, seeds or p reuse the compiled programs."""
     pops = []

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -329,7 +330,7 @@ def evaluation_params(config: Config, params: Any, opt_state: Any) -> Any:
 
 
 def create_optimizer(
-    config: Config, *, inject_p: bool = False
+    config: Config, *, inject_p: bool = False, inject_learning_rate: bool = False
 ) -> optax.GradientTransformation:
     """The optimizer named by ``config.optimizer``, with the shared LR schedule.
 
@@ -350,10 +351,16 @@ def create_optimizer(
     Args:
       config: the run configuration.
       inject_p: for ``nsf`` with the ``constant`` p schedule only: wrap the
-        optimizer in ``optax.inject_hyperparams`` with ``p`` its one injected
+        optimizer in ``optax.inject_hyperparams`` with ``p`` an injected
         hyperparameter, so that the state carries the exponent
         (``state.hyperparams["p"]``, initially ``config.p_value``) and every run
         of a population (:mod:`.population`) trains with its own traced ``p``.
+      inject_learning_rate: for any optimizer: wrap it in
+        ``optax.inject_hyperparams`` with ``learning_rate`` (the peak, initially
+        ``config.peak_learning_rate``) an injected hyperparameter; the schedule
+        is then ``learning_rate * shape(count)``, ``shape`` the config's schedule
+        at peak 1 (equal to the usual schedule to float rounding). The builder
+        is rebuilt every step with the traced peak, whatever it is.
 
     Returns:
       An optax gradient transformation.
@@ -368,16 +375,33 @@ def create_optimizer(
             ("optimizer",),
         )
     build = BUILDERS[config.optimizer]
-    lr = create_learning_rate_schedule(config)
-    if inject_p:
-        if config.optimizer != "nsf" or config.p_schedule != "constant":
-            raise ConfigError(
-                "A per-run p needs optimizer 'nsf' with p_schedule 'constant', got "
-                f"{config.optimizer!r} with {config.p_schedule!r}.",
-                ("optimizer", "p_schedule"),
-            )
+    if inject_p and (config.optimizer != "nsf" or config.p_schedule != "constant"):
+        raise ConfigError(
+            "A per-run p needs optimizer 'nsf' with p_schedule 'constant', got "
+            f"{config.optimizer!r} with {config.p_schedule!r}.",
+            ("optimizer", "p_schedule"),
+        )
+    fixed = methods.get_optimizer(config.optimizer).p
+    p = fixed if fixed is not None else create_p_schedule(config)
+    if not inject_learning_rate:
+        lr = create_learning_rate_schedule(config)
+        if not inject_p:
+            return build(config, lr, p)
         return optax.inject_hyperparams(lambda p: build(config, lr, p))(
             p=config.p_params["p_value"]
         )
-    fixed = methods.get_optimizer(config.optimizer).p
-    return build(config, lr, fixed if fixed is not None else create_p_schedule(config))
+    shape = create_learning_rate_schedule(
+        dataclasses.replace(config, learning_rate=1.0)
+    )
+
+    def scaled(peak: Any) -> optax.Schedule:
+        return lambda count: peak * shape(count)
+
+    peak = config.peak_learning_rate
+    if not inject_p:
+        return optax.inject_hyperparams(
+            lambda learning_rate: build(config, scaled(learning_rate), p)
+        )(learning_rate=peak)
+    return optax.inject_hyperparams(
+        lambda learning_rate, p: build(config, scaled(learning_rate), p)
+    )(learning_rate=peak, p=config.p_params["p_value"])

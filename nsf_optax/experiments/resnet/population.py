@@ -1,4 +1,5 @@
-"""A population of runs that differ only in p and seed, trained as one program.
+"""A population of runs that differ only in seed and traced hyperparameters,
+trained as one program.
 
 :func:`train_population` trains ``len(seeds) x len(ps)`` runs of one
 :class:`~.configs.default.Config` (optimizer ``nsf``, constant p) together. Each
@@ -12,36 +13,41 @@ batch per seed and step) and the same augmentation (the key stream
 ``fold_in(key(seed), 1)``): within a seed only p differs. Seeds differ in all
 three. Run ``(p, seed)`` is therefore the single run
 ``train_and_evaluate(replace(config, p_value=p, seed=seed))``, up to the traced p
-(tested).
+(tested). :meth:`Population.of_trials` generalises this to any optimizer: runs of
+configurations that differ in ``learning_rate``, ``seed`` and (nsf with a
+constant p) ``p_value``, the peak learning rate traced too
+(:mod:`.population_configs`); :func:`.tuning.trials.run_trials` trains its
+trials that way.
 
-**Execution.** One jitted step: ``jax.shard_map`` over a one-axis mesh ``"pop"`` of
-all devices (those of every process) splits the runs into contiguous blocks, one
-per device (the population is padded with copies of run 0 to a multiple of the
-device count; the copies are dropped from every output). ``map_batch_size``
-says how each device steps its runs. ``1``: one run at a time, each step of a run
-one call of a compiled single-run program whose run index is a traced argument (one
-compilation for all runs; the run's slice of the stacked state is updated in place,
-the state being donated). ``b > 1``: ``jax.lax.map`` over the runs inside one
-compiled step, ``b`` runs vmapped at a time; ``0`` (or the block size) one
-``vmap`` over all of them. :func:`default_map_batch_size` picks per backend from
+**Execution.** ``jax.shard_map`` over a one-axis mesh ``"pop"`` of all devices
+(those of every process) splits the runs into contiguous blocks, one per device
+(the population is padded with copies of run 0 to a multiple of the device
+count; the copies are dropped from every output). ``map_batch_size`` says how
+each device steps its runs. ``1``: one run at a time, each step of a run one call
+of a compiled single-run program (one compilation for all runs): on one device
+each run's state is its own pytree (:class:`.population_programs.SeparateRuns`),
+so a run's step costs a single run's; on several devices the program's run index
+is traced and the run's slice of the stacked, donated state is updated in place.
+``b > 1``: ``jax.lax.map`` over the runs inside one compiled step, ``b`` runs
+vmapped at a time; ``0`` (or the block size) one ``vmap`` over all of them.
+:func:`default_map_batch_size` picks per backend from
 ``benchmarks/bench_population.py``: 1 on CPU, where XLA batches convolutions over
 different weights poorly and runs them slowly inside a loop body, and all runs on
 GPU/TPU, the usual way to fill an accelerator (not measured here: no GPU was
-available). Batches and
-the test set are replicated; every process computes the same batches.
+available). Batches and the test set are replicated; every process computes the
+same batches.
 
 **Checkpoints.** The named pytrees of :func:`.train.train_and_evaluate`
 (``model``, ``optimizer``, ``train_metrics``, ``rng``) with a leading run axis,
 through :class:`.checkpointing.Checkpoints`; the p values and seeds are part of
-the config a resume must match. A resumed population continues bit for bit.
+the config a resume must match (separate runs are stacked to write and
+unstacked after a restore). A resumed population continues bit for bit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -57,14 +63,28 @@ from nsf_optax.experiments.resnet import (
     input_pipeline,
     models,
     optimizers,
+    population_programs,
     train,
 )
 from nsf_optax.experiments.resnet.configs.default import Config
-from nsf_optax.experiments.resnet.population_programs import AXIS, programs
+from nsf_optax.experiments.resnet.population_configs import (
+    LR_LEAF,
+    P_LEAF,
+    check_values,
+    group_key,
+    injects_p,
+    optimizer,
+    p_of,
+    population_config,
+    put_global,
+    restore_stacked,
+    split_models,
+    step_fields,
+    with_leaf,
+)
+from nsf_optax.experiments.resnet.population_programs import AXIS
 from nsf_optax.experiments.runner import checkpointing, lifecycle, workdirs
-from nsf_optax.experiments.runner.errors import ConfigError
 
-_P_LEAF = "1/opt_state/hyperparams/p/value"  # the injected p, in the run's state
 _ITEMS = ("model", "optimizer", "train_metrics")  # a run's state, in order
 
 
@@ -98,37 +118,16 @@ class PopulationResult(NamedTuple):
         return model
 
 
-def _check_values(ps: Sequence[float], seeds: Sequence[int]) -> None:
-    if not len(ps) or not len(seeds):
-        raise ConfigError("A population needs at least one p and one seed.", ("p",))
-    for p in ps:
-        if not isinstance(p, int | float) or not math.isfinite(p):
-            raise ConfigError(f"Every p must be a finite number, got {p!r}.", ("p",))
-    if len(set(ps)) != len(ps):
-        raise ConfigError(f"The p values repeat: {list(ps)}.", ("p",))
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise ConfigError(f"Seeds must be integers in [0, 2**32), got {seed!r}.")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"The seeds repeat: {list(seeds)}.", ("seeds",))
-
-
-def _global(tree: Any, sharding: NamedSharding) -> Any:
-    # Host arrays, the same on every process, as global arrays with this sharding.
-    def put(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
-
-    return jax.tree.map(put, tree)
-
-
 class Population:
-    """The runs ``(p, seed)``, seed-major, as :func:`.lifecycle.train` drives them.
+    """Runs of one configuration that differ in seed and hyperparameters, as
+    :func:`.lifecycle.train` drives them.
 
     Built on the host (states stacked along a leading run axis); :meth:`place`
-    puts them on the mesh; :meth:`train_step` then steps every run on the batches
-    of one step. :func:`train_population` is the usual entry point; the class is
-    public for benchmarks and tests.
+    puts them on the devices; :meth:`train_step` then steps every run on the
+    batches of one step. The constructor makes the runs ``(p, seed)`` of
+    :func:`train_population`; :meth:`of_trials` the runs of any list of
+    configurations that differ only in ``learning_rate``, ``seed`` and (nsf with
+    a constant p) ``p_value``. The class is public for benchmarks and tests.
 
     Args:
       config: as :func:`train_population`.
@@ -146,10 +145,51 @@ class Population:
         data: input_pipeline.Dataset,
         map_batch_size: int,
     ):
-        self.config, self.data = config, data
-        self.seeds = list(seeds)
+        trials = [
+            dataclasses.replace(config, seed=s, p_value=p) for s in seeds for p in ps
+        ]
+        self._setup(config, trials, data, map_batch_size, inject_learning_rate=False)
         self.runs = [(float(p), s) for s in seeds for p in ps]
-        self.count = len(self.runs)
+
+    @classmethod
+    def of_trials(
+        cls,
+        configs: Sequence[Config],
+        data: input_pipeline.Dataset,
+        map_batch_size: int,
+    ) -> Population:
+        """The runs of ``configs``, each with its own traced peak learning rate
+        (and p, for nsf with a constant p); see :func:`.population_configs.group_key`.
+
+        Args:
+          configs: at least one, all with the same
+            :func:`.population_configs.group_key`.
+          data: the training set they share.
+          map_batch_size: as the constructor's.
+
+        Returns:
+          The population, run ``k`` the single run of ``configs[k]``.
+        """
+        if len({group_key(c) for c in configs}) != 1:
+            raise ValueError("The configs differ in more than lr, seed and p.")
+        population = cls.__new__(cls)
+        population._setup(
+            configs[0], list(configs), data, map_batch_size, inject_learning_rate=True
+        )
+        return population
+
+    def _setup(
+        self,
+        config: Config,
+        trials: list[Config],
+        data: input_pipeline.Dataset,
+        map_batch_size: int,
+        inject_learning_rate: bool,
+    ) -> None:
+        self.config, self.data, self.trials = config, data, trials
+        self.seeds = list(dict.fromkeys(c.seed for c in trials))
+        self.runs = [(p_of(c), c.seed) for c in trials]
+        self.count = len(trials)
         self.steps_per_epoch = input_pipeline.steps_per_epoch(
             len(data.y_train), config.batch_size
         )
@@ -158,73 +198,94 @@ class Population:
         self.replicated = NamedSharding(self.mesh, P())
         padded = -(-self.count // self.mesh.size) * self.mesh.size
         self.order = list(range(self.count)) + [0] * (padded - self.count)
-        per_seed = self._split_models(config, data)
-        states = [per_seed[self.runs[k][1]] for k in self.order]
-        stacked = jax.tree.map(lambda *xs: np.stack(xs), *states)
-        p_values = np.asarray([self.runs[k][0] for k in self.order], np.float32)
-        self.state = _with_leaf(stacked, _P_LEAF, p_values)
+        step_config = step_fields(config, inject_learning_rate)
+        tx = optimizer(step_config, injects_p(config), inject_learning_rate)
+        graphdefs, per_seed = split_models(config, data, tx, self.seeds)
+        self.graphdef, self.eval_graphdef, self.metrics_graphdef = graphdefs
+        self.state: Any = self._stacked_state(per_seed, inject_learning_rate)
         self.rng = np.stack(
             [
                 jax.random.key_data(jax.random.fold_in(jax.random.key(s), 1))
-                for _, s in (self.runs[k] for k in self.order)
+                for s in (trials[k].seed for k in self.order)
             ]
         )
         self.seed_index = np.asarray(
-            [self.seeds.index(self.runs[k][1]) for k in self.order], np.int32
+            [self.seeds.index(trials[k].seed) for k in self.order], np.int32
         )
-        self.lr_fn = optimizers.create_learning_rate_schedule(config)
+        self.schedules = [
+            (
+                optimizers.create_learning_rate_schedule(c),
+                optimizers.create_p_schedule(c),
+            )
+            for c in trials
+        ]
+        self._programs(step_config, map_batch_size)
+
+    def _stacked_state(
+        self, per_seed: dict[int, nnx.State], inject_learning_rate: bool
+    ) -> Any:
+        # The runs' states stacked in self.order, their hyperparameters set.
+        trials = [self.trials[k] for k in self.order]
+        state = jax.tree.map(
+            lambda *xs: np.stack(xs), *[per_seed[c.seed] for c in trials]
+        )
+        if injects_p(self.config):
+            p = [c.p_params["p_value"] for c in trials]
+            state = with_leaf(state, P_LEAF, np.asarray(p, np.float32))
+        if inject_learning_rate:
+            lr = [c.peak_learning_rate for c in trials]
+            state = with_leaf(state, LR_LEAF, np.asarray(lr, np.float32))
+        return state
+
+    def _programs(self, step_config: Config, map_batch_size: int) -> None:
+        # The compiled programs: separate runs on one device with
+        # map_batch_size 1, else the stacked runs' programs.
         local = len(self.order) // self.mesh.size
         self.map_batch_size = local if map_batch_size in (0, None) else map_batch_size
+        self.separate: population_programs.SeparateRuns | None = None
+        self.one_by_one = self.map_batch_size == 1 and self.mesh.size == 1
+        if self.one_by_one:
+            self.programs = population_programs.run_programs(step_config, self.graphdef)
+            self._step, self._eval = self.programs.step, self.programs.evaluate
+            return
         # Populations of the same shape (e.g. the label-noise levels of a sweep)
         # share these compiled functions.
-        self._step, self._eval, self._gather, self._reset = programs(
-            config.crop_padding,
-            config.flip,
-            self.graphdef,
-            self.eval_graphdef,
-            self.mesh,
-            self.count,
-            local,
-            self.map_batch_size,
-        )
-
-    def _split_models(
-        self, config: Config, data: input_pipeline.Dataset
-    ) -> dict[int, nnx.State]:
-        # Seed -> the state of one run's (model, optimizer, metrics); sets the
-        # graphdefs.
-        tx = _optimizer(_step_fields(config))
-        per_seed, model = {}, None
-        for seed in self.seeds:
-            model = models.create_model(
-                config.model,
-                num_classes=data.num_classes,
-                in_features=data.in_features,
-                ndim=data.ndim,
-                seed=seed,
-                num_filters=config.num_filters,
+        self._step, self._eval, self._gather, self._reset = (
+            population_programs.programs(
+                step_config,
+                self.graphdef,
+                self.mesh,
+                self.count,
+                local,
+                self.map_batch_size,
             )
-            parts = (model, nnx.Optimizer(model, tx, wrt=nnx.Param))
-            self.graphdef, per_seed[seed] = nnx.split((*parts, train.create_metrics()))
-        assert model is not None  # seeds is not empty
-        model.eval()
-        self.eval_graphdef = nnx.graphdef(model)
-        self.metrics_graphdef = nnx.graphdef(train.create_metrics())
-        return per_seed
+        )
 
     # The Runs protocol ----------------------------------------------------------
 
     def place(self) -> None:
-        """Puts the runs on the mesh (sharded) and the test set (replicated)."""
-        self.state = _global(self.state, self.sharded)
-        self.rng = _global(self.rng, self.sharded)
-        self.seed_index = _global(self.seed_index, self.sharded)
+        """Puts the runs on the devices and the test set (replicated)."""
+        if self.one_by_one:
+            self.separate = population_programs.SeparateRuns(
+                self.programs, self.state, self.rng, self.count
+            )
+            self.state = None  # the runs' state lives in self.separate from here
+            self.eval_batches = [
+                tuple(jax.device_put(a) for a in batch)
+                for batch in evaluation.eval_batches(
+                    self.data, self.config.eval_batch_size
+                )
+            ]
+            return
+        self.state = put_global(self.state, self.sharded)
+        self.rng = put_global(self.rng, self.sharded)
+        self.seed_index = put_global(self.seed_index, self.sharded)
         self.eval_batches = [
-            _global(batch, self.replicated)
+            put_global(batch, self.replicated)
             for batch in evaluation.eval_batches(self.data, self.config.eval_batch_size)
         ]
 
-    def _batches(self, step: int) -> tuple[jax.Array, jax.Array]:
+    def _host_batches(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         size = self.config.batch_size
         idx = [
             input_pipeline.batch_indices(s, step, len(self.data.y_train), size)
@@ -232,113 +293,86 @@ class Population:
         ]
         xs = np.stack([self.data.x_train[i] for i in idx])
         ys = np.stack([self.data.y_train[i] for i in idx])
-        return _global(xs, self.replicated), _global(ys, self.replicated)
+        return xs, ys
+
+    def _batches(self, step: int) -> tuple[jax.Array, jax.Array]:
+        xs, ys = self._host_batches(step)
+        return put_global(xs, self.replicated), put_global(ys, self.replicated)
 
     def train_step(self, step: int) -> jax.Array:
+        if self.separate is not None:  # one batch per seed, built once
+            xs, ys = self._host_batches(step)
+            batches = [
+                (jax.device_put(x), jax.device_put(y))
+                for x, y in zip(xs, ys, strict=True)
+            ]
+            return self.separate.step(batches, self.seed_index)
         xs, ys = self._batches(step)
         self.state, self.rng, loss = self._step(
             self.state, self.rng, self.seed_index, xs, ys
         )
         return loss
 
-    def evaluate(self, step: int) -> list[dict[str, float]]:
+    def _train_metrics(self) -> dict[str, np.ndarray]:
+        # Every run's running metrics (a leading run axis), then reset.
+        if self.separate is not None:
+            rows = [
+                nnx.merge(self.metrics_graphdef, m).compute()
+                for m in self.separate.take_metrics()
+            ]
+            return {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
         metrics = nnx.merge(self.metrics_graphdef, self._gather(self.state[2]))
-        train_metrics = {k: np.asarray(v) for k, v in metrics.compute().items()}
         self.state = self._reset(self.state)
+        return {k: np.asarray(v) for k, v in metrics.compute().items()}
+
+    def _test_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.separate is not None:
+            return self.separate.evaluate(self.eval_batches)
         loss_sum = np.zeros(len(self.order))
         correct = np.zeros(len(self.order))
         for x, y, w in self.eval_batches:
-            batch_loss, batch_correct = self._eval(self.state[0], x, y, w)
+            batch_loss, batch_correct = self._eval(self.state, x, y, w)
             loss_sum = loss_sum + np.asarray(batch_loss, np.float64)
             correct = correct + np.asarray(batch_correct, np.float64)
-        lr = float(np.asarray(self.lr_fn(step - 1)))
+        return loss_sum, correct
+
+    def evaluate(self, step: int) -> list[dict[str, float]]:
+        train_metrics = self._train_metrics()
+        loss_sum, correct = self._test_sums()
         return [
             evaluation.evaluation_row(
-                lr=lr,
-                p=p,
+                lr=float(np.asarray(lr_fn(step - 1))),
+                p=float(np.asarray(p_fn(step - 1))),
                 train_metrics={k: v[i] for k, v in train_metrics.items()},
                 loss_sum=loss_sum[i],
                 correct=correct[i],
                 count=len(self.data.y_test),
             )
-            for i, (p, _) in enumerate(self.runs)
+            for i, (lr_fn, p_fn) in enumerate(self.schedules)
         ]
 
     def items(self) -> dict[str, Any]:
+        if self.separate is not None:
+            state, rng = self.separate.stacked()
+            items = {name: state[i] for i, name in enumerate(_ITEMS)}
+            return {**items, "rng": {"key": rng}}
         items = {name: self._gather(self.state[i]) for i, name in enumerate(_ITEMS)}
         return {**items, "rng": {"key": self._gather(self.rng)}}
 
     def restore(self, loaded: checkpointing.Loaded) -> None:
-        flat = {}
-        for i, name in enumerate(_ITEMS):
-            target = jax.tree.map(lambda x: x[: self.count], self.state[i])
-            tree = checkpointing.restore_into(
-                loaded.items.get(name, {}), target, name=name
-            )
-            flat.update({f"{i}/{k}": v for k, v in checkpointing.flatten(tree).items()})
-        target = {"key": self.rng[: self.count]}
-        rng = checkpointing.restore_into(
-            loaded.items.get("rng", {}), target, name="rng"
+        self.state, self.rng = restore_stacked(
+            loaded, self.state, self.rng, self.order, _ITEMS
         )
-        order = np.asarray(self.order)
-        self.state = jax.tree_util.tree_map_with_path(
-            lambda path, _: flat[checkpointing.key_string(path)][order], self.state
-        )
-        self.rng = np.asarray(rng["key"])[order]
 
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
-        losses = np.asarray(self._gather(loss))
+        losses = np.asarray(loss if self.separate is not None else self._gather(loss))
+        lrs = [float(np.asarray(lr_fn(step - 1))) for lr_fn, _ in self.schedules]
         return {
             "loss": f"{float(np.mean(losses)):.3f}",
-            "lr": f"{float(np.asarray(self.lr_fn(step - 1))):.3g}",
+            "lr": f"{min(lrs):.3g}"
+            + (f"..{max(lrs):.3g}" if max(lrs) > min(lrs) else ""),
             "runs": str(self.count),
         }
-
-
-def _step_fields(config: Config) -> Config:
-    # The config without the fields a population's step does not depend on (the
-    # data, seeds and p values), so that the label-noise levels of a sweep share
-    # one optimizer object, hence equal graphdefs and one compiled step.
-    return dataclasses.replace(
-        config,
-        seed=0,
-        p_value=0.0,
-        label_noise=0.0,
-        train_size=None,
-        data_seed=0,
-        resume=False,
-        progress=False,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _optimizer(config: Config):
-    return optimizers.create_optimizer(config, inject_p=True)
-
-
-def _with_leaf(tree: Any, key: str, value: np.ndarray) -> Any:
-    def replace(path, leaf):
-        return value if checkpointing.key_string(path) == key else leaf
-
-    found = [
-        p
-        for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]
-        if checkpointing.key_string(p) == key
-    ]
-    if len(found) != 1:
-        raise AssertionError(f"expected one {key!r} leaf in the run's state")
-    return jax.tree_util.tree_map_with_path(replace, tree)
-
-
-def population_config(
-    config: Config, ps: Sequence[float], seeds: Sequence[int]
-) -> dict[str, Any]:
-    """What a population's checkpoint records and a resume must match: the
-    config (its own ``seed`` and ``p_value`` unused) and the p values and seeds."""
-    fields = train.config_dict(config)
-    fields.update(seed=None, p_value=None, ps=[float(p) for p in ps])
-    fields.update(seeds=[int(s) for s in seeds])
-    return fields
 
 
 class _PopulationKind:
@@ -443,7 +477,7 @@ def train_population(
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config, got {type(config).__name__}.")
     ps, seeds = list(ps), list(seeds)
-    _check_values(ps, seeds)
+    check_values(ps, seeds)
     optimizers.create_optimizer(config, inject_p=True)  # refuses other optimizers
     lifecycle.check_max_steps(max_steps_this_run)
     if map_batch_size is None:

@@ -6,13 +6,21 @@ at a time, each a call of a compiled single-run program whose run index is a
 traced argument (:class:`RunLoop`, :class:`EvalLoop`); ``b > 1``,
 ``jax.lax.map`` over the runs inside one compiled program, ``b`` runs vmapped at
 a time; ``0`` or the block size, one ``vmap`` over all of them.
+
+On one device with ``map_batch_size`` 1 the runs are not stacked at all
+(:class:`SeparateRuns`): each run's state is its own pytree and one compiled
+single-run program (:func:`run_programs`, its hyperparameters traced leaves of
+the state) is called per run, so a run's step costs what a single run's does.
+
+A run's model is evaluated with :func:`.optimizers.evaluation_params` of its
+parameters and optimizer state, in eval mode (:func:`eval_model`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +34,8 @@ try:  # public since jax 0.6.1
 except ImportError:  # pragma: no cover
     from jax.experimental.shard_map import shard_map
 
-from nsf_optax.experiments.resnet import evaluation, train
+from nsf_optax.experiments.resnet import evaluation, optimizers, train
+from nsf_optax.experiments.resnet.configs.default import Config
 
 AXIS = "pop"
 _POP, _REP = P(AXIS), P()
@@ -34,10 +43,8 @@ _POP, _REP = P(AXIS), P()
 
 @functools.lru_cache(maxsize=8)
 def programs(
-    crop_padding: int,
-    flip: bool,
+    config: Config,
     graphdef: nnx.GraphDef,
-    eval_graphdef: nnx.GraphDef,
     mesh: Mesh,
     count: int,
     local: int,
@@ -49,10 +56,8 @@ def programs(
     them (the cache).
 
     Args:
-      crop_padding: the augmentation's crop padding.
-      flip: the augmentation's flips.
+      config: the step's configuration (augmentation, optimizer).
       graphdef: of one run's ``(model, optimizer, metrics)``.
-      eval_graphdef: of one run's model in eval mode.
       mesh: the one-axis mesh ``"pop"``.
       count: the number of real runs (the rest is padding).
       local: the number of runs on each device.
@@ -63,7 +68,9 @@ def programs(
       programs, or with ``map_batch_size`` 1 a :class:`RunLoop` and an
       :class:`EvalLoop` of single-run programs.
     """
-    step_one = functools.partial(train.train_step, crop_padding=crop_padding, flip=flip)
+    step_one = functools.partial(
+        train.train_step, crop_padding=config.crop_padding, flip=config.flip
+    )
     replicated = NamedSharding(mesh, _REP)
 
     def gather(tree):  # the real runs, replicated: readable on every host
@@ -71,7 +78,7 @@ def programs(
 
     return (
         _step_program(step_one, graphdef, mesh, local, map_batch_size),
-        _eval_program(eval_graphdef, mesh, local, map_batch_size),
+        _eval_program(config, graphdef, mesh, local, map_batch_size),
         jax.jit(gather, out_shardings=replicated),
         jax.jit(_zero_metrics, donate_argnums=0),
     )
@@ -140,18 +147,40 @@ def _step_program(
     return RunLoop(jax.jit(run_step, donate_argnums=(0, 1, 5)), zeros, local)
 
 
+def eval_model(config: Config, graphdef: nnx.GraphDef, run_state: Any) -> Any:
+    """One run's model as it is evaluated: its parameters replaced by
+    :func:`.optimizers.evaluation_params`, in eval mode.
+
+    Args:
+      config: the run's configuration (its optimizer).
+      graphdef: of one run's ``(model, optimizer, metrics)``.
+      run_state: that run's state.
+
+    Returns:
+      The model (an ``nnx`` module, inside whatever trace the caller is in).
+    """
+    model, optimizer, _ = nnx.merge(graphdef, run_state)
+    params = optimizers.evaluation_params(
+        config, nnx.state(model, nnx.Param), optimizer.opt_state
+    )
+    nnx.update(model, params)
+    model.eval()
+    return model
+
+
 def _eval_program(
-    eval_graphdef: nnx.GraphDef, mesh: Mesh, local: int, map_batch_size: int
+    config: Config, graphdef: nnx.GraphDef, mesh: Mesh, local: int, map_batch_size: int
 ) -> Any:
-    def local_eval(model_state, x, y, w):
+    def local_eval(state, x, y, w):
         def one(run_state):
-            return evaluation.eval_step(nnx.merge(eval_graphdef, run_state), x, y, w)
+            model = eval_model(config, graphdef, run_state)
+            return evaluation.eval_step(model, x, y, w)
 
-        return jax.lax.map(one, model_state, batch_size=map_batch_size)
+        return jax.lax.map(one, state, batch_size=map_batch_size)
 
-    def local_eval_one(model_state, x, y, w, k):
-        run_state = jax.tree.map(lambda a: _at(a, k), model_state)
-        model = nnx.merge(eval_graphdef, run_state)
+    def local_eval_one(state, x, y, w, k):
+        run_state = jax.tree.map(lambda a: _at(a, k), state)
+        model = eval_model(config, graphdef, run_state)
         loss, correct = evaluation.eval_step(model, x, y, w)
         return loss[None], correct[None]
 
@@ -201,7 +230,7 @@ class RunLoop:
 class EvalLoop:
     """A population's test batch as one compiled single-run program called per run.
 
-    ``run_eval(model_state, x, y, w, k)`` evaluates run ``k`` of every device's
+    ``run_eval(state, x, y, w, k)`` evaluates run ``k`` of every device's
     block (one value per device); calling this evaluates them all and returns,
     as the one-program evaluation does, one value per run in the population's
     order (device-major blocks).
@@ -210,10 +239,8 @@ class EvalLoop:
     def __init__(self, run_eval, local: int):
         self.run_eval, self.local = run_eval, local
 
-    def __call__(self, model_state, x, y, w):
-        outs = [
-            self.run_eval(model_state, x, y, w, np.int32(k)) for k in range(self.local)
-        ]
+    def __call__(self, state, x, y, w):
+        outs = [self.run_eval(state, x, y, w, np.int32(k)) for k in range(self.local)]
         loss = np.stack([np.asarray(o[0]) for o in outs], axis=1).reshape(-1)
         correct = np.stack([np.asarray(o[1]) for o in outs], axis=1).reshape(-1)
         return loss, correct
@@ -225,3 +252,97 @@ def _zero_metrics(state: nnx.State) -> nnx.State:
         return jnp.zeros_like(leaf) if path[0].key == 2 else leaf
 
     return jax.tree_util.tree_map_with_path(zero, state)
+
+
+class RunPrograms(NamedTuple):
+    """The compiled single-run programs of :class:`SeparateRuns`."""
+
+    step: Any  # (run_state, key_data, x, y) -> (run_state, key_data, loss), donated
+    evaluate: Any  # (run_state, x, y, w) -> (loss_sum, correct) of one test batch
+    reset: Any  # run_state -> run_state with zero running metrics, donated
+
+
+@functools.lru_cache(maxsize=8)
+def run_programs(config: Config, graphdef: nnx.GraphDef) -> RunPrograms:
+    """One run's step, test batch and metrics reset, each compiled once for all
+    the runs of every population of this shape (the cache).
+
+    Args:
+      config: the step's configuration (augmentation, optimizer).
+      graphdef: of one run's ``(model, optimizer, metrics)``.
+
+    Returns:
+      A :class:`RunPrograms`.
+    """
+    step_one = functools.partial(
+        train.train_step, crop_padding=config.crop_padding, flip=config.flip
+    )
+
+    def step(run_state, key, x, y):
+        model, optimizer, metrics = nnx.merge(graphdef, run_state)
+        loss, key = step_one(
+            model, optimizer, metrics, x, y, jax.random.wrap_key_data(key)
+        )
+        return nnx.state((model, optimizer, metrics)), jax.random.key_data(key), loss
+
+    def evaluate(run_state, x, y, w):
+        return evaluation.eval_step(eval_model(config, graphdef, run_state), x, y, w)
+
+    return RunPrograms(
+        jax.jit(step, donate_argnums=(0, 1)),
+        jax.jit(evaluate),
+        jax.jit(_zero_metrics, donate_argnums=0),
+    )
+
+
+class SeparateRuns:
+    """The runs of a population on one device, each its own pytree.
+
+    Args:
+      programs: from :func:`run_programs`.
+      state: the stacked state (leading run axis) on the host.
+      rng: the stacked augmentation key data on the host.
+      count: the real runs (the first ``count`` along the run axis).
+    """
+
+    def __init__(self, programs: RunPrograms, state: Any, rng: np.ndarray, count: int):
+        self.programs = programs
+        device = jax.devices()[0]
+        self.states = [
+            jax.device_put(jax.tree.map(lambda x, k=k: np.asarray(x)[k], state), device)
+            for k in range(count)
+        ]
+        self.keys = [jax.device_put(np.asarray(rng)[k], device) for k in range(count)]
+
+    def step(self, batches: list[tuple[Any, Any]], seed_index: np.ndarray) -> Any:
+        """Steps run ``k`` on ``batches[seed_index[k]]``; returns the losses."""
+        losses = []
+        for k, state in enumerate(self.states):
+            x, y = batches[seed_index[k]]
+            self.states[k], self.keys[k], loss = self.programs.step(
+                state, self.keys[k], x, y
+            )
+            losses.append(loss)
+        return jnp.stack(losses)
+
+    def take_metrics(self) -> list[Any]:
+        """Every run's running-metrics state, then reset to zero."""
+        metrics = [jax.tree.map(jnp.copy, state[2]) for state in self.states]
+        self.states = [self.programs.reset(state) for state in self.states]
+        return metrics
+
+    def evaluate(self, batches: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """Every run's summed test loss and correct count over ``batches``."""
+        loss_sum = np.zeros(len(self.states))
+        correct = np.zeros(len(self.states))
+        for k, state in enumerate(self.states):
+            for x, y, w in batches:
+                batch_loss, batch_correct = self.programs.evaluate(state, x, y, w)
+                loss_sum[k] += float(batch_loss)
+                correct[k] += float(batch_correct)
+        return loss_sum, correct
+
+    def stacked(self) -> tuple[Any, np.ndarray]:
+        """The state and key data with a leading run axis, on the host."""
+        state = jax.tree.map(lambda *xs: np.stack(xs), *self.states)
+        return state, np.stack([np.asarray(k) for k in self.keys])
