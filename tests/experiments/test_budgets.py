@@ -335,7 +335,8 @@ def test_tuned_budget_plan_keys_every_method_and_budget():
     names = compare_budgets.run_names(
         tiny, ["sgd", "adam"], 2, (0.5, 1.0), search=SEARCH
     )
-    assert names == [f"tuning/trial{k}" for k in range(8)]  # 4 keys x 2 rates x 1
+    # 4 keys x 2 rates x 1 seed; each key's two trials train as one population.
+    assert names == [f"tuning/group{2 * (k // 2)}" for k in range(8)]
     lrs = {"sgd@0.5": 0.3, "sgd@1": 0.03}
     plan = compare_budgets.final_plan(tiny, ["sgd"], 2, (0.5, 1.0), "scaled", lrs)
     assert [(name, c.learning_rate, c.seed) for *_, c, name in plan] == [

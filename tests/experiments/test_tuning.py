@@ -186,7 +186,10 @@ def test_tune_end_to_end_on_the_tiny_preset(tmp_path):
         # Scored on the 144 held-out digits (10 % of 1437), not the 360 test ones.
         np.testing.assert_allclose(accs * 144, np.round(accs * 144), atol=1e-3)
         assert result.val_target == max(accs)
+    # Each key's two trials train as one population (group<first trial>).
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "group0",
+        "group2",
         "plan.json",
         "trial0",
         "trial1",

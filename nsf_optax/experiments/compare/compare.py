@@ -380,8 +380,10 @@ def tuning_run_dirs(
     Raises:
       ConfigError: for a trial that cannot run (see :func:`.protocol.plan`).
     """
+    from nsf_optax.experiments.tuning import trials
+
     planned = protocol.plan(tuning_bases(base, methods), search)
-    return [os.path.join(TUNING_DIR, f"trial{k}") for k in range(len(planned))]
+    return trials.run_dirs([config for *_, config in planned], TUNING_DIR)
 
 
 def run_comparison(

@@ -383,10 +383,10 @@ def run_names(
         return [
             name for *_, name in budget_plan(base, methods, seeds, budgets, p_periods)
         ]
-    from nsf_optax.experiments.tuning import protocol
+    from nsf_optax.experiments.tuning import protocol, trials
 
-    count = len(protocol.plan(tuning_bases(base, methods, budgets, p_periods), search))
-    return [os.path.join(TUNING_DIR, f"trial{k}") for k in range(count)]
+    planned = protocol.plan(tuning_bases(base, methods, budgets, p_periods), search)
+    return trials.run_dirs([config for *_, config in planned], TUNING_DIR)
 
 
 def final_plan(

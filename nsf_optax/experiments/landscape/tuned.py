@@ -99,13 +99,16 @@ def check_tuned(
     from nsf_optax.experiments.tuning import protocol, trials
 
     workdirs.check(workdir, probe=probe)
+    # The final runs' groups do not depend on the rates tuning will choose.
+    finals = [
+        dataclasses.replace(c, seed=s) for c in keyed.values() for s in range(seeds)
+    ]
     runs = {
-        TUNING_DIR: len(protocol.plan(keyed, search)),
-        FINAL_DIR: len(keyed) * seeds,
+        TUNING_DIR: [config for *_, config in protocol.plan(keyed, search)],
+        FINAL_DIR: finals,
     }
-    for part, count in runs.items():
-        for index in range(count):
-            run_dir = trials.trial_dir(os.path.join(workdir, part), index)
+    for part, configs in runs.items():
+        for run_dir in set(trials.run_dirs(configs, os.path.join(workdir, part))):
             started = bool(
                 preflight.checkpoint_steps(preflight.checkpoint_dir(run_dir))
             )

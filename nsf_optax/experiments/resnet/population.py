@@ -67,12 +67,11 @@ from nsf_optax.experiments.resnet import (
     train,
 )
 from nsf_optax.experiments.resnet.configs.default import Config
+from nsf_optax.experiments.resnet.grouping import group_key, injects_p
 from nsf_optax.experiments.resnet.population_configs import (
     LR_LEAF,
     P_LEAF,
     check_values,
-    group_key,
-    injects_p,
     optimizer,
     p_of,
     population_config,
@@ -159,11 +158,11 @@ class Population:
         map_batch_size: int,
     ) -> Population:
         """The runs of ``configs``, each with its own traced peak learning rate
-        (and p, for nsf with a constant p); see :func:`.population_configs.group_key`.
+        (and p, for nsf with a constant p); see :func:`.grouping.group_key`.
 
         Args:
           configs: at least one, all with the same
-            :func:`.population_configs.group_key`.
+            :func:`.grouping.group_key`.
           data: the training set they share.
           map_batch_size: as the constructor's.
 

@@ -2,7 +2,7 @@
 
 A population (:mod:`.population`) trains runs of one configuration that differ
 only in ``seed`` and the hyperparameters traced per run: the peak learning rate
-and, for nsf with a constant p, ``p_value`` (:func:`group_key`). The optimizer
+and, for nsf with a constant p, ``p_value`` (:func:`.grouping.group_key`). The optimizer
 is :func:`.optimizers.create_optimizer` with those hyperparameters injected
 (``optax.inject_hyperparams``), and each run's values are written into the
 leaves of its stacked state (:func:`with_leaf`).
@@ -23,6 +23,7 @@ from jax.sharding import NamedSharding
 
 from nsf_optax.experiments.resnet import models, optimizers, train
 from nsf_optax.experiments.resnet.configs.default import Config
+from nsf_optax.experiments.resnet.grouping import injects_p
 from nsf_optax.experiments.runner import checkpointing
 from nsf_optax.experiments.runner.errors import ConfigError
 
@@ -54,33 +55,11 @@ def put_global(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(put, tree)
 
 
-def injects_p(config: Config) -> bool:
-    # Whether the runs' p is a traced leaf of their state.
-    return config.optimizer == "nsf" and config.p_schedule == "constant"
-
-
 def p_of(config: Config) -> float:
     # A run's p: its constant p, else the p schedule's first value.
     if injects_p(config):
         return float(config.p_params["p_value"])
     return float(np.asarray(optimizers.create_p_schedule(config)(0)))
-
-
-def group_key(config: Config) -> Config:
-    """What configurations that can train as one population share: the config
-    without ``learning_rate``, ``seed`` and (nsf with a constant p) ``p_value``,
-    and without the bookkeeping fields ``resume`` and ``progress``.
-
-    Args:
-      config: a run's configuration.
-
-    Returns:
-      A hashable config; equal keys train as one :meth:`Population.of_trials`.
-    """
-    key = dataclasses.replace(
-        config, learning_rate=None, seed=0, resume=False, progress=False
-    )
-    return dataclasses.replace(key, p_value=0.0) if injects_p(config) else key
 
 
 def step_fields(config: Config, inject_learning_rate: bool = False) -> Config:

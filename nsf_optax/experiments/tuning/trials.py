@@ -2,8 +2,8 @@
 
 Each trial is a full :class:`~nsf_optax.experiments.resnet.configs.default.Config`.
 Trials that differ only in ``learning_rate``, ``seed`` and (nsf with a constant
-p) ``p_value`` (equal :func:`~nsf_optax.experiments.resnet.population_configs.
-group_key`) form a group, trained as one population
+p) ``p_value`` (equal :func:`~nsf_optax.experiments.resnet.grouping.group_key`)
+form a group, trained as one population
 (:meth:`~nsf_optax.experiments.resnet.population.Population.of_trials`): one
 compiled step for the whole group, each trial's peak learning rate (and p) a
 traced scalar of its state, each trial the same run as its single run (to float
@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nsf_optax.experiments.resnet.configs.default import Config
+from nsf_optax.experiments.resnet.grouping import group_key
 from nsf_optax.experiments.runner import hooks, lifecycle, preflight, workdirs
 
 History = hooks.History
@@ -58,8 +59,6 @@ def groups(configs: Sequence[Config]) -> list[list[int]]:
       Lists of indices into ``configs``; trials in one list differ only in
       ``learning_rate``, ``seed`` and (nsf with a constant p) ``p_value``.
     """
-    from nsf_optax.experiments.resnet.population_configs import group_key
-
     found: dict[Config, list[int]] = {}
     for index, config in enumerate(configs):
         found.setdefault(group_key(config), []).append(index)
