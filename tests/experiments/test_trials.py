@@ -215,3 +215,22 @@ def test_an_injected_learning_rate_is_the_schedule_at_that_peak(optimizer):
         for a, b in zip(*map(jax.tree.leaves, updates[::-1]), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
     assert np.abs(np.asarray(updates[0]["w"])).max() > 1e-4  # past the warmup's 0
+
+
+@pytest.mark.parametrize("optimizer", ["schedule-free-adamw", "lion"])
+def test_peers_train_as_a_population_like_their_single_runs(optimizer, tmp_path):
+    """A population wraps the optimizer in inject_hyperparams: the peers whose
+    state the examples read (schedule-free's average x, evaluated) or whose
+    history has no exponent (p NaN) still give their single runs' histories."""
+    configs = [
+        dataclasses.replace(TINY, optimizer=optimizer, learning_rate=lr, seed=seed)
+        for lr, seed in ((1e-3, 0), (3e-4, 1))
+    ]
+    histories = trials.run_trials(configs, tmp_path / "group")
+    assert trials.groups(configs) == [[0, 1]]
+    for index, config in enumerate(configs):
+        single = train.train_and_evaluate(config, tmp_path / f"single{index}").history
+        for a, b in zip(histories[index], single, strict=True):
+            assert np.isnan(a["p"]) and np.isnan(b["p"])
+            for key in VALUES:
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)

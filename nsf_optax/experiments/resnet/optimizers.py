@@ -321,12 +321,15 @@ def evaluation_params(config: Config, params: Any, opt_state: Any) -> Any:
       opt_state: the optimizer's state, as :func:`create_optimizer` builds it.
 
     Returns:
-      ``optax.contrib.schedule_free_eval_params(opt_state, params)`` for
-      schedule-free AdamW, ``params`` itself otherwise.
+      ``optax.contrib.schedule_free_eval_params`` of its schedule-free state
+      (inside ``optax.inject_hyperparams``' when a population injects the
+      learning rate) for schedule-free AdamW, ``params`` itself otherwise.
     """
-    if config.optimizer == "schedule-free-adamw":
-        return optax.contrib.schedule_free_eval_params(opt_state, params)
-    return params
+    if config.optimizer != "schedule-free-adamw":
+        return params
+    while not isinstance(opt_state, optax.contrib.ScheduleFreeState):
+        opt_state = opt_state.inner_state  # an inject_hyperparams state
+    return optax.contrib.schedule_free_eval_params(opt_state, params)
 
 
 def create_optimizer(

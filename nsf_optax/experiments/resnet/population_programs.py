@@ -34,7 +34,7 @@ try:  # public since jax 0.6.1
 except ImportError:  # pragma: no cover
     from jax.experimental.shard_map import shard_map
 
-from nsf_optax.experiments.resnet import evaluation, optimizers, train
+from nsf_optax.experiments.resnet import evaluation, train
 from nsf_optax.experiments.resnet.configs.default import Config
 
 AXIS = "pop"
@@ -160,10 +160,9 @@ def eval_model(config: Config, graphdef: nnx.GraphDef, run_state: Any) -> Any:
       The model (an ``nnx`` module, inside whatever trace the caller is in).
     """
     model, optimizer, _ = nnx.merge(graphdef, run_state)
-    params = optimizers.evaluation_params(
-        config, nnx.state(model, nnx.Param), optimizer.opt_state
-    )
-    nnx.update(model, params)
+    evaluated = train.evaluated_params(config, model, optimizer)
+    if evaluated is not None:
+        train.set_params(model, evaluated)
     model.eval()
     return model
 

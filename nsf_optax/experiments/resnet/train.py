@@ -53,13 +53,18 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, plots
+from nsf_optax.experiments.resnet import (
+    evaluation,
+    input_pipeline,
+    models,
+    optimizers,
+    plots,
+)
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.resnet.optimizers import (
     create_learning_rate_schedule,
     create_optimizer,
     create_p_schedule,
-    evaluation_params,
 )
 from nsf_optax.experiments.runner import (
     checkpointing,
@@ -242,7 +247,7 @@ def checkpoint_dir(workdir: str | os.PathLike) -> str:
     return preflight.checkpoint_dir(workdir)
 
 
-def _set_params(model: models.ResNet, values: Any) -> None:
+def set_params(model: models.ResNet, values: Any) -> None:
     """Sets the model's parameters from a pure dict of arrays."""
     state = nnx.state(model, nnx.Param)
     nnx.replace_by_pure_dict(state, values)
@@ -254,6 +259,28 @@ def _values(tree: Any) -> Any:
     return jax.tree.map(
         lambda v: v[...], tree, is_leaf=lambda x: isinstance(x, nnx.Variable)
     )
+
+
+def evaluated_params(
+    config: Config, model: nnx.Module, optimizer: nnx.Optimizer
+) -> Any:
+    """The parameters ``model`` is evaluated with
+    (:func:`.optimizers.evaluation_params`) as a pure dict, or None when they are
+    its trained ones. BatchNorm statistics stay those of training.
+
+    Args:
+      config: the run's configuration (its optimizer).
+      model: the trained model.
+      optimizer: its ``nnx.Optimizer``.
+
+    Returns:
+      A pure dict of the ``nnx.Param`` values to evaluate with, or None.
+    """
+    values = _values(nnx.state(model, nnx.Param))
+    evaluated = optimizers.evaluation_params(
+        config, values, _values(optimizer.opt_state)
+    )
+    return None if evaluated is values else nnx.to_pure_dict(evaluated)
 
 
 class _SingleRun:
@@ -348,10 +375,10 @@ class _SingleRun:
         # variables), put back after the evaluation.
         trained = nnx.to_pure_dict(nnx.state(self.model, nnx.Param))
         if evaluated is not None:
-            _set_params(self.model, evaluated)
+            set_params(self.model, evaluated)
         loss_sum, correct = evaluation.sum_test_batches(self.model, self.eval_batches)
         if evaluated is not None:
-            _set_params(self.model, trained)
+            set_params(self.model, trained)
         row = evaluation.evaluation_row(
             lr=_at(self.lr_fn, step - 1),
             p=_at(self.p_fn, step - 1),
@@ -363,14 +390,7 @@ class _SingleRun:
         return [row]
 
     def _evaluated_params(self) -> Any:
-        # The parameters to evaluate (optimizers.evaluation_params) as a pure
-        # dict, or None when they are the trained ones. BatchNorm statistics stay
-        # those of training (see evaluation_params).
-        values = _values(nnx.state(self.model, nnx.Param))
-        evaluated = evaluation_params(
-            self.config, values, _values(self.optimizer.opt_state)
-        )
-        return None if evaluated is values else nnx.to_pure_dict(evaluated)
+        return evaluated_params(self.config, self.model, self.optimizer)
 
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
         return {
