@@ -7,7 +7,7 @@ backend makes no multi-output fusions, so that is also the floor for XLA.
 What is left is the arithmetic inside the gain loop, which XLA emits as
 8-wide AVX2 with fused multiply-adds: jnp.power is a scalar powf call per
 element, exp(p * log(x)) about 1.9x Adam, a sqrt or rsqrt 1.0x. The
-gain loop with the polynomial power below is about 45 vector instructions
+gain loop with the polynomial power below is about 43 vector instructions
 per 8 elements (Adam's: 14); that count, not memory, is what a general p pays
 for, so every instruction in it is accounted for (see the rounding note in
 power_f32; tests/test_fast_paths.py would catch a folded rounding).
@@ -43,11 +43,12 @@ _EXP2_COEFFS = (
     0.009666373953223228,
     0.0013390866806730628,
 )
-# 1.5 * 2**23: for |y| < 2**22, float32 y + _ROUND_MAGIC rounds y to the nearest
-# integer n (ties to even, the hardware's rounding mode) and holds n in its low
-# mantissa bits.
-_ROUND_MAGIC = 12582912.0
-_ROUND_MAGIC_BITS = int(np.float32(_ROUND_MAGIC).view(np.int32))
+# 1.5 * 2**23 + 128: for |y| < 2**22, float32 y + _ROUND_MAGIC_PLUS_128 rounds
+# y + 128 to the nearest integer (ties to even, the hardware's rounding mode)
+# and holds it in its low mantissa bits.
+_ROUND_MAGIC_PLUS_128 = 12583040.0
+# (2**f - 1) / f / 2, the exp2 polynomial for 2**(n + 1) as the scale.
+_HALF_EXP2_COEFFS = tuple(c / 2 for c in _EXP2_COEFFS)
 _F32_TINY = float(jnp.finfo(jnp.float32).tiny)
 _F32_MAX = float(jnp.finfo(jnp.float32).max)
 
@@ -91,15 +92,16 @@ def power_f32(x: jax.Array, p: float | jax.Array) -> jax.Array:
         # much on CPU. Static |p| < 0.98 keeps y in range for all normal x.
         y = jnp.where(y < -126.0, -126.0, y)
         y = jnp.where(y > 126.0, 126.0, y)
-    # n = round(y) without jnp.round and astype: XLA's float-to-int conversion
-    # saturates and maps NaN to 0, five extra instructions per vector on x86
-    # (an eighth of the loop). The bits of y + 1.5 * 2**23 are those of
-    # 1.5 * 2**23 plus n (ties to even, the hardware rounding). n is read from
-    # the bits: XLA folds (y + c) - c to y.
-    n = jax.lax.bitcast_convert_type(y + _ROUND_MAGIC, jnp.int32) - _ROUND_MAGIC_BITS
-    f = y - n.astype(jnp.float32)
-    scale = jax.lax.bitcast_convert_type((n + 127) << 23, x.dtype)
-    out = (1.0 + f * _horner(f, _EXP2_COEFFS)) * scale
+    # n = round(y) (ties to even); f = y - n. 2**(n + 1) comes from the bits of
+    # y + (1.5 * 2**23 + 128): their low bits hold n + 128 (ties to even
+    # again, 128 being even), and the shift drops the rest. jnp.round is one
+    # instruction on x86; a float-to-int conversion is five (XLA's saturates
+    # and maps NaN to 0), and n as a float from the bits two more. The
+    # polynomial is halved to match (exact: a power of two).
+    f = y - jnp.round(y)
+    shifted = jax.lax.bitcast_convert_type(y + _ROUND_MAGIC_PLUS_128, jnp.int32)
+    scale = jax.lax.bitcast_convert_type(shifted << 23, x.dtype)
+    out = (0.5 + f * _horner(f, _HALF_EXP2_COEFFS)) * scale
     one = jnp.ones([], jnp.float32)
     zero_pow = jnp.where(p > 0, 0.0, jnp.where(p < 0, jnp.inf, one))
     inf_pow = jnp.where(p > 0, jnp.inf, jnp.where(p < 0, 0.0, one))
