@@ -324,7 +324,7 @@ def test_matching_budget_allows_only_what_the_design_cannot_detect():
     )
 
 
-SEARCH = Search(lr_grid=(0.03, 0.3), tune_seeds=1, val_fraction=0.2)
+SEARCH = Search(lr_grid=(0.03, 0.3), tune_seeds=1, val_fraction=0.2, lr_extend=0)
 
 
 def test_tuned_budget_plan_keys_every_method_and_budget():

@@ -205,6 +205,7 @@ def test_tuned_cifar10_comparison_at_a_tiny_size(fake_cifar10, tmp_path, capsys)
     workdir = tmp_path / "c"
     argv = ["--config", "cifar10", "--data_dir", str(fake_cifar10), "--tune"]
     argv += ["--lr_grid", "0.01", "0.1", "--tune_seeds", "1", "--val_fraction", "0.3"]
+    argv += ["--lr_extend", "0"]
     argv += ["--model", "tiny", "--batch_size", "8", "--eval_batch_size", "4"]
     argv += ["--num_steps", "4", "--warmup_steps", "1", "--eval_every_steps", "2"]
     argv += ["--checkpoint_every_steps", "0", "--no-progress"]

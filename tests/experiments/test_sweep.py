@@ -335,6 +335,7 @@ def test_tuned_sweep_tunes_every_p_then_trains_the_final_seeds(tmp_path, capsys)
     workdir = tmp_path / "t"
     argv = ["--config", "tiny", "--p", "0", "0.5", "--seeds", "2", "--tune"]
     argv += ["--lr_grid", "0.3", "0.03", "--tune_seeds", "1", "--val_fraction", "0.2"]
+    argv += ["--lr_extend", "0"]
     assert sweep.main([*argv, "--workdir", str(workdir)]) == 0
     out = capsys.readouterr().out
     line = (
@@ -366,8 +367,9 @@ def test_tuned_sweep_tunes_every_p_then_trains_the_final_seeds(tmp_path, capsys)
         assert chosen["edge"] == ("low" if r["learning_rate"] == 0.03 else "high")
         best = max((t for t in chosen["trials"]), key=lambda t: t["val_accuracy"])
         assert chosen["val_target"] == best["val_accuracy"]
-    final = json.loads((workdir / "final" / "trial3" / "config.json").read_text())
-    assert final["seed"] == 1 and final["val_fraction"] == 0.0
+    # The final runs: one population (group0), on the whole training set.
+    final = json.loads((workdir / "final" / "group0" / "population.json").read_text())
+    assert final["trials"][3]["seed"] == 1 and final["val_fraction"] == 0.0
     md = (workdir / "results.md").read_text()
     assert "lr tuned per p and noise level" in md and "## Tuning" in md
     assert "| grid index | p=0 (edge: " in md

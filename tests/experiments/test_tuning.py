@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -85,6 +86,7 @@ def test_selection_highest_mean_accuracy_then_lower_loss_and_edges():
         "grid": [0.01, 0.1, 1.0],
         "edge": None,
         "val_target": pytest.approx(0.70),
+        "extended": 0,
     }
 
 
@@ -178,7 +180,7 @@ def test_tune_hands_every_key_to_one_run_trials_call(monkeypatch, tmp_path, caps
 
 def test_tune_end_to_end_on_the_tiny_preset(tmp_path):
     bases = {"sgd": dataclasses.replace(TINY, optimizer="sgd"), "nsf": TINY}
-    search = protocol.Search(lr_grid=(0.01, 0.1), tune_seeds=1)
+    search = protocol.Search(lr_grid=(0.01, 0.1), tune_seeds=1, lr_extend=0)
     tuned = protocol.tune(bases, search, tmp_path)
     for result in tuned.values():
         assert len(result.trials) == 2 and result.edge in ("low", "high")
@@ -200,3 +202,58 @@ def test_tune_end_to_end_on_the_tiny_preset(tmp_path):
     assert {k: t.to_json() for k, t in again.items()} == {
         k: t.to_json() for k, t in tuned.items()
     }
+
+
+def test_a_choice_at_the_edge_extends_that_keys_grid_until_it_is_inside(
+    tmp_path, monkeypatch
+):
+    """Extension rounds train only the keys at an edge, one rate beyond it at the
+    grid's spacing, each in its own directory; a key whose optimum lies two
+    points out gets both, one at the edge again after ``lr_extend`` runs out is
+    flagged. The accuracy is a made-up function of the rate (no training)."""
+    best = {"a": 10.0, "b": 1e-3, "c": 0.1}
+
+    def fake_run_trials(configs, workdir, *, resume=False):
+        rounds.append((os.path.basename(workdir), len(configs)))
+        key = {c.optimizer: k for k, c in bases.items()}
+        return [
+            [
+                {
+                    "test_accuracy": -abs(
+                        math.log10(c.learning_rate / best[key[c.optimizer]])
+                    ),
+                    "test_loss": 1.0,
+                }
+            ]
+            for c in configs
+        ]
+
+    rounds: list[tuple[str, int]] = []
+    monkeypatch.setattr(trials, "run_trials", fake_run_trials)
+    bases = {
+        "a": dataclasses.replace(TINY, optimizer="sgd"),
+        "b": dataclasses.replace(TINY, optimizer="adam"),
+        "c": dataclasses.replace(TINY, optimizer="lion"),
+    }
+    search = protocol.Search(lr_grid=(0.01, 0.1, 1.0), tune_seeds=1, lr_extend=2)
+    tuned = protocol.tune(bases, search, tmp_path / "tuning")
+    # a: 10 and then 100 added (10 is the best, no longer an edge after 100);
+    # b: 1e-3 added, then 1e-4 (1e-3 stays best); c: the grid alone.
+    assert rounds == [("tuning", 9), ("extend1", 2), ("extend2", 2)]
+    assert tuned["a"].chosen == {"learning_rate": pytest.approx(10.0)}
+    assert tuned["a"].grid == pytest.approx((0.01, 0.1, 1.0, 10.0, 100.0))
+    assert (tuned["a"].extended, tuned["a"].edge) == (2, None)
+    assert tuned["b"].chosen == {"learning_rate": pytest.approx(1e-3)}
+    assert (tuned["b"].extended, tuned["b"].edge) == (2, None)
+    assert (tuned["c"].extended, tuned["c"].edge, len(tuned["c"].trials)) == (
+        0,
+        None,
+        3,
+    )
+    short = protocol.tune(
+        bases, dataclasses.replace(search, lr_extend=1), tmp_path / "short"
+    )
+    assert short["a"].edge == "high" and short["a"].extended == 1
+    assert protocol.beyond_edge((0.5,), "high") == pytest.approx(0.5 * math.sqrt(10))
+    with pytest.raises(ConfigError, match="lr_extend must be a non-negative integer"):
+        protocol.Search(lr_extend=-1)

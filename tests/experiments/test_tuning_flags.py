@@ -32,15 +32,19 @@ def test_defaults_and_given_values_make_the_search():
             "3",
             "--val_fraction",
             "0.2",
+            "--lr_extend",
+            "0",
         ]
     )
     assert flags.search(args) == Search(
-        lr_grid=(0.1, 1.0), tune_seeds=3, val_fraction=0.2
+        lr_grid=(0.1, 1.0), tune_seeds=3, val_fraction=0.2, lr_extend=0
     )
     assert args.tune_val_fraction == 0.2 and "val_fraction" not in vars(args)
 
 
-@pytest.mark.parametrize("argv", [["--lr_grid", "0.1"], ["--val_fraction", "0.1"]])
+@pytest.mark.parametrize(
+    "argv", [["--lr_grid", "0.1"], ["--val_fraction", "0.1"], ["--lr_extend", "1"]]
+)
 def test_search_flags_need_tune(argv):
     name = argv[0].removeprefix("--")
     with pytest.raises(ConfigError, match=f"{name} needs --tune"):

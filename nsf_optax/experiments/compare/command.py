@@ -54,7 +54,8 @@ def build_parser() -> cli.ArgumentParser:
         PROG,
         usage=f"{PROG} [--config NAME] [--seeds N] [--methods A,B,...] "
         "[--workdir DIR] [--budgets F [F ...]] [--p_periods {scaled,fixed}] "
-        "[--tune [--lr_grid LR [LR ...]] [--tune_seeds N] [--val_fraction F]] "
+        "[--tune [--lr_grid LR [LR ...]] [--lr_extend N] [--tune_seeds N] "
+        "[--val_fraction F]] "
         "[--<field> VALUE]...",
         description="NSF against optax baselines over several seeds: a results "
         "table (mean ± sample std), comparison plots, one run per method and seed.",

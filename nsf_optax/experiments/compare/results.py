@@ -29,7 +29,8 @@ def tuning_text(tuned: dict[str, protocol.Tuned] | None) -> str:
     return (
         "Learning rates tuned on held-out data (cells: learning rate: mean final "
         "validation accuracy in % over the tuning seeds; bold: chosen; a choice "
-        "at the grid's first or last point is flagged, not extended)."
+        "at the grid's first or last point extends the grid beyond it, up to "
+        "the search's limit; one still there is flagged)."
         f"{flagged}\n\n{protocol.markdown_trials(tuned)}"
     )
 

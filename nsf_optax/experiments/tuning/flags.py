@@ -1,11 +1,11 @@
 """The tuning flags every training command shares: :func:`add_flags`, :func:`search`.
 
 ``--tune`` tunes the learning rate of every key (a method, a p, a budget) by
-:mod:`.protocol`; ``--lr_grid``, ``--tune_seeds`` and ``--val_fraction`` shape
-the search and need ``--tune``. The command's ``--val_fraction`` is the search's
-held-out fraction, so a command that adds these flags leaves the config field of
-that name out of its config flags (:data:`CONFIG_FIELDS`): its final runs train
-on the whole training set.
+:mod:`.protocol`; ``--lr_grid``, ``--lr_extend``, ``--tune_seeds`` and
+``--val_fraction`` shape the search and need ``--tune``. The command's
+``--val_fraction`` is the search's held-out fraction, so a command that adds
+these flags leaves the config field of that name out of its config flags
+(:data:`CONFIG_FIELDS`): its final runs train on the whole training set.
 
 No jax import: the flags are parsed and checked before jax loads.
 """
@@ -31,6 +31,7 @@ _SEARCH_FLAGS = {
     "lr_grid": "lr_grid",
     "tune_seeds": "tune_seeds",
     "val_fraction": "tune_val_fraction",
+    "lr_extend": "lr_extend",
 }
 
 
@@ -55,7 +56,8 @@ def _fraction(text: str) -> float:
 
 
 def add_flags(parser: argparse.ArgumentParser, *, per: str) -> None:
-    """Adds ``--tune``, ``--lr_grid``, ``--tune_seeds`` and ``--val_fraction``.
+    """Adds ``--tune``, ``--lr_grid``, ``--lr_extend``, ``--tune_seeds`` and
+    ``--val_fraction``.
 
     Args:
       parser: the command's parser (without a ``--val_fraction`` config flag:
@@ -78,6 +80,14 @@ def add_flags(parser: argparse.ArgumentParser, *, per: str) -> None:
         metavar="LR",
         help="with --tune: the learning rates tried, positive and distinct "
         "(default: 5 points a factor sqrt(10) apart centred on the preset's rate)",
+    )
+    parser.add_argument(
+        "--lr_extend",
+        type=cli.int_flag(Bound(low=0)),
+        default=None,
+        metavar="N",
+        help="with --tune: while a choice is at the grid's edge, add one more "
+        "rate beyond it, at most N times [>= 0] (default 3)",
     )
     parser.add_argument(
         "--tune_seeds",

@@ -12,13 +12,19 @@ can group them.
 The selection rule: the grid point with the highest mean, over the tuning seeds,
 of the final validation accuracy; ties go to the lower mean final validation
 loss (then to the lower learning rate). A choice at the grid's first or last
-point is flagged (:attr:`Tuned.edge`) and printed, not extended: every key keeps
-the same number of trials. :func:`apply` turns a key's result into the config
-its final runs train with (the chosen values, on the full training set).
+point extends that key's grid by one point beyond the edge (the grid's own
+spacing there), trained with the same tuning seeds, up to :attr:`Search.lr_extend`
+times, so that a key whose preset rate is far from its optimum still finds it;
+every key starts from the same grid and trial count, and each extension is
+recorded (its trials, :attr:`Tuned.extended`). A choice still at the edge after
+that is flagged (:attr:`Tuned.edge`) and printed. :func:`apply` turns a key's
+result into the config its final runs train with (the chosen values, on the full
+training set).
 
-Files in the tuning workdir: trial ``k`` in ``trial<k>/`` (see
-:func:`.trials.trial_dir`) and ``plan.json``, which names each trial's key,
-learning rate and seed (a resumed tuning must plan the same trials).
+Files in the tuning workdir: the grid's trials in it (trial ``k`` in ``trial<k>/``
+or its group's directory, see :func:`.trials.run_dirs`) and ``plan.json``, which
+names each trial's key, learning rate and seed (a resumed tuning must plan the
+same trials); extension ``r``'s trials likewise in ``extend<r>/``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from nsf_optax.experiments.runner.errors import ConfigError
 TUNE_SEED0 = 1000
 GRID_POINTS = 5
 GRID_FACTOR = math.sqrt(10.0)
+EXTEND = 3  # the most points a key's grid is extended by beyond an edge
 PLAN_FILE = "plan.json"
 
 
@@ -71,11 +78,14 @@ class Search:
         :func:`default_grid` of each key's ``peak_learning_rate``.
       tune_seeds: tuning seeds per grid point (>= 1), ``TUNE_SEED0`` onwards.
       val_fraction: the held-out fraction each trial is scored on, in (0, 0.5).
+      lr_extend: the most points (>= 0) a key's grid grows by, one at a time,
+        while its choice is at an edge.
     """
 
     lr_grid: tuple[float, ...] | None = None
     tune_seeds: int = 2
     val_fraction: float = 0.1
+    lr_extend: int = EXTEND
 
     def __post_init__(self):
         if self.lr_grid is not None:
@@ -95,6 +105,12 @@ class Search:
             raise ConfigError(
                 f"tune_seeds must be a positive integer, got {seeds!r}.",
                 ("tune_seeds",),
+            )
+        extend = self.lr_extend
+        if isinstance(extend, bool) or not isinstance(extend, int) or extend < 0:
+            raise ConfigError(
+                f"lr_extend must be a non-negative integer, got {extend!r}.",
+                ("lr_extend",),
             )
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError(
@@ -126,6 +142,7 @@ class Tuned:
       edge: "low" / "high" when the choice is the grid's first / last point
         (the optimum may lie outside it), else None (also for a one-point grid).
       val_target: the chosen setting's mean final validation accuracy.
+      extended: the points added beyond the searched grid's edges.
     """
 
     chosen: dict[str, float]
@@ -133,6 +150,7 @@ class Tuned:
     grid: tuple[float, ...]
     edge: str | None
     val_target: float
+    extended: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON-ready dict (the fields by name)."""
@@ -142,6 +160,7 @@ class Tuned:
             "grid": list(self.grid),
             "edge": self.edge,
             "val_target": self.val_target,
+            "extended": self.extended,
         }
 
 
@@ -154,20 +173,47 @@ def trial_config(base: Config, search: Search, lr: float, seed: int) -> Config:
 
 
 def plan(
-    bases: Mapping[str, Config], search: Search
+    bases: Mapping[str, Config],
+    search: Search,
+    grids: Mapping[str, Sequence[float]] | None = None,
 ) -> list[tuple[str, float, int, Config]]:
-    """Every trial of :func:`tune`, in trial order: ``(key, lr, seed, config)``.
+    """The trials of one round of :func:`tune`, in trial order: ``(key, lr, seed,
+    config)``.
+
+    Args:
+      bases: key -> the config its trials start from.
+      search: the search.
+      grids: key -> the learning rates of this round (keys left out get none);
+        None: every key's :meth:`Search.grid` (the first round).
 
     Raises:
       ConfigError: for a trial config that cannot run (e.g. a held-out part
-        smaller than one evaluation batch), before anything trains.
+        with no example), before anything trains.
     """
+    if grids is None:
+        grids = {key: search.grid(base) for key, base in bases.items()}
     return [
-        (key, lr, seed, trial_config(base, search, lr, seed))
-        for key, base in bases.items()
-        for lr in search.grid(base)
+        (key, lr, seed, trial_config(bases[key], search, lr, seed))
+        for key, lrs in grids.items()
+        for lr in lrs
         for seed in search.seeds()
     ]
+
+
+def beyond_edge(grid: Sequence[float], edge: str) -> float:
+    """The next learning rate past ``grid``'s ``edge`` ("low" or "high"), at the
+    grid's spacing there (:data:`GRID_FACTOR` for a one-point grid).
+
+    Examples:
+      >>> beyond_edge((0.01, 0.1), "high"), beyond_edge((0.01, 0.1), "low")
+      (1.0, 0.001)
+    """
+    grid = sorted(grid)
+    if edge == "high":
+        ratio = grid[-1] / grid[-2] if len(grid) > 1 else GRID_FACTOR
+        return grid[-1] * ratio
+    ratio = grid[1] / grid[0] if len(grid) > 1 else GRID_FACTOR
+    return grid[0] / ratio
 
 
 def select(grid: Sequence[float], trials: Sequence[Mapping[str, float]]) -> Tuned:
@@ -234,28 +280,74 @@ def tune(
     *,
     resume: bool = False,
 ) -> dict[str, Tuned]:
-    """Tunes every key's learning rate by the protocol; one :func:`.trials.run_trials`.
+    """Tunes every key's learning rate by the protocol: one
+    :func:`.trials.run_trials` call per round (the grid, then each extension).
 
     Args:
       bases: key -> the config its trials start from (their learning rate, seed
         and ``val_fraction`` are set per trial).
       search: the grid, tuning seeds and held-out fraction.
-      workdir: the tuning directory: trial ``k`` in ``<workdir>/trial<k>``, and
-        ``plan.json`` (each trial's key, learning rate and seed).
+      workdir: the tuning directory: the grid's trials and their ``plan.json``
+        (each trial's key, learning rate and seed) in it, extension ``r``'s in
+        ``<workdir>/extend<r>``.
       resume: trials with a checkpoint continue from it (finished ones are only
         reloaded); the plan must be the one the workdir holds.
 
     Returns:
-      key -> its :class:`Tuned` result, in the order of ``bases``. A choice at the
-      grid's edge is printed.
+      key -> its :class:`Tuned` result, in the order of ``bases``. A choice still
+      at the grid's edge after ``search.lr_extend`` extensions is printed.
 
     Raises:
       ConfigError: for a trial that cannot run or a resumed plan that differs.
     """
+    workdir = os.fspath(workdir)
+    grids = {key: search.grid(base) for key, base in bases.items()}
+    records: dict[str, list[dict[str, float]]] = {key: [] for key in bases}
+    new: Mapping[str, Sequence[float]] = grids
+    results: dict[str, Tuned] = {}
+    for round_ in range(search.lr_extend + 1):
+        where = workdir if round_ == 0 else os.path.join(workdir, f"extend{round_}")
+        for key, record in _train_round(bases, search, new, where, resume):
+            records[key].append(record)
+        results = {
+            key: dataclasses.replace(
+                select(sorted(grids[key]), records[key]),
+                extended=len(grids[key]) - len(search.grid(bases[key])),
+            )
+            for key in bases
+        }
+        if round_ == search.lr_extend:
+            break
+        new = {
+            key: (beyond_edge(grids[key], result.edge),)
+            for key, result in results.items()
+            if result.edge
+        }
+        if not new:
+            break
+        grids.update({key: (*grids[key], *lrs) for key, lrs in new.items()})
+    for key, result in results.items():
+        if result.edge:
+            print(
+                f"{key}: the chosen learning rate "
+                f"{result.chosen['learning_rate']:.3g} is at the grid's "
+                f"{result.edge} edge after {result.extended} extension(s).",
+                flush=True,
+            )
+    return results
+
+
+def _train_round(
+    bases: Mapping[str, Config],
+    search: Search,
+    grids: Mapping[str, Sequence[float]],
+    workdir: str,
+    resume: bool,
+) -> list[tuple[str, dict[str, float]]]:
+    # One round's trials through one run_trials call: (key, trial record) each.
     from nsf_optax.experiments.tuning import trials
 
-    planned = plan(bases, search)
-    workdir = os.fspath(workdir)
+    planned = plan(bases, search, grids)
     os.makedirs(workdir, exist_ok=True)
     record = [
         {"trial": k, "key": key, "learning_rate": lr, "seed": seed}
@@ -263,27 +355,18 @@ def tune(
     ]
     _check_plan(workdir, record, resume)
     histories = trials.run_trials([c for *_, c in planned], workdir, resume=resume)
-    results: dict[str, Tuned] = {}
-    for key, base in bases.items():
-        records = [
+    return [
+        (
+            key,
             {
                 "learning_rate": lr,
                 "seed": seed,
                 "val_accuracy": float(history[-1]["test_accuracy"]),
                 "val_loss": float(history[-1]["test_loss"]),
-            }
-            for (k, lr, seed, _), history in zip(planned, histories, strict=True)
-            if k == key
-        ]
-        results[key] = select(search.grid(base), records)
-        if results[key].edge:
-            print(
-                f"{key}: the chosen learning rate "
-                f"{results[key].chosen['learning_rate']:.3g} is at the grid's "
-                f"{results[key].edge} edge (not extended).",
-                flush=True,
-            )
-    return results
+            },
+        )
+        for (key, lr, seed, _), history in zip(planned, histories, strict=True)
+    ]
 
 
 def apply(config: Config, tuned: Tuned) -> Config:
