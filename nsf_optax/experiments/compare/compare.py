@@ -467,6 +467,7 @@ def run_comparison(
                 protocol.apply(*pair) for pair in zip(configs, chosen, strict=True)
             ]
         found = finals.train_finals(configs, names, workdir, resume=base.resume)
+        found = finals.wall_per_run(configs, found)
         histories = {
             m: found[i * seeds : (i + 1) * seeds] for i, m in enumerate(methods)
         }

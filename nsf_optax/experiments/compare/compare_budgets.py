@@ -472,6 +472,7 @@ def _train_once(
     compare.check_runs(workdir, finals.run_dirs(configs, names), resume=resume)
     labels = [f" budget {b:g}" for b, _ in runs.values()]
     found = finals.train_finals(configs, names, workdir, resume=resume, labels=labels)
+    found = finals.wall_per_run(configs, found)
     return dict(zip(names, found, strict=True))
 
 

@@ -8,6 +8,10 @@ comparison's workdir: each run's ``metrics.json`` and ``metrics.csv`` in its own
 directory (``<method>/seed<k>``), and the group's run (``population.json``,
 ``histories.json``, checkpoints) in ``group`` next to them (``<method>/group``).
 A method with a single seed trains as a single run in ``<method>/seed0``.
+
+A population's runs share its training wall time (each history's ``elapsed_s``
+is the population's): :func:`wall_per_run` divides it among them for the
+"wall s/run" column.
 """
 
 from __future__ import annotations
@@ -75,3 +79,35 @@ def train_finals(
             flush=True,
         )
     return histories
+
+
+def wall_per_run(
+    configs: Sequence[Config], histories: Sequence[History]
+) -> list[History]:
+    """The histories with each run's share of its population's wall time.
+
+    Args:
+      configs: the runs, as :func:`train_finals` got them.
+      histories: its answer.
+
+    Returns:
+      Copies whose ``elapsed_s`` is divided by the size of the run's group (the
+      metrics files keep the population's time).
+
+    Examples:
+      >>> from nsf_optax.experiments.resnet.configs import get_config
+      >>> import dataclasses
+      >>> runs = [dataclasses.replace(get_config("tiny"), seed=k) for k in range(4)]
+      >>> shared = [[{"step": 1, "elapsed_s": 8.0}]] * 4
+      >>> [h[-1]["elapsed_s"] for h in wall_per_run(runs, shared)]
+      [2.0, 2.0, 2.0, 2.0]
+    """
+    size = [0] * len(configs)
+    for indices in trials.groups(configs):
+        for index in indices:
+            size[index] = len(indices)
+    return [
+        [{**row, "elapsed_s": row["elapsed_s"] / n} if "elapsed_s" in row else row
+         for row in history]
+        for history, n in zip(histories, size, strict=True)
+    ]  # fmt: skip

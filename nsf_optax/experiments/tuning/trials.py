@@ -14,14 +14,14 @@ Layout of ``workdir``:
 * a group of several trials, whose first trial is ``k``, trains in
   ``<workdir>/group<k>`` through the run lifecycle (``population.json``, the
   group's config and trials; ``histories.json``; verified checkpoints), and
-  writes each trial's history to ``<workdir>/trial<j>/metrics.json`` (and
-  ``metrics.csv``);
+  writes each trial's history to ``<workdir>/trial<j>/`` (``metrics.json``,
+  ``metrics.csv`` and its ``config.json``, as its single run would);
 * a trial alone in its group trains as a single run in ``<workdir>/trial<k>``
   (:func:`~nsf_optax.experiments.resnet.train.train_and_evaluate`).
 
 With ``names`` (one relative directory per trial, e.g. ``sgd/seed0``) trial ``k``
-writes to ``<workdir>/<names[k]>`` instead of ``trial<k>`` (``metrics.json`` and
-``metrics.csv``, or the whole single run), and a group trains in ``group`` next
+writes to ``<workdir>/<names[k]>`` instead of ``trial<k>`` (its metrics and
+config, or the whole single run), and a group trains in ``group`` next
 to its first trial (``<workdir>/sgd/group`` for ``sgd/seed0``).
 
 Every group or single run is checked, locked, checkpointed and resumed like any
@@ -194,9 +194,14 @@ class _GroupKind:
         )
         from nsf_optax.experiments.resnet import train
 
-        for path, history in zip(self.paths, histories, strict=True):
+        for path, config, history in zip(
+            self.paths, self.trials, histories, strict=True
+        ):
             os.makedirs(path, exist_ok=True)
-            train._write_metrics(path, history)  # as a single run writes them
+            # What a single run writes, but its checkpoints (the group's).
+            text = json.dumps(train.config_dict(config), indent=1)
+            workdirs.write_text(os.path.join(path, "config.json"), text)
+            train._write_metrics(path, history)
 
     def label(self, runs: Any) -> str:
         return f"{runs.count} trials"
