@@ -40,9 +40,11 @@ from typing import Any
 
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.resnet.grouping import group_key
-from nsf_optax.experiments.runner import hooks, lifecycle, preflight, workdirs
+from nsf_optax.experiments.runner import preflight, workdirs
 
-History = hooks.History
+# A run's metric history (:data:`.hooks.History`; the runner's modules load jax,
+# this module does not until it trains: its directories are checked before).
+History = list[dict[str, float]]
 
 
 def trial_dir(workdir: str | os.PathLike, index: int) -> str:
@@ -250,6 +252,7 @@ def run_trials(
       ValueError: for bad ``names`` (see :func:`run_dirs`).
     """
     from nsf_optax.experiments.resnet import train
+    from nsf_optax.experiments.runner import lifecycle
 
     lifecycle.check_max_steps(max_steps_this_run)
     dirs = run_dirs(configs, workdir, names)
