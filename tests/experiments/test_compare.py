@@ -297,3 +297,12 @@ def test_the_documented_cifar10_tuned_command_parses():
 
     assert flags.search(args) == protocol.Search(tune_seeds=2, val_fraction=0.1)
     assert args.preset == "cifar10" and args.seeds == 5
+
+
+def test_each_methods_seeds_train_in_one_group_directory():
+    tiny = get_config("tiny")
+    assert compare.run_dirs(tiny, ["sgd", "adam"], 2) == [
+        "sgd/group", "sgd/group", "adam/group", "adam/group"
+    ]  # fmt: skip
+    # One seed: a single run in its own directory, as before.
+    assert compare.run_dirs(tiny, ["sgd", "adam"], 1) == ["sgd/seed0", "adam/seed0"]
