@@ -327,6 +327,11 @@ def test_matching_budget_allows_only_what_the_design_cannot_detect():
 SEARCH = Search(lr_grid=(0.03, 0.3), tune_seeds=1, val_fraction=0.2, lr_extend=0)
 
 
+def test_the_seeds_of_a_method_and_budget_train_in_one_group_directory():
+    names = compare_budgets.run_names(get_config("tiny"), ["sgd"], 2, (0.5, 1.0))
+    assert names == ["sgd/budget0.5/group"] * 2 + ["sgd/budget1/group"] * 2
+
+
 def test_tuned_budget_plan_keys_every_method_and_budget():
     tiny = get_config("tiny")
     bases = compare_budgets.tuning_bases(tiny, ["sgd", "adam"], (0.5, 1.0))

@@ -1,5 +1,6 @@
 """The comparison harness: a well-formed table on a tiny config; its summary."""
 
+import dataclasses
 import json
 import math
 
@@ -7,6 +8,7 @@ import pytest
 
 from nsf_optax.experiments.compare import command, compare, verdicts
 from nsf_optax.experiments.compare import results as results_module
+from nsf_optax.experiments.resnet import train
 from nsf_optax.experiments.resnet.configs import get_config
 
 
@@ -97,8 +99,41 @@ def test_harness_on_tiny_config_writes_a_table(tmp_path, capsys):
     assert "NOT EVIDENCE (a smoke test): the tiny preset (for tests)" in out
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "results.csv").is_file()
-    assert (tmp_path / "nsf-pulse" / "seed1" / "metrics.csv").is_file()
-    # --resume reloads the finished runs instead of training them again.
+    # Each method's two seeds trained as one population in <method>/group; each
+    # run's metrics and config in <method>/seed<k>, one printed line per run.
+    assert out.count(" seed 1: test acc ") == 2
+    for method in ("sgd", "nsf-pulse"):
+        described = json.loads(
+            (tmp_path / method / "group" / "population.json").read_text()
+        )
+        assert [t["seed"] for t in described["trials"]] == [0, 1]
+        assert (
+            (tmp_path / method / "seed0" / "metrics.csv")
+            .read_text()
+            .startswith("step,")
+        )
+        assert not (tmp_path / method / "seed0" / "checkpoints").exists()
+    # The same history as the run trained alone (to float rounding).
+    alone = train.train_and_evaluate(
+        dataclasses.replace(
+            compare.method_config(get_config("tiny"), "nsf-pulse", 1),
+            checkpoint_every_steps=0,
+            progress=False,
+        ),
+        tmp_path / "alone",
+    ).history
+    pulse = json.loads((tmp_path / "nsf-pulse" / "seed1" / "metrics.json").read_text())
+    assert (
+        json.loads((tmp_path / "nsf-pulse" / "seed1" / "config.json").read_text())[
+            "seed"
+        ]
+        == 1
+    )
+    assert [r["step"] for r in pulse] == [r["step"] for r in alone]
+    for got, want in zip(pulse, alone, strict=True):
+        for key in ("train_loss", "test_loss", "test_accuracy", "lr", "p"):
+            assert got[key] == pytest.approx(want[key], rel=1e-4), key
+    # --resume reloads the finished groups instead of training them again.
     assert command.main([*argv, "--resume"]) == 0
     with open(tmp_path / "results.json") as f:
         again = json.load(f)
@@ -263,3 +298,12 @@ def test_the_documented_cifar10_tuned_command_parses():
 
     assert flags.search(args) == protocol.Search(tune_seeds=2, val_fraction=0.1)
     assert args.preset == "cifar10" and args.seeds == 5
+
+
+def test_each_methods_seeds_train_in_one_group_directory():
+    tiny = get_config("tiny")
+    assert compare.run_dirs(tiny, ["sgd", "adam"], 2) == [
+        "sgd/group", "sgd/group", "adam/group", "adam/group"
+    ]  # fmt: skip
+    # One seed: a single run in its own directory, as before.
+    assert compare.run_dirs(tiny, ["sgd", "adam"], 1) == ["sgd/seed0", "adam/seed0"]

@@ -27,7 +27,8 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("refusals")
     assert run_cli.main([*TINY, "--workdir", str(tmp / "run")]) == 0
     # A comparison's run and a sweep's level that hold checkpoints.
-    for path in (tmp / "cmp" / "sgd" / "seed0", sweep.level_dir(tmp / "sweep", 0.0)):
+    # (A comparison's five seeds of sgd train as one population in sgd/group.)
+    for path in (tmp / "cmp" / "sgd" / "group", sweep.level_dir(tmp / "sweep", 0.0)):
         os.makedirs(path)
         os.symlink(tmp / "run" / "checkpoints", os.path.join(path, "checkpoints"))
     corrupt = tmp / "corrupt"
@@ -77,7 +78,7 @@ DIGITS_60 += ["--num_steps", "60"]
         (
             "nsf_optax.experiments.compare.command",
             ["--config", "tiny", "--methods", "sgd", "--workdir", "{tmp}/cmp"],
-            "already holds checkpoints",
+            "sgd/group/checkpoints' already holds checkpoints",
         ),
         (
             "nsf_optax.experiments.compare.command",

@@ -53,6 +53,23 @@ def test_groups_are_the_configs_that_differ_in_lr_seed_and_p():
     assert trials.groups([cosine, dataclasses.replace(cosine, seed=4)]) == [[0, 1]]
 
 
+def test_named_trials_train_their_groups_next_to_their_first_trial():
+    names = ["sgd/a", "adam/a", "nsf/a", "sgd/b", "adam/b", "nsf/b", "padam/a"]
+    got = trials.run_dirs(CONFIGS, "w", names)
+    assert got == [
+        "w/sgd/group", "w/adam/group", "w/nsf/group",
+        "w/sgd/group", "w/adam/group", "w/nsf/group",
+        "w/padam/a",  # alone: a single run in its own directory
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="its own directory"):
+        trials.run_dirs(CONFIGS[:2], "w", ["x", "x"])
+    with pytest.raises(ValueError, match="its own directory"):
+        trials.run_dirs(CONFIGS[:2], "w", ["x"])
+    # The sgd and adam groups' first trials in one directory: refused.
+    with pytest.raises(ValueError, match="two groups in one directory"):
+        trials.run_dirs(CONFIGS[:2] + CONFIGS[3:5], "w", ["d/a", "d/b", "e/a", "e/b"])
+
+
 def test_a_population_of_trials_refuses_configs_of_two_groups():
     data = train.load_training_set(TINY)
     with pytest.raises(ValueError, match="differ in more than lr, seed and p"):

@@ -141,7 +141,7 @@ def _job(args: argparse.Namespace) -> launch.Job:
     if args.budgets is None:
         if args.p_periods is not None:
             raise ConfigError("p_periods needs --budgets.", ("p_periods",))
-        names = compare.run_dirs(args.methods, args.seeds)
+        names = compare.run_dirs(base, args.methods, args.seeds)
         if search is not None:
             names += compare.tuning_run_dirs(base, args.methods, search)
         return launch.Job(

@@ -23,10 +23,12 @@ then train at it, and the table adds the steps to the tuned SGD's validation
 accuracy; untuned results say that they were not tuned.
 
 Outputs in ``--workdir``: ``results.md``, ``results.csv``, ``results.json``,
-``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``). The
-comparison locks its workdir and each run its own (:mod:`.workdirs`). Pass
-``--resume`` to continue an interrupted comparison: finished runs are reloaded from
-their final checkpoint, unfinished ones continue from their newest verified one.
+``comparison.png`` and one sub-directory per run (``<method>/seed<k>/``, its
+``metrics.json`` and ``metrics.csv``). A method's seeds train as one population in
+``<method>/group/`` (:mod:`.finals`; checkpoints there). The comparison locks its
+workdir and each group its own (:mod:`.workdirs`). Pass ``--resume`` to continue
+an interrupted comparison: finished groups are reloaded from their final
+checkpoint, unfinished ones continue from their newest verified one.
 
 Checked before anything trains, and before jax loads: the flags, the budgets, every
 run's directory (:func:`check_runs`) and that some evaluation falls in the first
@@ -53,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from nsf_optax.experiments.compare import results, verdicts
+from nsf_optax.experiments.compare import finals, results, verdicts
 from nsf_optax.experiments.resnet import methods as methods_table
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner import preflight, workdirs
@@ -330,9 +332,19 @@ def check_runs(
         preflight.check_start(path, resume=resume and started)
 
 
-def run_dirs(methods: Sequence[str], seeds: int) -> list[str]:
-    """The runs of a comparison, relative to its workdir: ``<method>/seed<k>``."""
-    return [os.path.join(m, f"seed{k}") for m in methods for k in range(seeds)]
+def final_runs(
+    base: Config, methods: Sequence[str], seeds: int
+) -> tuple[list[Config], list[str]]:
+    """The final runs (untuned) and their directories, ``<method>/seed<k>``."""
+    configs = [method_config(base, m, k) for m in methods for k in range(seeds)]
+    names = [os.path.join(m, f"seed{k}") for m in methods for k in range(seeds)]
+    return configs, names
+
+
+def run_dirs(base: Config, methods: Sequence[str], seeds: int) -> list[str]:
+    """Where the final runs train, relative to the workdir (:func:`.finals.run_dirs`:
+    ``<method>/group``, or ``<method>/seed0`` for a single seed)."""
+    return finals.run_dirs(*final_runs(base, methods, seeds))
 
 
 def raise_problems(rows: Sequence[dict[str, Any]], workdir: str) -> None:
@@ -399,11 +411,13 @@ def run_comparison(
 
     Args:
       base: the shared configuration (its optimizer fields are replaced per method).
-      workdir: output directory; each run goes to ``<workdir>/<method>/seed<k>``.
-        With ``base.resume``, runs that already have a checkpoint there continue
-        from it (a finished run is only reloaded) and the others start afresh, so an
-        interrupted comparison picks up where it stopped (the tuning too). The
-        comparison holds the workdir's lock, and each run its own.
+      workdir: output directory; each run's metrics go to
+        ``<workdir>/<method>/seed<k>``, a method's seeds train as one population in
+        ``<workdir>/<method>/group`` (:mod:`.finals`). With ``base.resume``, groups
+        that already have a checkpoint continue from it (a finished one is only
+        reloaded) and the others start afresh, so an interrupted comparison picks
+        up where it stopped (the tuning too). The comparison holds the workdir's
+        lock, and each group its own.
       methods: labels of :func:`.methods.methods`; must include "sgd" (the
         baseline).
       seeds: number of seeds (> 0).
@@ -431,7 +445,7 @@ def run_comparison(
     methods = check_methods(methods, seeds)
     check_analysis(base, methods)
     workdir = os.fspath(workdir)
-    names = run_dirs(methods, seeds)
+    names = run_dirs(base, methods, seeds)
     if search is not None:
         names += tuning_run_dirs(base, methods, search)
     check_runs(workdir, names, resume=base.resume)
@@ -446,15 +460,17 @@ def run_comparison(
                 os.path.join(workdir, TUNING_DIR),
                 resume=base.resume,
             )
-        histories: dict[str, list] = {}
-        for method in methods:
-            histories[method] = []
-            for seed in range(seeds):
-                run_dir = os.path.join(workdir, method, f"seed{seed}")
-                config = method_config(base, method, seed)
-                if tuned is not None:
-                    config = protocol.apply(config, tuned[method])
-                histories[method].append(train_run(config, run_dir, base.resume))
+        configs, names = final_runs(base, methods, seeds)
+        if tuned is not None:
+            chosen = [tuned[m] for m in methods for _ in range(seeds)]
+            configs = [
+                protocol.apply(*pair) for pair in zip(configs, chosen, strict=True)
+            ]
+        found = finals.train_finals(configs, names, workdir, resume=base.resume)
+        found = finals.wall_per_run(configs, found)
+        histories = {
+            m: found[i * seeds : (i + 1) * seeds] for i, m in enumerate(methods)
+        }
         note = evidence.assess(
             preset=preset or "custom", seeds=seeds, tuned=tuned is not None
         )
@@ -476,25 +492,3 @@ def run_comparison(
     print(f"\n{text}\nwritten to {os.path.abspath(workdir)}")
     raise_problems(rows, workdir)
     return rows
-
-
-def train_run(
-    config: Config, run_dir: str, resume: bool, label: str = ""
-) -> list[dict[str, float]]:
-    # With resume, a run that has a checkpoint continues from it (a finished one is
-    # only reloaded); the others start afresh.
-    from nsf_optax.experiments.resnet import train
-
-    resume = resume and bool(
-        preflight.checkpoint_steps(preflight.checkpoint_dir(run_dir))
-    )
-    result = train.train_and_evaluate(
-        dataclasses.replace(config, resume=resume), run_dir
-    )
-    last = result.history[-1]
-    print(
-        f"{config.method:>14}{label} seed {config.seed}: test acc "
-        f"{last['test_accuracy']:.4f} loss {last['test_loss']:.4f}",
-        flush=True,
-    )
-    return result.history

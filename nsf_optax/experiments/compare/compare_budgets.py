@@ -9,7 +9,10 @@ Outputs in the workdir: ``budgets-<p_periods>.md`` (tables), ``.csv`` (one row p
 method and budget), ``.json`` (every number, nan as null) and ``.png`` (final test
 accuracy and loss against budget, one line per method), ``budgets-curves.png``
 (the full-budget runs' test curves), and one sub-directory per run (see
-:func:`budget_plan`).
+:func:`budget_plan`) holding its ``metrics.json`` and ``metrics.csv``. The seeds
+of a method at a budget (with a search: at either tuned rate) train as one
+population in ``group`` next to its first run's directory
+(``<method>/budget<b>/group``; :mod:`.finals`), where its checkpoints are.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nsf_optax.experiments.compare import budgets as budgeting
-from nsf_optax.experiments.compare import compare
+from nsf_optax.experiments.compare import compare, finals
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner import summary, workdirs
 from nsf_optax.experiments.tuning import evidence
@@ -119,10 +122,11 @@ def run_budget_comparison(
 
     Args:
       base: the shared full-budget configuration.
-      workdir: output directory; each run goes to ``<workdir>/<method>/budget<b>/
-        seed<k>`` (``budget<b>-pfixed`` when ``p_periods="fixed"`` changes the
-        run). With ``base.resume`` finished runs are reloaded and unfinished ones
-        continue, so an interrupted comparison picks up where it stopped.
+      workdir: output directory; each run's metrics go to ``<workdir>/<method>/
+        budget<b>/seed<k>`` (``budget<b>-pfixed`` when ``p_periods="fixed"``
+        changes the run), its group's run to ``group`` beside it (see the module
+        doc). With ``base.resume`` finished groups are reloaded and unfinished
+        ones continue, so an interrupted comparison picks up where it stopped.
       budgets: fractions of ``num_steps`` in (0, 1], including 1.
       methods: labels of :func:`.methods.methods`; must include "sgd" (the baseline).
       seeds: number of seeds (> 0).
@@ -162,17 +166,16 @@ def run_budget_comparison(
     import jax
 
     with workdirs.Lock(workdir, enabled=jax.process_index() == 0):
-        finals: dict[str, dict[float, list]] = {
+        histories = _train_once({"": plan}, workdir, base.resume)
+        last: dict[str, dict[float, list]] = {
             m: {b: [] for b in budgets} for m in methods
         }
         full: dict[str, list] = {m: [] for m in methods}
-        for method, b, config, name in plan:
-            run_dir = os.path.join(workdir, name)
-            history = compare.train_run(config, run_dir, base.resume, f" budget {b:g}")
-            finals[method][b].append(history[-1])
+        for method, b, _, name in plan:
+            last[method][b].append(histories[name][-1])
             if b == budgeting.FULL_BUDGET:
-                full[method].append(history)
-        rows = budgeting.summarize_budgets(finals, compare.BASELINE)
+                full[method].append(histories[name])
+        rows = budgeting.summarize_budgets(last, compare.BASELINE)
         in_run, curves = compare.summarize(full)
         args = (base, workdir, seeds, budgets, p_periods, rows, in_run)
         text = _write_results(*args, note=note)
@@ -375,14 +378,14 @@ def run_names(
     p_periods: budgeting.PPeriods = budgeting.DEFAULT_P_PERIODS,
     search: Search | None = None,
 ) -> list[str]:
-    """The run directories to check before anything trains: the runs of
-    :func:`budget_plan`, or with a search its tuning trials (``tuning/trial<k>``;
+    """The run directories to check before anything trains: those the runs of
+    :func:`budget_plan` train in (:func:`.finals.run_dirs`), or with a search its
+    tuning trials' (``tuning/group<k>``, ``tuning/trial<k>``;
     the final runs' directories depend on the chosen rates and are checked
     after tuning). Raises ``ConfigError`` for a trial that cannot run."""
     if search is None:
-        return [
-            name for *_, name in budget_plan(base, methods, seeds, budgets, p_periods)
-        ]
+        plan = budget_plan(base, methods, seeds, budgets, p_periods)
+        return finals.run_dirs([c for *_, c, _ in plan], [n for *_, n in plan])
     from nsf_optax.experiments.tuning import protocol, trials
 
     planned = protocol.plan(tuning_bases(base, methods, budgets, p_periods), search)
@@ -461,18 +464,16 @@ def _train_once(
     workdir: str,
     resume: bool,
 ) -> dict[str, list]:
-    # Every distinct run of the plans, once: run directory -> its history.
-    names = sorted({name for plan in plans.values() for *_, name in plan})
-    compare.check_runs(workdir, names, resume=resume)
-    histories: dict[str, list] = {}
-    for plan in plans.values():
-        for _, b, config, name in plan:
-            if name not in histories:
-                run_dir = os.path.join(workdir, name)
-                histories[name] = compare.train_run(
-                    config, run_dir, resume, f" budget {b:g}"
-                )
-    return histories
+    # Every distinct run of the plans, once, as populations (each method and
+    # budget's seeds, and both variants' rates, one group): name -> its history.
+    runs = {name: (b, config) for plan in plans.values() for _, b, config, name in plan}
+    names = list(runs)
+    configs = [config for _, config in runs.values()]
+    compare.check_runs(workdir, finals.run_dirs(configs, names), resume=resume)
+    labels = [f" budget {b:g}" for b, _ in runs.values()]
+    found = finals.train_finals(configs, names, workdir, resume=resume, labels=labels)
+    found = finals.wall_per_run(configs, found)
+    return dict(zip(names, found, strict=True))
 
 
 def _summaries(
@@ -482,13 +483,11 @@ def _summaries(
     budgets: Sequence[float],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     # One variant's budget rows and its full-budget runs' table.
-    finals: dict[str, dict[float, list]] = {
-        m: {b: [] for b in budgets} for m in methods
-    }
+    last: dict[str, dict[float, list]] = {m: {b: [] for b in budgets} for m in methods}
     curves: dict[str, list] = {m: [] for m in methods}
     for method, b, _, name in plan:
-        finals[method][b].append(histories[name][-1])
+        last[method][b].append(histories[name][-1])
         if b == budgeting.FULL_BUDGET:
             curves[method].append(histories[name])
     in_run, _ = compare.summarize(curves)
-    return budgeting.summarize_budgets(finals, compare.BASELINE), in_run
+    return budgeting.summarize_budgets(last, compare.BASELINE), in_run

@@ -14,9 +14,15 @@ Layout of ``workdir``:
 * a group of several trials, whose first trial is ``k``, trains in
   ``<workdir>/group<k>`` through the run lifecycle (``population.json``, the
   group's config and trials; ``histories.json``; verified checkpoints), and
-  writes each trial's history to ``<workdir>/trial<j>/metrics.json``;
+  writes each trial's history to ``<workdir>/trial<j>/`` (``metrics.json``,
+  ``metrics.csv`` and its ``config.json``, as its single run would);
 * a trial alone in its group trains as a single run in ``<workdir>/trial<k>``
   (:func:`~nsf_optax.experiments.resnet.train.train_and_evaluate`).
+
+With ``names`` (one relative directory per trial, e.g. ``sgd/seed0``) trial ``k``
+writes to ``<workdir>/<names[k]>`` instead of ``trial<k>`` (its metrics and
+config, or the whole single run), and a group trains in ``group`` next
+to its first trial (``<workdir>/sgd/group`` for ``sgd/seed0``).
 
 Every group or single run is checked, locked, checkpointed and resumed like any
 run: with ``resume`` a killed tuning job continues each unfinished group from its
@@ -34,9 +40,11 @@ from typing import Any
 
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.resnet.grouping import group_key
-from nsf_optax.experiments.runner import hooks, lifecycle, preflight, workdirs
+from nsf_optax.experiments.runner import preflight, workdirs
 
-History = hooks.History
+# A run's metric history (:data:`.hooks.History`; the runner's modules load jax,
+# this module does not until it trains: its directories are checked before).
+History = list[dict[str, float]]
 
 
 def trial_dir(workdir: str | os.PathLike, index: int) -> str:
@@ -65,24 +73,73 @@ def groups(configs: Sequence[Config]) -> list[list[int]]:
     return list(found.values())
 
 
-def run_dirs(configs: Sequence[Config], workdir: str | os.PathLike) -> list[str]:
+def _trial_dirs(
+    configs: Sequence[Config],
+    workdir: str | os.PathLike,
+    names: Sequence[str] | None,
+) -> list[str]:
+    # Where each trial's metrics (or its whole single run) go.
+    if names is None:
+        return [trial_dir(workdir, k) for k in range(len(configs))]
+    if len(names) != len(configs) or len(set(names)) != len(names):
+        raise ValueError(
+            f"names must give each of the {len(configs)} trials its own directory, "
+            f"got {list(names)}."
+        )
+    return [os.path.join(os.fspath(workdir), name) for name in names]
+
+
+def _group_dirs(
+    configs: Sequence[Config],
+    workdir: str | os.PathLike,
+    names: Sequence[str] | None,
+) -> dict[int, str]:
+    # First trial -> its group's directory, for the groups of several trials.
+    paths = _trial_dirs(configs, workdir, names)
+    found = {
+        g[0]: group_dir(workdir, g[0])
+        if names is None
+        else os.path.join(os.path.dirname(paths[g[0]]), "group")
+        for g in groups(configs)
+        if len(g) > 1
+    }
+    if len(set(found.values())) != len(found):
+        raise ValueError(
+            "names put the first trials of two groups in one directory; give "
+            "trials that train apart different parent directories."
+        )
+    return found
+
+
+def run_dirs(
+    configs: Sequence[Config],
+    workdir: str | os.PathLike,
+    names: Sequence[str] | None = None,
+) -> list[str]:
     """The directory each trial trains in (see the module doc).
 
     Args:
       configs: the trials, as :func:`run_trials` gets them.
       workdir: its workdir.
+      names: as :func:`run_trials` gets them.
 
     Returns:
-      One directory per trial, in order: ``<workdir>/group<k>`` for a trial of a
-      group of several whose first trial is ``k``, else ``<workdir>/trial<k>``.
-      Checks of a start (checkpoints present, resume files) belong to these.
+      One directory per trial, in order: for a trial of a group of several whose
+      first trial is ``k``, ``<workdir>/group<k>`` (with ``names``: ``group``
+      next to trial ``k``'s directory); else ``<workdir>/trial<k>`` (with
+      ``names``: ``<workdir>/<names[k]>``). Checks of a start (checkpoints
+      present, resume files) belong to these.
+
+    Raises:
+      ValueError: for ``names`` that do not give every trial its own directory,
+        or that put two groups in one.
     """
+    paths = _trial_dirs(configs, workdir, names)
+    grouped = _group_dirs(configs, workdir, names)
     found = [""] * len(configs)
     for indices in groups(configs):
-        first = indices[0]
-        path = trial_dir(workdir, first) if len(indices) == 1 else None
         for index in indices:
-            found[index] = path or group_dir(workdir, first)
+            found[index] = grouped.get(indices[0], paths[indices[0]])
     return found
 
 
@@ -93,9 +150,9 @@ class _GroupKind:
     config_file = "population.json"
 
     def __init__(
-        self, trials: list[Config], indices: list[int], workdir: str, resume: bool
+        self, trials: list[Config], indices: list[int], paths: list[str], resume: bool
     ):
-        self.trials, self.indices, self.workdir = trials, indices, workdir
+        self.trials, self.indices, self.paths = trials, indices, paths
         self.config = dataclasses.replace(trials[0], resume=resume)
 
     def check(self) -> None:
@@ -137,11 +194,16 @@ class _GroupKind:
         workdirs.write_text(
             os.path.join(workdir, "histories.json"), json.dumps(rows, indent=1)
         )
-        for index, history in zip(self.indices, histories, strict=True):
-            path = trial_dir(self.workdir, index)
+        from nsf_optax.experiments.resnet import train
+
+        for path, config, history in zip(
+            self.paths, self.trials, histories, strict=True
+        ):
             os.makedirs(path, exist_ok=True)
-            text = json.dumps(history, indent=1)
-            workdirs.write_text(os.path.join(path, "metrics.json"), text)
+            # What a single run writes, but its checkpoints (the group's).
+            text = json.dumps(train.config_dict(config), indent=1)
+            workdirs.write_text(os.path.join(path, "config.json"), text)
+            train._write_metrics(path, history)
 
     def label(self, runs: Any) -> str:
         return f"{runs.count} trials"
@@ -165,6 +227,7 @@ def run_trials(
     *,
     resume: bool = False,
     max_steps_this_run: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[History]:
     """Trains every configuration, a group of them at a time; returns their
     histories.
@@ -177,21 +240,30 @@ def run_trials(
         is only reloaded); the others start afresh.
       max_steps_this_run: stop every group and trial after this many steps of this
         call (with a checkpoint); continue with ``resume``.
+      names: each trial's directory relative to ``workdir`` (distinct), in place
+        of ``trial<k>``; a group then trains in ``group`` next to its first
+        trial's directory (see the module doc). None: ``trial<k>``, ``group<k>``.
 
     Returns:
       One metric history per trial, in the order of ``configs``; the same, to
       float rounding, as training them one after another.
+
+    Raises:
+      ValueError: for bad ``names`` (see :func:`run_dirs`).
     """
     from nsf_optax.experiments.resnet import train
+    from nsf_optax.experiments.runner import lifecycle
 
     lifecycle.check_max_steps(max_steps_this_run)
-    for run_dir in dict.fromkeys(run_dirs(configs, workdir)):  # before any training
+    dirs = run_dirs(configs, workdir, names)
+    paths = _trial_dirs(configs, workdir, names)
+    for run_dir in dict.fromkeys(dirs):  # before any training
         preflight.check_start(run_dir, resume=_resumes(run_dir, resume), what="trial")
     histories: list[History | None] = [None] * len(configs)
     for indices in groups(configs):
         if len(indices) == 1:
             (index,) = indices
-            run_dir = trial_dir(workdir, index)
+            run_dir = paths[index]
             config = dataclasses.replace(
                 configs[index], resume=_resumes(run_dir, resume)
             )
@@ -200,10 +272,10 @@ def run_trials(
             )
             histories[index] = result.history
             continue
-        run_dir = group_dir(workdir, indices[0])
+        run_dir = dirs[indices[0]]
         trials = [configs[k] for k in indices]
         kind = _GroupKind(
-            trials, indices, os.fspath(workdir), _resumes(run_dir, resume)
+            trials, indices, [paths[k] for k in indices], _resumes(run_dir, resume)
         )
         found = lifecycle.train(kind, run_dir, max_steps_this_run=max_steps_this_run)
         for index, history in zip(indices, found, strict=True):
