@@ -212,8 +212,10 @@ def test_schedule_free_is_evaluated_at_its_average(tmp_path):
     result = train_lib.train_and_evaluate(config, tmp_path / "run")
     model, optimizer = result.model, result.optimizer
     # A snapshot: nnx.state holds the model's own variables.
-    y = train_lib._values(nnx.state(model, nnx.Param))
-    x = optimizers.evaluation_params(config, y, train_lib._values(optimizer.opt_state))
+    y = evaluation.array_values(nnx.state(model, nnx.Param))
+    x = optimizers.evaluation_params(
+        config, y, evaluation.array_values(optimizer.opt_state)
+    )
     distance = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), y, x)
     assert max(jax.tree.leaves(distance)) > 1e-4  # x and y differ
     data = train_lib.load_training_set(config)
@@ -235,7 +237,9 @@ def test_schedule_free_is_evaluated_at_its_average(tmp_path):
     again = train_lib.train_and_evaluate(
         dataclasses.replace(config, eval_every_steps=3), tmp_path / "again"
     )
-    chex.assert_trees_all_equal(train_lib._values(nnx.state(again.model, nnx.Param)), y)
+    chex.assert_trees_all_equal(
+        evaluation.array_values(nnx.state(again.model, nnx.Param)), y
+    )
     # evaluation_params leaves every other optimizer's parameters alone.
     assert optimizers.evaluation_params(TINY, y, None) is y
 

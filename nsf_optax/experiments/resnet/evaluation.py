@@ -16,7 +16,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from nsf_optax.experiments.resnet import input_pipeline, models
+from nsf_optax.experiments.resnet import input_pipeline, models, optimizers
+from nsf_optax.experiments.resnet.configs.default import Config
 
 
 def eval_step(
@@ -119,3 +120,39 @@ def evaluation_row(
         "test_loss": float(loss_sum / count),
         "test_accuracy": float(correct / count),
     }
+
+
+def set_params(model: models.ResNet, values: Any) -> None:
+    """Sets the model's parameters from a pure dict of arrays."""
+    state = nnx.state(model, nnx.Param)
+    nnx.replace_by_pure_dict(state, values)
+    nnx.update(model, state)
+
+
+def array_values(tree: Any) -> Any:
+    """``tree`` with each nnx Variable replaced by its array."""
+    return jax.tree.map(
+        lambda v: v[...], tree, is_leaf=lambda x: isinstance(x, nnx.Variable)
+    )
+
+
+def evaluated_params(
+    config: Config, model: nnx.Module, optimizer: nnx.Optimizer
+) -> Any:
+    """The parameters ``model`` is evaluated with
+    (:func:`.optimizers.evaluation_params`) as a pure dict, or None when they are
+    its trained ones. BatchNorm statistics stay those of training.
+
+    Args:
+      config: the run's configuration (its optimizer).
+      model: the trained model.
+      optimizer: its ``nnx.Optimizer``.
+
+    Returns:
+      A pure dict of the ``nnx.Param`` values to evaluate with, or None.
+    """
+    values = array_values(nnx.state(model, nnx.Param))
+    evaluated = optimizers.evaluation_params(
+        config, values, array_values(optimizer.opt_state)
+    )
+    return None if evaluated is values else nnx.to_pure_dict(evaluated)

@@ -160,9 +160,9 @@ def eval_model(config: Config, graphdef: nnx.GraphDef, run_state: Any) -> Any:
       The model (an ``nnx`` module, inside whatever trace the caller is in).
     """
     model, optimizer, _ = nnx.merge(graphdef, run_state)
-    evaluated = train.evaluated_params(config, model, optimizer)
+    evaluated = evaluation.evaluated_params(config, model, optimizer)
     if evaluated is not None:
-        train.set_params(model, evaluated)
+        evaluation.set_params(model, evaluated)
     model.eval()
     return model
 

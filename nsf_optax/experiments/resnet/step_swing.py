@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from nsf_optax.experiments.resnet import input_pipeline, models, optimizers
+from nsf_optax.experiments.resnet import evaluation, input_pipeline, models, optimizers
 from nsf_optax.experiments.resnet.configs.default import Config
 
 
@@ -54,12 +54,6 @@ def _dot(a: Any, b: Any) -> jax.Array:
     return jnp.sum(jnp.stack([jnp.vdot(x, y) for x, y in pairs]))
 
 
-def _values(tree: Any) -> Any:
-    return jax.tree.map(
-        lambda v: v[...], tree, is_leaf=lambda x: isinstance(x, nnx.Variable)
-    )
-
-
 def _make_step(tx: optax.GradientTransformation, reference_p: float):
     """The jitted step: trains at p_t and compares with the update at reference_p."""
 
@@ -70,8 +64,8 @@ def _make_step(tx: optax.GradientTransformation, reference_p: float):
     @nnx.jit
     def step(model, opt_state, p_t, x, y):
         loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
-        grads = _values(grads)
-        params = _values(nnx.state(model, nnx.Param))
+        grads = evaluation.array_values(grads)
+        params = evaluation.array_values(nnx.state(model, nnx.Param))
         at = opt_state.hyperparams
         state = opt_state._replace(hyperparams={**at, "p": p_t})
         updates, new_state = tx.update(grads, state, params)
@@ -143,7 +137,7 @@ def step_size_ratios(
     build = optimizers.BUILDERS["nsf"]
     # An array p keeps the second moment, so both exponents read the same state.
     tx = optax.inject_hyperparams(lambda p: build(config, lr, p))(p=0.0)
-    opt_state = tx.init(_values(nnx.state(model, nnx.Param)))
+    opt_state = tx.init(evaluation.array_values(nnx.state(model, nnx.Param)))
     step = _make_step(tx, reference_p)
     p_fn = optimizers.create_p_schedule(config)
     p = np.asarray(jax.vmap(p_fn)(jnp.arange(steps)), np.float64)

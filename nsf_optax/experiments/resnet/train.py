@@ -57,7 +57,6 @@ from nsf_optax.experiments.resnet import (
     evaluation,
     input_pipeline,
     models,
-    optimizers,
     plots,
 )
 from nsf_optax.experiments.resnet.configs.default import Config
@@ -247,42 +246,6 @@ def checkpoint_dir(workdir: str | os.PathLike) -> str:
     return preflight.checkpoint_dir(workdir)
 
 
-def set_params(model: models.ResNet, values: Any) -> None:
-    """Sets the model's parameters from a pure dict of arrays."""
-    state = nnx.state(model, nnx.Param)
-    nnx.replace_by_pure_dict(state, values)
-    nnx.update(model, state)
-
-
-def _values(tree: Any) -> Any:
-    """``tree`` with each nnx Variable replaced by its array."""
-    return jax.tree.map(
-        lambda v: v[...], tree, is_leaf=lambda x: isinstance(x, nnx.Variable)
-    )
-
-
-def evaluated_params(
-    config: Config, model: nnx.Module, optimizer: nnx.Optimizer
-) -> Any:
-    """The parameters ``model`` is evaluated with
-    (:func:`.optimizers.evaluation_params`) as a pure dict, or None when they are
-    its trained ones. BatchNorm statistics stay those of training.
-
-    Args:
-      config: the run's configuration (its optimizer).
-      model: the trained model.
-      optimizer: its ``nnx.Optimizer``.
-
-    Returns:
-      A pure dict of the ``nnx.Param`` values to evaluate with, or None.
-    """
-    values = _values(nnx.state(model, nnx.Param))
-    evaluated = optimizers.evaluation_params(
-        config, values, _values(optimizer.opt_state)
-    )
-    return None if evaluated is values else nnx.to_pure_dict(evaluated)
-
-
 class _SingleRun:
     """One run as :func:`.lifecycle.train` drives it: data parallel over the
     devices (the batch sharded, parameters and optimizer state replicated)."""
@@ -370,15 +333,15 @@ class _SingleRun:
             self.metrics,
             jax.device_put(nnx.state(self.metrics), self.sharder.replicated),
         )
-        evaluated = self._evaluated_params()
+        evaluated = evaluation.evaluated_params(self.config, self.model, self.optimizer)
         # A snapshot of the trained values (nnx.state holds the model's own
         # variables), put back after the evaluation.
         trained = nnx.to_pure_dict(nnx.state(self.model, nnx.Param))
         if evaluated is not None:
-            set_params(self.model, evaluated)
+            evaluation.set_params(self.model, evaluated)
         loss_sum, correct = evaluation.sum_test_batches(self.model, self.eval_batches)
         if evaluated is not None:
-            set_params(self.model, trained)
+            evaluation.set_params(self.model, trained)
         row = evaluation.evaluation_row(
             lr=_at(self.lr_fn, step - 1),
             p=_at(self.p_fn, step - 1),
@@ -388,9 +351,6 @@ class _SingleRun:
             count=len(self.data.y_test),
         )
         return [row]
-
-    def _evaluated_params(self) -> Any:
-        return evaluated_params(self.config, self.model, self.optimizer)
 
     def postfix(self, step: int, loss: jax.Array) -> dict[str, str]:
         return {
