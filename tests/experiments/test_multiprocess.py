@@ -33,7 +33,14 @@ WAIT_S = 240  # the most a job may take (a loaded 2-core machine: ~60 s seen)
 # device: only the order of the sums differs (the gradient all-reduce, the
 # metrics' and the test set's sums), so they agree to float32 rounding.
 RTOL = 1e-4
-OUTPUTS = {"config.json", "metrics.json", "metrics.csv", "curves.png", "schedules.png"}
+OUTPUTS = {
+    "config.json",
+    "metrics.json",
+    "metrics.csv",
+    "curves.png",
+    "schedules.png",
+    "evidence.json",  # the command's note that one run is not evidence
+}
 
 
 # Launch flags: checked before jax loads; a mistake is one line, exit 2. ----------
