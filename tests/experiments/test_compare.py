@@ -10,6 +10,7 @@ from nsf_optax.experiments.compare import command, compare, verdicts
 from nsf_optax.experiments.compare import results as results_module
 from nsf_optax.experiments.resnet import train
 from nsf_optax.experiments.resnet.configs import get_config
+from nsf_optax.experiments.tuning import protocol
 
 
 def _history(accuracy, loss):
@@ -177,30 +178,48 @@ def test_paired_difference_interval_and_detectable_difference():
     )
 
 
+def _tuned(curves, lr=0.1):
+    # A tuning result whose chosen rate's trials have these validation curves
+    # (evaluated at steps 10, 20, ...), and a worse rate beside it.
+    trials = [
+        {
+            "learning_rate": rate,
+            "seed": 1000 + k,
+            "val_accuracy": acc[-1] * scale,
+            "val_loss": 1.0,
+            "val_curve": [[10.0 * (i + 1), a * scale] for i, a in enumerate(acc)],
+        }
+        for rate, scale in ((lr, 1.0), (10 * lr, 0.5))
+        for k, acc in enumerate(curves)
+    ]
+    return protocol.select((lr, 10 * lr), trials)
+
+
 def test_time_to_the_tuned_baseline_validation_accuracy():
+    # Test curves far below the validation ones: the time is read on the latter.
     histories = {
-        "sgd": [
-            _history([0.2, 0.5, 0.7, 0.8], [2, 1, 1, 1]),
-            _history([0.2, 0.6, 0.6, 0.7], [2, 1, 1, 1]),
-        ],
-        "adam": [
-            _history([0.7, 0.8, 0.8, 0.8], [2, 1, 1, 1]),
-            _history([0.4, 0.7, 0.8, 0.8], [2, 1, 1, 1]),
-        ],
+        "sgd": [_history([0.1, 0.1, 0.1, 0.1], [2, 1, 1, 1])] * 2,
+        "adam": [_history([0.1, 0.1, 0.1, 0.2], [2, 1, 1, 1])] * 2,
     }
-    rows, _ = compare.summarize(histories, val_target=0.7)
+    tuned = {
+        "sgd": _tuned([[0.2, 0.5, 0.7, 0.8], [0.2, 0.6, 0.6, 0.6]]),
+        "adam": _tuned([[0.7, 0.8, 0.8, 0.8], [0.4, 0.7, 0.8, 0.8]]),
+    }
+    assert tuned["sgd"].val_target == pytest.approx(0.7)
+    rows, _ = compare.summarize(histories, tuned=tuned)
     sgd, adam = rows
-    # sgd: mean curve 0.2, 0.55, 0.65, 0.75 -> step 40; seeds reach at 30 and 40.
+    # sgd: mean curve 0.2, 0.55, 0.65, 0.7 -> step 40; seeds reach at 30 and never.
     assert sgd["time_to_val_target"]["steps_to_val_target"] == 40.0
-    assert sgd["time_to_val_target"]["per_seed_steps_to_val_target"] == [30.0, 40.0]
+    assert sgd["time_to_val_target"]["per_seed_steps_to_val_target"] == [30.0, None]
     assert sgd["table"]["steps to SGD val target"] == "40"
     assert sgd["table"]["Δ steps vs SGD [95% CI]"] == "-"
     t = adam["time_to_val_target"]
-    # adam: mean curve 0.55, 0.75 -> step 20; seeds at 10 and 20: d = -20, -20.
-    assert t["steps_to_val_target"] == 20.0 and t["val_target"] == 0.7
-    assert t["steps_difference_pairs"] == 2
-    assert t["steps_difference_mean"] == -20.0 and t["steps_difference_ci95"] == 0.0
-    assert adam["table"]["Δ steps vs SGD [95% CI]"] == "-20 [-20, -20]"
+    # adam: mean curve 0.55, 0.75 -> step 20; seeds at 10 and 20: one pair, -20.
+    assert t["steps_to_val_target"] == 20.0 and t["val_target"] == pytest.approx(0.7)
+    assert t["per_seed_steps_to_val_target"] == [10.0, 20.0]
+    assert t["steps_difference_pairs"] == 1 and t["steps_difference_mean"] == -20.0
+    assert math.isnan(t["steps_difference_ci95"])
+    assert adam["table"]["Δ steps vs SGD [95% CI]"] == "-20"
     header = compare.markdown_table(rows).splitlines()[0]
     assert header.endswith("| steps to SGD val target | Δ steps vs SGD [95% CI] |")
     never = verdicts.time_to_target([10, 20], [[0.1, 0.2]], [[0.1, 0.9]], 0.5)

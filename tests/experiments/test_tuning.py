@@ -148,10 +148,12 @@ def test_tune_hands_every_key_to_one_run_trials_call(monkeypatch, tmp_path, caps
         # Accuracy peaks at lr 0.1 for every key; the loss breaks no tie.
         return [
             [
+                {"step": 1, "test_accuracy": 0.1, "test_loss": 3.0},
                 {
+                    "step": 2,
                     "test_accuracy": 1 - abs(math.log10(c.learning_rate) + 1) / 4,
                     "test_loss": 1.0 + c.seed - 1000,
-                }
+                },
             ]
             for c in configs
         ]
@@ -168,6 +170,19 @@ def test_tune_hands_every_key_to_one_run_trials_call(monkeypatch, tmp_path, caps
     }
     assert tuned["sgd"].val_target == 1.0 and tuned["sgd"].edge is None
     assert [t["val_loss"] for t in tuned["sgd"].trials[:2]] == [1.0, 2.0]
+    # Every trial keeps its validation curve; the chosen rate's, by seed.
+    assert tuned["sgd"].trials[0]["val_curve"] == [[1.0, 0.1], [2.0, 0.75]]
+    steps, curves = tuned["sgd"].val_curves()
+    assert steps.tolist() == [1.0, 2.0] and curves.tolist() == [[0.1, 1.0]] * 2
+    no_curves = dataclasses.replace(
+        tuned["sgd"],
+        trials=[
+            {k: v for k, v in t.items() if k != "val_curve"}
+            for t in tuned["sgd"].trials
+        ],
+    )
+    with pytest.raises(ValueError, match="No validation curves"):
+        no_curves.val_curves()
     plan = json.loads((tmp_path / "tuning" / "plan.json").read_text())
     assert plan[6] == {"trial": 6, "key": "p=0.5", "learning_rate": 0.01, "seed": 1000}
     # A resume must plan the same trials.
@@ -219,6 +234,7 @@ def test_a_choice_at_the_edge_extends_that_keys_grid_until_it_is_inside(
         return [
             [
                 {
+                    "step": c.num_steps,
                     "test_accuracy": -abs(
                         math.log10(c.learning_rate / best[key[c.optimizer]])
                     ),

@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,7 @@ def summarize(
     histories: dict[str, list[list[dict[str, float]]]],
     baseline: str = BASELINE,
     *,
-    val_target: float | None = None,
+    tuned: Mapping[str, protocol.Tuned] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
     """The results table from per-method, per-seed metric histories.
 
@@ -129,8 +129,12 @@ def summarize(
       histories: method -> one history per seed (rows with step, test_accuracy,
         test_loss), all evaluated at the same steps. Must include ``baseline``.
       baseline: the reference method.
-      val_target: the tuned baseline's final validation accuracy; given, the
-        rows add the time to it (:func:`.verdicts.time_to_target`).
+      tuned: every method's tuning result; given, the rows add the time to
+        the tuned baseline's final validation accuracy (its ``val_target``),
+        read on the validation curves of each method's tuning trials at its
+        chosen rate and paired by tuning seed (:func:`.verdicts.time_to_target`):
+        the same held-out examples as the target, so that a method is timed
+        against a target measured the way its own curve is.
 
     Returns:
       ``(rows, curves)``: one dict per method with the raw numbers (means, sample
@@ -141,7 +145,7 @@ def summarize(
       computed is None ("-" in the table) with the reason in the row's
       ``alignment_error`` (see :func:`check_analysis`). Each row also holds
       ``vs_baseline`` (:func:`.verdicts.paired_accuracy`; None for the baseline)
-      and, with ``val_target``, ``time_to_val_target``
+      and, with ``tuned``, ``time_to_val_target``
       (:func:`.verdicts.time_to_target`).
     """
     from nsf_optax.spectral.alignment import first_step_reaching
@@ -165,9 +169,15 @@ def summarize(
                 c["test_accuracy"][:, -1], base["test_accuracy"][:, -1]
             )
         timed = None
-        if val_target is not None:
+        if tuned is not None:
+            steps, own = tuned[row["method"]].val_curves()
+            base_steps_val, base_val = tuned[baseline].val_curves()
+            if not np.array_equal(steps, base_steps_val):
+                raise ValueError(
+                    f"{row['method']}: tuned at other evaluation steps than {baseline}."
+                )
             timed = verdicts.time_to_target(
-                c["step"], c["test_accuracy"], base["test_accuracy"], val_target
+                steps, own, base_val, tuned[baseline].val_target
             )
             if versus is None:  # the baseline: no difference to itself
                 timed["steps_difference_mean"] = math.nan
@@ -474,8 +484,7 @@ def run_comparison(
         note = evidence.assess(
             preset=preset or "custom", seeds=seeds, tuned=tuned is not None
         )
-        target = None if tuned is None else tuned[BASELINE].val_target
-        rows, curves = summarize(histories, val_target=target)
+        rows, curves = summarize(histories, tuned=tuned)
         text = results.write_results(
             base,
             workdir,

@@ -86,9 +86,11 @@ def time_to_target(
 
     Args:
       steps: the evaluated steps, ``[n]``.
-      accuracy: the method's test-accuracy curves, ``[seeds, n]``.
+      accuracy: the method's validation-accuracy curves, ``[seeds, n]`` (its
+        tuning trials at the chosen rate).
       baseline: the baseline's, ``[seeds, n]`` (pairs: the seeds both ran).
-      target: the accuracy to reach (the tuned baseline's ``val_target``).
+      target: the accuracy to reach (the tuned baseline's ``val_target``, the
+        mean of its curves' last points).
 
     Returns:
       ``val_target``; ``steps_to_val_target`` (the seed-mean curve's first step

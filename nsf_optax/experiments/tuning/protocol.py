@@ -36,6 +36,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from nsf_optax.experiments.resnet.configs.default import Config
 from nsf_optax.experiments.runner import workdirs
 from nsf_optax.experiments.runner.errors import ConfigError
@@ -137,7 +139,8 @@ class Tuned:
     Attributes:
       chosen: the chosen values, ``{"learning_rate": lr}``.
       trials: one record per trial: ``learning_rate``, ``seed``,
-        ``val_accuracy``, ``val_loss`` (final validation numbers).
+        ``val_accuracy``, ``val_loss`` (final validation numbers) and
+        ``val_curve`` (``[step, validation accuracy]`` at every evaluation).
       grid: the learning rates tried, ascending.
       edge: "low" / "high" when the choice is the grid's first / last point
         (the optimum may lie outside it), else None (also for a one-point grid).
@@ -146,7 +149,7 @@ class Tuned:
     """
 
     chosen: dict[str, float]
-    trials: list[dict[str, float]]
+    trials: list[dict[str, Any]]
     grid: tuple[float, ...]
     edge: str | None
     val_target: float
@@ -162,6 +165,30 @@ class Tuned:
             "val_target": self.val_target,
             "extended": self.extended,
         }
+
+    def val_curves(self) -> tuple[np.ndarray, np.ndarray]:
+        """The chosen rate's validation-accuracy curves, one per tuning seed.
+
+        Returns:
+          ``(steps, accuracy)``: the evaluated steps, ``[n]``, and the curves,
+          ``[tuning seeds, n]`` in seed order (paired across keys by seed).
+
+        Raises:
+          ValueError: for trials recorded without their curves, or evaluated at
+            different steps.
+        """
+        lr = self.chosen["learning_rate"]
+        rows = sorted(
+            (t for t in self.trials if t["learning_rate"] == lr),
+            key=lambda t: t["seed"],
+        )
+        if not rows or any("val_curve" not in t for t in rows):
+            raise ValueError(f"No validation curves recorded at learning rate {lr}.")
+        curves = [np.asarray(t["val_curve"], np.float64).reshape(-1, 2) for t in rows]
+        steps = curves[0][:, 0]
+        if any(not np.array_equal(c[:, 0], steps) for c in curves):
+            raise ValueError("The tuning seeds were evaluated at different steps.")
+        return steps, np.stack([c[:, 1] for c in curves])
 
 
 def trial_config(base: Config, search: Search, lr: float, seed: int) -> Config:
@@ -216,7 +243,7 @@ def beyond_edge(grid: Sequence[float], edge: str) -> float:
     return grid[0] / ratio
 
 
-def select(grid: Sequence[float], trials: Sequence[Mapping[str, float]]) -> Tuned:
+def select(grid: Sequence[float], trials: Sequence[Mapping[str, Any]]) -> Tuned:
     """Applies the selection rule to one key's trial records.
 
     Args:
@@ -302,7 +329,7 @@ def tune(
     """
     workdir = os.fspath(workdir)
     grids = {key: search.grid(base) for key, base in bases.items()}
-    records: dict[str, list[dict[str, float]]] = {key: [] for key in bases}
+    records: dict[str, list[dict[str, Any]]] = {key: [] for key in bases}
     new: Mapping[str, Sequence[float]] = grids
     results: dict[str, Tuned] = {}
     for round_ in range(search.lr_extend + 1):
@@ -343,7 +370,7 @@ def _train_round(
     grids: Mapping[str, Sequence[float]],
     workdir: str,
     resume: bool,
-) -> list[tuple[str, dict[str, float]]]:
+) -> list[tuple[str, dict[str, Any]]]:
     # One round's trials through one run_trials call: (key, trial record) each.
     from nsf_optax.experiments.tuning import trials
 
@@ -363,6 +390,9 @@ def _train_round(
                 "seed": seed,
                 "val_accuracy": float(history[-1]["test_accuracy"]),
                 "val_loss": float(history[-1]["test_loss"]),
+                "val_curve": [
+                    [float(row["step"]), float(row["test_accuracy"])] for row in history
+                ],
             },
         )
         for (key, lr, seed, _), history in zip(planned, histories, strict=True)
