@@ -484,6 +484,12 @@ def test_best_p_moving_up_is_detected_with_the_grid_resolution():
     line = landscape.trend_line(trend)
     assert "best p 0 at noise 0, 0.25 at noise 0.2, 0.5 at noise 0.4" in line
     assert line.endswith("[1.25, 1.25] (resolution: the p grid): up.")
+    # The same best p at three levels: exactly 0, not centring's rounding.
+    flat = landscape.best_p_trend(_trend_rows({0.0: 0.5, 0.2: 0.5, 0.4: 0.5}))
+    assert flat["slope"] == 0.0 and flat["slope_ci95"] == [0.0, 0.0]
+    assert "slope 0 p per unit noise, 95 % bootstrap interval [0, 0]" in (
+        landscape.trend_line(flat)
+    )
 
 
 def test_best_p_trend_within_the_seed_noise_is_not_detected():

@@ -333,8 +333,11 @@ def trend_line(trend: dict[str, Any]) -> str:
 
 def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # Least-squares slope of each row of y (..., levels) against x (levels,).
+    # Rounded to 1e-12: best p values on a grid give exact slopes (a flat one is
+    # 0, not the 1e-17 that the centring leaves, and not -0).
     dx = x - x.mean()
-    return (y - y.mean(axis=-1, keepdims=True)) @ dx / float(dx @ dx)
+    slopes = (y - y.mean(axis=-1, keepdims=True)) @ dx / float(dx @ dx)
+    return np.round(slopes, 12) + 0.0  # + 0.0: no -0
 
 
 def best_p_trend(
