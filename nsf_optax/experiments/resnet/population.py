@@ -110,7 +110,14 @@ class PopulationResult(NamedTuple):
     model_state: Any  # the models' nnx.State, leading run axis, on the host
 
     def model(self, index: int) -> models.ResNet:
-        """Run ``index``'s trained model, in eval mode."""
+        """Run ``index``'s trained model, in eval mode.
+
+        Its parameters are the ones the optimizer trained, as the single run's
+        model is; for schedule-free AdamW that is the sequence ``y`` the
+        gradients were taken at, while the evaluations in ``histories`` used
+        the average ``x`` (:func:`.optimizers.evaluation_params`, which needs the
+        optimizer state this result does not keep).
+        """
         state = jax.tree.map(lambda x: x[index], self.model_state)
         model = nnx.merge(self.graphdef, state)
         model.eval()
