@@ -210,14 +210,7 @@ def check_levels(
     return started
 
 
-def _float_flag(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-    return value
+_float_flag = cli.float_flag(math.isfinite, "must be finite")
 
 
 def _noise_flag(text: str) -> float:

@@ -8,7 +8,8 @@ one-line errors, and exit statuses.
   config's ``field_specs()``: its fields, and the parameters of the registered p
   schedules): its help text, bound and choices, its value checked as it is
   parsed. Booleans are ``--flag`` / ``--no-flag``; ``none`` spells None.
-* :func:`int_flag`: an integer flag inside a :class:`~.fields.Bound`.
+* :func:`int_flag`: an integer flag inside a :class:`~.fields.Bound`;
+  :func:`float_flag`: a number flag that a predicate accepts.
 * :func:`run`: calls a command's body; a :class:`UsageError` (any flag, config,
   path, data or checkpoint mistake) becomes one line on stderr and exit status 2,
   a run stopped by SIGTERM with its checkpoint (:mod:`.preemption`) one line and
@@ -238,6 +239,42 @@ def int_flag(bound: Bound) -> Callable[[str], int]:
             ) from None
         if not bound.contains(value):
             raise argparse.ArgumentTypeError(f"must be {bound.describe()}, got {value}")
+        return value
+
+    return parse
+
+
+def float_flag(
+    accept: Callable[[float], bool], requirement: str
+) -> Callable[[str], float]:
+    """An argparse ``type=`` for a number flag whose value ``accept`` takes.
+
+    Args:
+      accept: the check of the parsed value (``math.isfinite``, say).
+      requirement: what a refused value is told, as "must be ...".
+
+    Returns:
+      The parser: text that is not a number is "expected a number, got 'x'", a
+      number ``accept`` refuses "<requirement>, got 'x'".
+
+    Examples:
+      >>> positive = float_flag(lambda v: v > 0, "must be positive")
+      >>> positive("0.5")
+      0.5
+      >>> positive("-1")
+      Traceback (most recent call last):
+      argparse.ArgumentTypeError: must be positive, got '-1'
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number, got {text!r}"
+            ) from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text!r}")
         return value
 
     return parse

@@ -35,24 +35,10 @@ _SEARCH_FLAGS = {
 }
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 0.5:
-        raise argparse.ArgumentTypeError(f"must be in (0, 0.5), got {text!r}")
-    return value
+_positive_float = cli.float_flag(
+    lambda v: math.isfinite(v) and v > 0, "must be a positive number"
+)
+_fraction = cli.float_flag(lambda v: 0 < v < 0.5, "must be in (0, 0.5)")
 
 
 def add_flags(parser: argparse.ArgumentParser, *, per: str) -> None:
