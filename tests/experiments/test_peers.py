@@ -129,6 +129,21 @@ def test_cyclic_labels_follow_the_p_schedule_registry():
     assert config.method == "sgd-cyclic-cosine"
 
 
+def test_every_method_label_names_its_own_config():
+    # The NSF labels of both flavours and gains are runnable methods, and each
+    # label is the one its run's config reports.
+    table = methods.methods()
+    for name in ("nsf-pulse", "nsf-pulse-raw", "nsf-pulse-adam", "nsf-cosine-adam-raw"):
+        assert name in table
+    assert table["nsf-pulse-adam"] == dict(
+        optimizer="nsf", p_schedule="pulse_tidal", nsf_flavour="adam"
+    )
+    for name, fields in table.items():
+        # "sgd-cyclic" / "adam-cyclic" are the pulse cycle's short names.
+        method = dataclasses.replace(TINY, **fields).method
+        assert method == name or method == f"{name}-pulse"
+
+
 def _at(schedule, step: int) -> float:
     return float(np.asarray(schedule(step)))
 

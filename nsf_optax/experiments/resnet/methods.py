@@ -131,7 +131,10 @@ def methods() -> dict[str, dict[str, Any]]:
       Every optimizer but ``nsf`` and the cyclic ones under its own name; the
       cyclic ones under ``<name>`` (following :data:`CYCLIC_DEFAULT_SCHEDULE`)
       and ``<name>-<label>`` for every registered p schedule with a period;
-      ``nsf-<label>`` and ``nsf-<label>-raw`` for every registered p schedule.
+      ``nsf-<label>``, ``nsf-<label>-raw``, ``nsf-<label>-adam`` and
+      ``nsf-<label>-adam-raw`` for every registered p schedule (:func:`label`:
+      the momentum-SGD or the Adam flavour, ``normalize="rms"`` or the raw
+      gain).
     """
     table: dict[str, dict[str, Any]] = {
         name: dict(optimizer=name)
@@ -145,12 +148,15 @@ def methods() -> dict[str, dict[str, Any]]:
                 table[f"{name}-{entry.label}"] = dict(
                     optimizer=name, p_schedule=schedule
                 )
-    for name, entry in p_schedule.SCHEDULES.items():
-        table[f"nsf-{entry.label}"] = dict(optimizer="nsf", p_schedule=name)
-    for name, entry in p_schedule.SCHEDULES.items():
-        table[f"nsf-{entry.label}-raw"] = dict(
-            optimizer="nsf", p_schedule=name, normalize="none"
-        )
+    for flavour in ("sgd", "adam"):
+        for normalize in ("rms", "none"):
+            for name in p_schedule.SCHEDULES:
+                fields: dict[str, Any] = dict(optimizer="nsf", p_schedule=name)
+                if flavour == "adam":
+                    fields["nsf_flavour"] = "adam"
+                if normalize == "none":
+                    fields["normalize"] = "none"
+                table[label("nsf", name, flavour, normalize)] = fields
     return table
 
 
