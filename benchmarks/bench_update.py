@@ -209,6 +209,25 @@ def vector_width_candidates() -> dict[str, tuple[str, optax.GradientTransformati
 # 1. Update time and state bytes.
 
 
+def per_leaf_scalars() -> optax.GradientTransformation:
+    """A state of one 0-d float32 per parameter leaf, passed through unchanged.
+
+    What ``nsf_sgd`` keeps as the second moment of a static p = 0 (placeholders
+    that keep the params' structure for the gain readers), on its own: chained
+    after ``optax.sgd`` it times what those leaves cost a step (arguments and
+    results of the compiled call), with no arithmetic.
+    """
+
+    def init(params):
+        return jax.tree.map(lambda _: jnp.zeros([], jnp.float32), params)
+
+    def update(updates, state, params=None):
+        del params
+        return updates, state
+
+    return optax.GradientTransformation(init, update)
+
+
 def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
     """name -> (reference name, transform)."""
     bf16 = jnp.bfloat16
@@ -238,6 +257,10 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
         ),
         "sgd": ("sgd", optax.sgd(0.1, momentum=0.9)),
         "nsf_sgd p=0": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=0.0)),
+        "sgd + per-leaf scalars": (
+            "sgd",
+            optax.chain(optax.sgd(0.1, momentum=0.9), per_leaf_scalars()),
+        ),
         "nsf_sgd cosine tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=TIDAL)),
         "nsf_sgd square tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=SQUARE)),
         "nsf_sgd pulse tidal": ("sgd", nsf_optax.nsf_sgd(0.1, 0.9, p=PULSE)),

@@ -42,8 +42,14 @@ def _find_states(opt_state: optax.OptState) -> list[tuple[str, _PexpState]]:
 
 
 def _nu_hat(state: _PexpState) -> optax.Updates:
-    # Before the first step nu is zero: any positive count gives nu_hat = 0.
-    return optax.tree.bias_correction(state.nu, state.b2, jnp.maximum(state.count, 1))
+    # Before the first step nu is zero: any positive count gives nu_hat = 0. A
+    # static p = 0 keeps no moment (an EmptyState per leaf): read as zero.
+    nu = jax.tree.map(
+        lambda v: jnp.zeros([], jnp.float32) if isinstance(v, optax.EmptyState) else v,
+        state.nu,
+        is_leaf=lambda x: isinstance(x, optax.EmptyState),
+    )
+    return optax.tree.bias_correction(nu, state.b2, jnp.maximum(state.count, 1))
 
 
 def _gain(state: _PexpState, p: Any) -> optax.Updates:

@@ -173,11 +173,11 @@ class BatteryTest(chex.TestCase):
             chex.assert_trees_all_close(updates_inj, updates, rtol=1e-5, atol=1e-7)
         inner = state_inj.inner_state
         if kwargs.get("p") == 0.0 and not kwargs.get("normalize"):
-            # A static p = 0 keeps no second moment (0-d placeholders); injected,
-            # p is an array, so the moment is kept: all else must agree.
-            chex.assert_trees_all_equal_shapes(
-                state[0].nu, jax.tree.map(lambda _: jnp.zeros([]), params)
-            )
+            # A static p = 0 keeps no second moment (an array-free EmptyState
+            # per leaf); injected, p is an array, so the moment is kept: all
+            # else must agree.
+            assert state[0].nu == jax.tree.map(lambda _: optax.EmptyState(), params)
+            assert not jax.tree.leaves(state[0].nu)
             state = (state[0]._replace(nu=inner[0].nu), *state[1:])
         chex.assert_trees_all_close(inner, state, rtol=1e-5, atol=1e-7)
 

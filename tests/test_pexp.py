@@ -474,7 +474,10 @@ class HalfPrecisionTest(parameterized.TestCase):
     @parameterized.parameters("float16", "bfloat16")
     def test_state_dtypes(self, dtype):
         params = jnp.zeros(3, dtype)
-        for tx in (nsf_optax.scale_by_pexp(), nsf_optax.scale_by_pexp_momentum()):
+        for tx in (
+            nsf_optax.scale_by_pexp(),
+            nsf_optax.scale_by_pexp_momentum(p=0.5),
+        ):
             state = tx.init(params)
             self.assertEqual(state.nu.dtype, jnp.float32)
             self.assertEqual(state[1].dtype, jnp.dtype(dtype))  # mu / trace

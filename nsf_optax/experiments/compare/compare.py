@@ -130,11 +130,8 @@ def summarize(
         test_loss), all evaluated at the same steps. Must include ``baseline``.
       baseline: the reference method.
       tuned: every method's tuning result; given, the rows add the time to
-        the tuned baseline's final validation accuracy (its ``val_target``),
-        read on the validation curves of each method's tuning trials at its
-        chosen rate and paired by tuning seed (:func:`.verdicts.time_to_target`):
-        the same held-out examples as the target, so that a method is timed
-        against a target measured the way its own curve is.
+        the tuned baseline's ``val_target`` on each method's validation curves at
+        its chosen rate, paired by tuning seed (:func:`.verdicts.time_to_target`).
 
     Returns:
       ``(rows, curves)``: one dict per method with the raw numbers (means, sample
@@ -173,9 +170,7 @@ def summarize(
             steps, own = tuned[row["method"]].val_curves()
             base_steps_val, base_val = tuned[baseline].val_curves()
             if not np.array_equal(steps, base_steps_val):
-                raise ValueError(
-                    f"{row['method']}: tuned at other evaluation steps than {baseline}."
-                )
+                raise ValueError(f"{row['method']}: not evaluated as {baseline}.")
             timed = verdicts.time_to_target(
                 steps, own, base_val, tuned[baseline].val_target
             )
