@@ -258,6 +258,7 @@ def _row(
         "final_test_accuracy_mean": acc_mean,
         "final_test_accuracy_std": acc_std,
         "final_test_accuracy_ci95": acc_ci,
+        "final_test_accuracy_per_seed": [float(a) for a in acc_final],
         "final_test_loss_mean": loss_mean,
         "final_test_loss_std": loss_std,
         "final_test_loss_ci95": loss_ci,

@@ -6,19 +6,20 @@
   have detected with 80 % power (``nsf_optax.spectral.detectable_difference``,
   from the measured spread of the differences): a "not detected" says nothing
   about smaller differences.
+* :func:`versus`: the same for any two methods of a results table.
 * :func:`time_to_target`: with tuning, the first evaluated step at which a
-  method's seed-mean test-accuracy curve reaches the tuned baseline's validation
-  accuracy (fixed before the final runs), and the paired difference in steps
-  over the seeds where both runs reach it.
+  method's seed-mean validation-accuracy curve (its tuning trials at the chosen
+  rate) reaches the tuned baseline's final validation accuracy, and the paired
+  difference in steps over the tuning seeds where both runs reach it.
 
-Both return plain numbers for ``results.json`` and formatted cells for the
-tables (:func:`cells`).
+They return plain numbers for ``results.json``, and :func:`cells` the formatted
+cells of the tables.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,48 @@ def paired_accuracy(accuracy: Any, baseline: Any) -> dict[str, Any]:
             float(detectable_difference(diff)) if detected is False else None
         ),
     }
+
+
+def versus(
+    rows: Sequence[Mapping[str, Any]], method: str, reference: str
+) -> dict[str, Any]:
+    """:func:`paired_accuracy` of two methods of a results table, by seed.
+
+    The table's own verdicts are against its baseline (SGD); this reads any
+    other pair from the rows (``results.json``'s ``rows``), for example an
+    Adam-flavoured NSF against Adam.
+
+    Args:
+      rows: the comparison's rows, each with ``method`` and
+        ``final_test_accuracy_per_seed``.
+      method: the method compared.
+      reference: the method it is compared with.
+
+    Returns:
+      :func:`paired_accuracy`'s numbers, ``method`` minus ``reference``.
+
+    Raises:
+      ValueError: for a method the rows do not hold.
+
+    Examples:
+      >>> rows = [
+      ...     {"method": "adam", "final_test_accuracy_per_seed": [0.90, 0.92, 0.91]},
+      ...     {"method": "nsf", "final_test_accuracy_per_seed": [0.91, 0.93, 0.92]},
+      ... ]
+      >>> v = versus(rows, "nsf", "adam")
+      >>> round(v["accuracy_difference_mean"], 4), v["difference_detected"]
+      (0.01, True)
+    """
+    by_name = {row["method"]: row for row in rows}
+    for name in (method, reference):
+        if name not in by_name:
+            raise ValueError(
+                f"No method {name!r} in the rows; they hold {list(by_name)}."
+            )
+    return paired_accuracy(
+        by_name[method]["final_test_accuracy_per_seed"],
+        by_name[reference]["final_test_accuracy_per_seed"],
+    )
 
 
 def time_to_target(
