@@ -21,11 +21,7 @@ nothing but the loop around it (GCC, ``-O3 -march=native``). Usage::
 
 import argparse
 import ctypes
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,24 +48,14 @@ B1, B2, EPS = 0.9, 0.999, 1e-8
 
 
 def load_floor(extra_flags: Sequence[str] = ()) -> ctypes.CDLL | None:
-    """``_floor.c`` built as ``bench_update.build_floor`` does, plus flags.
+    """``_floor.c`` built by ``bench_update.build_floor`` (with ``extra_flags``),
+    its four loops typed. Returns ``None`` when there is no C compiler."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_update
 
-    Returns ``None`` when there is no C compiler.
-    """
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+    lib = bench_update.build_floor(extra_flags)
+    if lib is None:
         return None
-    out = Path(tempfile.mkdtemp()) / "floor.so"
-    src = Path(__file__).resolve().parent / "_floor.c"
-    flags = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared"]
-    flags += ["-fPIC", *extra_flags]
-    try:
-        subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"], check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    # OpenMP threads must not spin between calls: XLA's threads run then.
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    lib = ctypes.CDLL(str(out))
     f32p = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
     for name in _C_FUNCS:
         func = getattr(lib, name)

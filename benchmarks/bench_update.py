@@ -52,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -396,14 +396,17 @@ def bench_eager(
 # 2. The single-pass floor.
 
 
-def build_floor() -> ctypes.CDLL | None:
-    """Compiles _floor.c; ``None`` when there is no C compiler."""
+def build_floor(extra_flags: Sequence[str] = ()) -> ctypes.CDLL | None:
+    """Compiles _floor.c (with ``extra_flags``); ``None`` when there is no C
+    compiler. ``adam_single_pass`` gets its argument types; the other loops'
+    are set by ``bench_floor_power``."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None
     out = Path(tempfile.mkdtemp()) / "floor.so"
     src = Path(__file__).resolve().parent / "_floor.c"
     flags = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
+    flags += list(extra_flags)
     try:
         subprocess.run([cc, *flags, str(src), "-o", str(out), "-lm"], check=True)
     except (OSError, subprocess.CalledProcessError):
