@@ -108,17 +108,23 @@ def test_handlers_are_restored_after_a_finished_run(tmp_path):
 
 
 def test_stop_on_signal_records_only_the_first_and_restores():
-    before = signal.getsignal(signal.SIGTERM)
-    with preemption.StopOnSignal() as stop:
-        assert stop.agreed() is None
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.agreed() == signal.SIGINT
-    assert signal.getsignal(signal.SIGTERM) is before
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    # After the last step boundary: delivered again under the old handler.
-    with pytest.raises(KeyboardInterrupt), preemption.StopOnSignal():
-        os.kill(os.getpid(), signal.SIGINT)
+    # Python's own SIGINT handler, whatever the launcher left (a job started in
+    # the background of a non-interactive shell inherits SIGINT ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGTERM)
+        with preemption.StopOnSignal() as stop:
+            assert stop.agreed() is None
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.agreed() == signal.SIGINT
+        assert signal.getsignal(signal.SIGTERM) is before
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # After the last step boundary: delivered again under the old handler.
+        with pytest.raises(KeyboardInterrupt), preemption.StopOnSignal():
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 # A population: the sweep. -----------------------------------------------------
