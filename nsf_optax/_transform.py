@@ -45,9 +45,8 @@ class ScaleByPexpState(NamedTuple):
     # shape=(), dtype=jnp.int32 (optax's name; it shadows tuple.count, as there).
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     mu: optax.Updates  # like params, dtype mu_dtype.
-    nu: (
-        optax.Updates
-    )  # like params, nu_dtype (>= float32); EmptyState() leaves: static p = 0.
+    # like params, nu_dtype (>= float32); a static p = 0 keeps EmptyState() leaves.
+    nu: optax.Updates
     p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
     b2: jax.Array  # shape=(), float: the hyperparameters of the gain,
     eps: jax.Array  # shape=(), float: recorded so that the gain can be
@@ -60,9 +59,8 @@ class ScaleByPexpMomentumState(NamedTuple):
     # shape=(), dtype=jnp.int32 (optax's name; it shadows tuple.count, as there).
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     trace: optax.Updates  # like params, accumulator_dtype; EmptyState() if no momentum.
-    nu: (
-        optax.Updates
-    )  # like params, nu_dtype (>= float32); EmptyState() leaves: static p = 0.
+    # like params, nu_dtype (>= float32); a static p = 0 keeps EmptyState() leaves.
+    nu: optax.Updates
     p: jax.Array  # shape=(), float: the last update's p (p(0) before any).
     b2: jax.Array  # shape=(), float: as in ScaleByPexpState.
     eps: jax.Array  # shape=(), float.
