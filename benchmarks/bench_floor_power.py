@@ -47,13 +47,21 @@ _C_FUNCS += ("pexp_three_pass",)
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
 
+def _bench_update():
+    # bench_update (it imports jax: only once the flags are parsed), importable
+    # from this directory; the path is added once.
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import bench_update
+
+    return bench_update
+
+
 def load_floor(extra_flags: Sequence[str] = ()) -> ctypes.CDLL | None:
     """``_floor.c`` built by ``bench_update.build_floor`` (with ``extra_flags``),
     its four loops typed. Returns ``None`` when there is no C compiler."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_update
-
-    lib = bench_update.build_floor(extra_flags)
+    lib = _bench_update().build_floor(extra_flags)
     if lib is None:
         return None
     f32p = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
@@ -133,8 +141,7 @@ def check_against_nsf(lib: ctypes.CDLL, p: float, n: int = 1 << 16) -> float:
 
 def main() -> None:
     args = _PARSER.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_update
+    bench_update = _bench_update()
     import jax.numpy as jnp
     import optax
 

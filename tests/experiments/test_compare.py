@@ -228,6 +228,21 @@ def test_time_to_the_tuned_baseline_validation_accuracy():
     assert verdicts.cells(None, never)["steps to SGD val target"] == "never"
 
 
+def test_versus_pairs_any_two_methods_and_names_what_is_missing():
+    rows = [
+        {"method": "adam", "final_test_accuracy_per_seed": [0.90, 0.92, 0.91]},
+        {"method": "nsf", "final_test_accuracy_per_seed": [0.88, 0.91, 0.89]},
+        {"method": "old", "final_test_accuracy_mean": 0.9},
+    ]
+    v = verdicts.versus(rows, "nsf", "adam")
+    assert v["paired_seeds"] == 3
+    assert v["accuracy_difference_mean"] == pytest.approx(-0.05 / 3)
+    with pytest.raises(ValueError, match="No method 'sgd'"):
+        verdicts.versus(rows, "nsf", "sgd")
+    with pytest.raises(ValueError, match="--resume"):
+        verdicts.versus(rows, "old", "adam")
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -99,7 +99,9 @@ def versus(
       :func:`paired_accuracy`'s numbers, ``method`` minus ``reference``.
 
     Raises:
-      ValueError: for a method the rows do not hold.
+      ValueError: for a method the rows do not hold, or rows without each
+        seed's accuracy (written before they kept it: ``--resume`` rewrites
+        them).
 
     Examples:
       >>> rows = [
@@ -115,6 +117,12 @@ def versus(
         if name not in by_name:
             raise ValueError(
                 f"No method {name!r} in the rows; they hold {list(by_name)}."
+            )
+        if "final_test_accuracy_per_seed" not in by_name[name]:
+            raise ValueError(
+                f"The row of {name!r} has no final_test_accuracy_per_seed (written "
+                "before rows kept it); rerun the comparison with --resume to "
+                "rewrite its results."
             )
     return paired_accuracy(
         by_name[method]["final_test_accuracy_per_seed"],
