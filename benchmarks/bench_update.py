@@ -64,7 +64,7 @@ import optax
 from flax import nnx
 
 import nsf_optax
-from nsf_optax import p_schedule
+from nsf_optax import _power, p_schedule
 from nsf_optax.experiments.resnet.models import ResNet18
 
 TIDAL = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=100)
@@ -228,6 +228,34 @@ def per_leaf_scalars() -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def adam_then_sums(complex_sums: bool) -> optax.GradientTransformation:
+    """``optax.scale_by_adam``, each leaf scaled by ``sum(nu**2) / sum(mu**2)``.
+
+    The floor of any exact ``normalize="rms"`` on XLA's CPU backend: the sums
+    of squares need the new moments, which a reduction can only read after
+    the loops that write them (no multi-output fusion), so Adam's step plus
+    one reduction over both moments and a scalar in the parameter write, with
+    no other arithmetic. ``complex_sums``: both sums in the one loop of
+    :func:`nsf_optax._power.sums_of_squares` (the form ``normalize="rms"``
+    uses); otherwise two real ``jnp.sum`` calls (each a library reduction).
+    """
+    adam = optax.scale_by_adam()
+
+    def update(updates, state, params=None):
+        updates, state = adam.update(updates, state, params)
+
+        def leaf(u, m, v):
+            if complex_sums:
+                sum_m, sum_v = _power.sums_of_squares(lambda a, b: (a, b), (m, v))
+            else:
+                sum_m, sum_v = jnp.sum(jnp.square(m)), jnp.sum(jnp.square(v))
+            return u * (sum_v / sum_m)
+
+        return jax.tree.map(leaf, updates, state.mu, state.nu), state
+
+    return optax.GradientTransformation(adam.init, update)
+
+
 def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
     """name -> (reference name, transform)."""
     bf16 = jnp.bfloat16
@@ -250,6 +278,8 @@ def update_candidates() -> dict[str, tuple[str, optax.GradientTransformation]]:
             "adam",
             nsf_optax.scale_by_pexp(p=TIDAL, normalize="rms"),
         ),
+        "adam + sums (floor of rms)": ("adam", adam_then_sums(complex_sums=True)),
+        "adam + two jnp.sum": ("adam", adam_then_sums(complex_sums=False)),
         "adam mu bf16": ("adam", optax.scale_by_adam(mu_dtype=bf16)),
         "pexp cosine tidal mu bf16": (
             "adam",

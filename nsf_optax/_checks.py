@@ -115,6 +115,7 @@ def check_p(p: Any) -> float | jax.Array | Any:
         declared = declared_values(p)
         if declared is not None:
             check_schedule("p.index", declared[1])
+        declared_bounds(p)
         return p
     accepts = "a finite real number (any sign) or an optax.Schedule of the count"
     if isinstance(p, type | np.dtype):
@@ -219,6 +220,29 @@ def declared_values(schedule: Any) -> tuple[tuple[float, ...], Any] | None:
             f"its value in p.values (declared beside p.values), got {_kind(index)}."
         )
     return values, index
+
+
+def declared_bounds(schedule: Any) -> tuple[float, float] | None:
+    """The range ``(low, high)`` a ``p`` schedule declares, or ``None``.
+
+    A declaration is one attribute, ``bounds``: a pair of finite real numbers
+    ``low <= high``. The transforms then clip the schedule's value to it (the
+    declaration defines ``p``'s range), and a range within ``|p| <= 126/128``
+    lets the float32 power skip its per-element clip (see
+    :func:`nsf_optax._power.power_f32`).
+    """
+    bounds = getattr(schedule, "bounds", None)
+    if bounds is None:
+        return None
+    accepts = "a pair (low, high) of finite real numbers with low <= high"
+    if isinstance(bounds, str) or not isinstance(bounds, tuple | list):
+        raise TypeError(f"p.bounds must be {accepts}, got {_kind(bounds)}.")
+    if len(bounds) != 2:
+        raise ValueError(f"p.bounds must be {accepts}, got {bounds!r}.")
+    low, high = (check_finite(f"p.bounds[{i}]", b) for i, b in enumerate(bounds))
+    if low > high:
+        raise ValueError(f"p.bounds must be {accepts}, got {bounds!r}.")
+    return low, high
 
 
 def check_finite(name: str, value: Any) -> float:

@@ -60,7 +60,9 @@ def _horner(x: jax.Array, coeffs: Any) -> jax.Array:
     return acc
 
 
-def power_f32(x: jax.Array, p: float | jax.Array) -> jax.Array:
+def power_f32(
+    x: jax.Array, p: float | jax.Array, *, abs_max: float | None = None
+) -> jax.Array:
     r"""``x ** p`` for float32 ``x >= 0`` as ``2 ** (p * log2 x)``, polynomials.
 
     XLA's ``log`` and ``exp`` are each accurate to the last ulp and cost more
@@ -76,20 +78,25 @@ def power_f32(x: jax.Array, p: float | jax.Array) -> jax.Array:
     by ``p`` once per call (scalar work). The relative error is below
     ``1e-6 + 1e-7 * |p * log2 x|``, the latter from float32's own rounding of
     ``y`` (``exp(p * log x)`` has the same term). ``y`` is clipped to
-    ``[-126, 126]`` (results beyond float32's normal range saturate); ``x``
+    ``[-126, 126]`` (results beyond float32's normal range saturate), unless
+    ``|p|`` (static, or bounded by ``abs_max`` when traced) is at most
+    ``126 / 128``, which keeps ``y`` in range for every normal ``x``
+    (``|log2 x| <= 128``), so that the clip's two selects per element are
+    left out (a declared range, :mod:`nsf_optax.p_schedule`); ``x``
     below the smallest normal float32 (which XLA's CPU ``sqrt`` and ``log``
     also read as zero), ``inf`` and ``NaN`` get the IEEE values of ``0 ** p``,
     ``inf ** p`` and ``NaN ** p``.
     """
-    p_static = p if isinstance(p, float) else None
+    if isinstance(p, float):
+        abs_max = abs(p)
     bits = jax.lax.bitcast_convert_type(x, jnp.int32)
     e = (bits - _SQRT_HALF_BITS) >> 23
     s = jax.lax.bitcast_convert_type(bits - (e << 23), jnp.float32) - 1.0
     p = jnp.asarray(p, jnp.float32)
     y = p * e.astype(jnp.float32) + s * _horner(s, [p * c for c in _LOG2_COEFFS])
-    if not isinstance(p_static, float) or abs(p_static) * 128 > 126:
+    if abs_max is None or abs_max * 128 > 126:
         # A select, not jnp.clip: XLA's NaN-propagating max/min cost twice as
-        # much on CPU. Static |p| < 0.98 keeps y in range for all normal x.
+        # much on CPU.
         y = jnp.where(y < -126.0, -126.0, y)
         y = jnp.where(y > 126.0, 126.0, y)
     # n = round(y) (ties to even); f = y - n. 2**(n + 1) comes from the bits of
@@ -111,7 +118,9 @@ def power_f32(x: jax.Array, p: float | jax.Array) -> jax.Array:
     return jnp.where(x <= _F32_MAX, out, special)
 
 
-def power(x: jax.Array, p: float | jax.Array) -> jax.Array:
+def power(
+    x: jax.Array, p: float | jax.Array, *, abs_max: float | None = None
+) -> jax.Array:
     """``x ** p`` for ``x >= 0``, with the IEEE limits at ``x = 0`` and ``inf``.
 
     A static ``p`` (a Python number) in ``{0, 1, +-1/2, +-1/4}`` picks an
@@ -123,7 +132,8 @@ def power(x: jax.Array, p: float | jax.Array) -> jax.Array:
     exactly, so that it is still Adam bit for bit. XLA's CPU backend compiles
     the select on a scalar ``p`` to a compare and a predicted branch per
     vector: the square root only runs when ``p == 1/2``, the polynomial
-    always (a traced ``p = 1/2`` is exact, not fast).
+    always (a traced ``p = 1/2`` is exact, not fast). ``abs_max``, a bound
+    on a traced ``|p|``, goes to :func:`power_f32`.
     """
     static = isinstance(p, numbers.Real)
     if static:
@@ -142,7 +152,7 @@ def power(x: jax.Array, p: float | jax.Array) -> jax.Array:
         if p == -0.25:
             return jax.lax.rsqrt(jnp.sqrt(x))
     if x.dtype == jnp.float32:
-        out = power_f32(x, p)
+        out = power_f32(x, p, abs_max=abs_max)
     else:
         # Wider dtypes: 0 * log(0 or inf) is NaN, and x ** 0 is 1 for every x
         # (for a static p the select folds away).
@@ -190,6 +200,7 @@ def gain_denominator(
     *,
     values: tuple[float, ...] | None = None,
     index: jax.Array | None = None,
+    abs_max: float | None = None,
 ) -> jax.Array:
     """``(nu_hat + eps_root) ** p + eps`` in at least float32.
 
@@ -197,6 +208,7 @@ def gain_denominator(
     (as in :func:`optax.scale_by_adam`); its real part is the moment. With
     ``values`` and ``index``, ``p`` is ``values[index]`` and the power is
     :func:`dispatched_power`: bit for bit the denominator of that static value.
+    ``abs_max`` bounds a traced ``|p|`` (see :func:`power_f32`).
     """
     moment = jnp.real(nu_hat)
     nu_hat = moment.astype(compute_dtype(moment.dtype))
@@ -205,7 +217,7 @@ def gain_denominator(
         nu_hat = cast(jax.Array, nu_hat + eps_root)
     if values is not None and index is not None:
         return dispatched_power(nu_hat, values, index) + eps
-    return power(nu_hat, p) + eps
+    return power(nu_hat, p, abs_max=abs_max) + eps
 
 
 def _rms_scaled(x: jax.Array) -> jax.Array:

@@ -167,26 +167,43 @@ class _FiniteP:
     value: jax.Array
 
 
+@dataclasses.dataclass(frozen=True)
+class _BoundedP:
+    """A scheduled ``p`` whose values lie in a declared range: ``value``
+    (traced, clipped to the range) and the range's largest ``abs_max``."""
+
+    value: jax.Array
+    abs_max: float
+
+
 def _resolve_p(p: Any, count: jax.Array) -> Any:
     """A static float stays static (exact forms); a schedule is called at count.
 
     A schedule that declares its values and which of them each step takes
     (``values`` and ``index``, as :mod:`nsf_optax.p_schedule`'s constant,
     square and pulse tides do) gives a :class:`_FiniteP`, so that each value's
-    static kernel can be selected; its value is ``values[index(count)]``.
+    static kernel can be selected; its value is ``values[index(count)]``. One
+    that declares its range (``bounds``, as the cosine tide does) gives a
+    :class:`_BoundedP`, its value clipped to the range.
     """
     if not _checks.is_schedule(p):
         return p
     declared = _checks.declared_values(p)
     if declared is None:
-        return _checks.check_schedule_output(p(count))
+        p_t = _checks.check_schedule_output(p(count))
+        bounds = _checks.declared_bounds(p)
+        if bounds is None:
+            return p_t
+        low, high = bounds
+        value = jnp.clip(jnp.asarray(p_t, jnp.float32), low, high)
+        return _BoundedP(value, max(abs(low), abs(high)))
     values, index = declared
     index = jnp.clip(jnp.asarray(index(count), jnp.int32), 0, len(values) - 1)
     return _FiniteP(values, index, jnp.asarray(values, jnp.float32)[index])
 
 
 def _p_value(p_t: Any) -> Any:
-    return p_t.value if isinstance(p_t, _FiniteP) else p_t
+    return p_t.value if isinstance(p_t, _FiniteP | _BoundedP) else p_t
 
 
 def _scalar(x: Any) -> jax.Array:
@@ -276,7 +293,8 @@ def _apply_pgain(
     else:
         values = index = None
         at_reference = isinstance(p, numbers.Real) and p == reference_p
-        p_leaf = cast(float | jax.Array, p)
+        p_leaf = cast(float | jax.Array, _p_value(p))
+    abs_max = p.abs_max if isinstance(p, _BoundedP) else None
     # The momentum flavour's normalized update at its reference is the
     # direction itself, not divided by 1 + eps.
     direction_at_reference = normalize == "rms" and reference_p == 0
@@ -284,7 +302,7 @@ def _apply_pgain(
     def update(d, v):
         d32 = d.astype(compute_dtype(d.dtype))
         denominator = gain_denominator(
-            v, p_leaf, eps, eps_root, values=values, index=index
+            v, p_leaf, eps, eps_root, values=values, index=index, abs_max=abs_max
         )
         if direction_at_reference and index is not None:
             denominator = jnp.where(at_reference, 1.0, denominator)

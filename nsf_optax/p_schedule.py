@@ -23,6 +23,13 @@ may declare itself the same way (``schedule.values = (0.5, -0.5)`` and
 ``schedule.index = lambda count: (count // 100) % 2``); the declaration then
 defines ``p``. Composing with :func:`optax.join_schedules` drops it.
 
+Bounded schedules: :func:`cosine_tidal` (and :func:`pulse_tidal` over it)
+declares the range of its values, as a pair ``bounds = (low, high)``. The
+transforms clip ``p`` to it (the declaration defines ``p``'s range, as
+``values`` defines its values), and a range within ``|p| <= 126/128`` lets the
+float32 power drop its per-element clip of the exponent, which values beyond it
+need. A schedule of your own may declare ``schedule.bounds = (low, high)``.
+
 The registry :data:`SCHEDULES` names the schedules that the experiments' command
 lines build from flags: each entry declares its parameters (name, default, bound,
 help, and whether it is a period in steps) and a builder. Adding one entry here
@@ -74,6 +81,11 @@ def _declare_values(
     """Records the values ``schedule`` takes and which one each step takes."""
     schedule.values = tuple(values)  # pyright: ignore[reportFunctionMemberAccess]
     schedule.index = index  # pyright: ignore[reportFunctionMemberAccess]
+
+
+def _declare_bounds(schedule: Schedule, low: float, high: float) -> None:
+    """Records the range ``[low, high]`` of the values ``schedule`` takes."""
+    schedule.bounds = (low, high)  # pyright: ignore[reportFunctionMemberAccess]
 
 
 def _phase_in_cycle(count: ArrayLike, cycle_steps: int) -> Array:
@@ -170,6 +182,7 @@ def cosine_tidal(
         angle = 2.0 * jnp.pi * fraction + phase
         return jnp.asarray(center + amplitude * jnp.cos(angle), jnp.float32)
 
+    _declare_bounds(schedule, min_value, max_value)
     return schedule
 
 
@@ -281,6 +294,10 @@ def pulse_tidal(
             return jnp.where(count < pulse_steps, 0, after).astype(jnp.int32)
 
         _declare_values(schedule, [pulse_value, *tidal_values], index)
+    tidal_bounds = _checks.declared_bounds(tidal)
+    if tidal_bounds is not None:
+        low, high = tidal_bounds
+        _declare_bounds(schedule, min(low, pulse_value), max(high, pulse_value))
     return schedule
 
 

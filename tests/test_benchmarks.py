@@ -136,3 +136,17 @@ def test_select_candidates_keeps_the_named_and_their_references(bench):
     assert list(kept) == ["adam", "pexp p=0.3", "sgd", "nsf_sgd square tidal"]
     # Another section's names select nothing here.
     assert bench.select_candidates(cands, ["nsf p=0.5"]) == {}
+
+
+@pytest.mark.parametrize("complex_sums", [True, False])
+def test_rms_floor_is_adam_scaled_by_the_moments_sums(bench, complex_sums):
+    grads = _grads()
+    floor, adam = bench.adam_then_sums(complex_sums), optax.scale_by_adam()
+    state, adam_state = floor.init(grads), adam.init(grads)
+    for _ in range(2):
+        u, state = jax.jit(floor.update)(grads, state)
+        want, adam_state = adam.update(grads, adam_state)
+    for name, leaf in u.items():
+        mu, nu = adam_state.mu[name], adam_state.nu[name]
+        scale = float(jnp.sum(nu**2) / jnp.sum(mu**2))
+        np.testing.assert_allclose(leaf, want[name] * scale, rtol=1e-5)

@@ -203,6 +203,27 @@ def test_declarations_are_checked_when_built(values, index, error, match):
         nsf_optax.nsf(1e-3, p=schedule)
 
 
+@pytest.mark.parametrize(
+    "bounds, error",
+    [
+        ("ab", TypeError),
+        (0.5, TypeError),
+        ((0.5,), ValueError),
+        ((0.5, 0.25), ValueError),
+        ((0.0, float("inf")), ValueError),
+        ((float("nan"), 0.5), ValueError),
+        ((jnp.float32(0.0), "x"), TypeError),
+    ],
+)
+def test_range_declarations_are_checked_when_built(bounds, error):
+    def schedule(count):
+        return jnp.float32(0.25)
+
+    schedule.bounds = bounds  # pyright: ignore[reportFunctionMemberAccess]
+    with pytest.raises(error, match=r"^p\.bounds"):
+        nsf_optax.nsf(1e-3, p=schedule)
+
+
 def test_accepted_spellings_build_and_agree():
     """Python, NumPy and JAX spellings of one value give the same updates."""
     grads = jnp.array([1e-3, -0.5, 2.0])

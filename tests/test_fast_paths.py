@@ -167,6 +167,25 @@ class PowerTest(chex.TestCase):
         _assert_close(got, _reference_power(x, p), p, x, exact_form=False)
 
     @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters((0.5,), (-0.5,), (126 / 128,), (-126 / 128,), (0.3,))
+    def test_a_bounded_p_needs_no_clip(self, p):
+        """|p| <= 126/128 declared: the clip left out changes no value."""
+        x = jnp.asarray(_power_inputs())
+        bounded = self.variant(lambda x, p_t: _power.power(x, p_t, abs_max=abs(p)))
+        got = bounded(x, jnp.float32(p))
+        want = self.variant(_power.power)(x, jnp.float32(p))
+        np.testing.assert_array_equal(got, want)
+
+    def test_only_a_bound_within_126_128_drops_the_clip(self):
+        x = jnp.asarray([3e38, 2e-38], jnp.float32)
+        selects = {}
+        for abs_max in (None, 126 / 128, 1.0):
+            fn = jax.jit(lambda x, p, m=abs_max: _power.power(x, p, abs_max=m))
+            selects[abs_max] = fn.lower(x, jnp.float32(0.9)).as_text().count("select")
+        self.assertEqual(selects[None], selects[1.0])
+        self.assertLess(selects[126 / 128], selects[None])
+
+    @chex.variants(with_jit=True, without_jit=True)
     def test_traced_p_zero_is_exactly_one(self):
         x = _power_inputs()
         got = self.variant(_power.power)(jnp.asarray(x), jnp.float32(0.0))
@@ -357,6 +376,48 @@ class DispatchTest(chex.TestCase):
                 want, s = jax.jit(static.update)(h, s)
             chex.assert_trees_all_equal(u, want)
             self.assertEqual(float(state.p), float(np.float32(values[step % 3])))
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(None, "rms")
+    def test_a_declared_range_changes_no_update(self, normalize):
+        """The cosine tide (bounds declared) against the same tide undeclared:
+        bit for bit, at every step."""
+        tide = p_schedule.cosine_tidal(-0.5, 0.5, period_steps=6)
+        self.assertEqual(tide.bounds, (-0.5, 0.5))
+        grads = _grads(7)
+        txs = [
+            nsf_optax.scale_by_pexp(p=p, normalize=normalize)
+            for p in (tide, lambda count: tide(count))
+        ]
+        states = [tx.init(grads[0]) for tx in txs]
+        for g in grads:
+            (u, s), (want, s_want) = (
+                self.variant(tx.update)(g, st)
+                for tx, st in zip(txs, states, strict=True)
+            )
+            chex.assert_trees_all_equal(u, want)
+            states = [s, s_want]
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_a_declared_range_defines_p(self):
+        """A value outside the declared range is clipped to it."""
+
+        def schedule(count):
+            return jnp.where(count % 2 == 0, 0.7, -0.9).astype(jnp.float32)
+
+        schedule.bounds = (-0.25, 0.5)  # pyright: ignore[reportFunctionMemberAccess]
+
+        def clipped(count):
+            return jnp.where(count % 2 == 0, 0.5, -0.25).astype(jnp.float32)
+
+        grads = _grads(4)
+        tx, ref = (nsf_optax.scale_by_pexp(p=p) for p in (schedule, clipped))
+        state, ref_state = tx.init(grads[0]), ref.init(grads[0])
+        for step, g in enumerate(grads):
+            u, state = self.variant(tx.update)(g, state)
+            want, ref_state = jax.jit(ref.update)(g, ref_state)
+            chex.assert_trees_all_equal(u, want)
+            self.assertEqual(float(state.p), (0.5, -0.25)[step % 2])
 
     def test_injected_schedule_keeps_the_dispatch(self):
         """inject_hyperparams with the schedule passed (static_args=("p",))."""

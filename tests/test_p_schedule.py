@@ -261,6 +261,21 @@ def test_finite_schedules_declare_their_values():
     assert not hasattr(p_schedule.pulse_tidal(0.5, 4, tide), "values")
 
 
+def test_cosine_tides_declare_their_range():
+    """bounds holds every value; a pulse widens it to its own value; no other
+    schedule declares one (their values are declared instead)."""
+    tide = p_schedule.cosine_tidal(-0.25, 0.5, period_steps=8, phase=0.3)
+    assert tide.bounds == (-0.25, 0.5)
+    values = np.array([float(tide(t)) for t in range(40)])
+    assert values.min() >= -0.25 and values.max() <= 0.5
+    assert p_schedule.pulse_tidal(0.5, 4, tide).bounds == (-0.25, 0.5)
+    assert p_schedule.pulse_tidal(0.9, 4, tide).bounds == (-0.25, 0.9)
+    assert p_schedule.pulse_tidal(-1.0, 4, tide).bounds == (-1.0, 0.5)
+    square = p_schedule.square_tidal(0.25, -0.25, every_steps=3)
+    for schedule in (square, p_schedule.pulse_tidal(0.5, 4, square)):
+        assert not hasattr(schedule, "bounds")
+
+
 # The registry the examples build their schedules from. ---------------------------
 
 
