@@ -195,7 +195,8 @@ def _resolve_p(p: Any, count: jax.Array) -> Any:
         if bounds is None:
             return p_t
         low, high = bounds
-        value = jnp.clip(jnp.asarray(p_t, jnp.float32), low, high)
+        p_t = jnp.asarray(p_t, jnp.result_type(p_t, jnp.float32))
+        value = jnp.clip(p_t, low, high)
         return _BoundedP(value, max(abs(low), abs(high)))
     values, index = declared
     index = jnp.clip(jnp.asarray(index(count), jnp.int32), 0, len(values) - 1)

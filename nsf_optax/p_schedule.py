@@ -153,7 +153,8 @@ def cosine_tidal(
       phase: the phase :math:`\phi` in radians; any finite real.
 
     Returns:
-      An :class:`optax.Schedule`.
+      An :class:`optax.Schedule` declaring its range,
+      ``bounds = (min_value, max_value)`` (see the module's docstring).
 
     Examples:
       >>> from nsf_optax import p_schedule
@@ -260,7 +261,9 @@ def pulse_tidal(
       :func:`cosine_tidal`; any :class:`optax.Schedule`.
 
   Returns:
-    An :class:`optax.Schedule`.
+    An :class:`optax.Schedule`. Over a tide that declares its values it
+    declares ``pulse_value`` and them; over one that declares its range, that
+    range widened to ``pulse_value``.
 
   Examples:
     >>> from nsf_optax import p_schedule
