@@ -231,13 +231,15 @@ def per_leaf_scalars() -> optax.GradientTransformation:
 def adam_then_sums(complex_sums: bool) -> optax.GradientTransformation:
     """``optax.scale_by_adam``, each leaf scaled by ``sum(nu**2) / sum(mu**2)``.
 
-    The floor of any exact ``normalize="rms"`` on XLA's CPU backend: the sums
-    of squares need the new moments, which a reduction can only read after
-    the loops that write them (no multi-output fusion), so Adam's step plus
-    one reduction over both moments and a scalar in the parameter write, with
-    no other arithmetic. ``complex_sums``: both sums in the one loop of
+    The floor of ``normalize="rms"``'s form on XLA's CPU backend: the sums of
+    squares need the new moments, which a reduction can only read after the
+    loops that write them (no multi-output fusion), so Adam's step plus one
+    reduction over both moments and a scalar in the parameter write, with no
+    other arithmetic. ``complex_sums``: both sums in the one loop of
     :func:`nsf_optax._power.sums_of_squares` (the form ``normalize="rms"``
-    uses); otherwise two real ``jnp.sum`` calls (each a library reduction).
+    uses); otherwise two real ``jnp.sum`` calls (library reductions, which
+    take arrays: given the update's expression they materialise what the two
+    sums share).
     """
     adam = optax.scale_by_adam()
 
