@@ -5,10 +5,8 @@ on a small vector over a few steps, so that what the script times is the same
 update.
 """
 
-import importlib
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -16,16 +14,13 @@ import numpy as np
 import optax
 import pytest
 
-_BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._benchmarks import BENCH_DIR, benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(_BENCH_DIR))
-    try:
-        yield importlib.import_module("bench_blocked")
-    finally:
-        sys.path.remove(str(_BENCH_DIR))
+    with benchmark_module("bench_blocked") as module:
+        yield module
 
 
 @pytest.mark.parametrize("mode", ("scan", "fori"))
@@ -50,7 +45,7 @@ def test_blocked_steps_are_optax_adam(bench, mode):
 
 def test_bad_flag_exits_2():
     out = subprocess.run(
-        [sys.executable, str(_BENCH_DIR / "bench_blocked.py"), "--block", "0"],
+        [sys.executable, str(BENCH_DIR / "bench_blocked.py"), "--block", "0"],
         capture_output=True,
         text=True,
         check=False,

@@ -5,18 +5,16 @@ and ``optax.scale_by_adam`` on small vectors, so that the floor they time is
 the floor of the same formula.
 """
 
-import importlib
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-_BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._benchmarks import BENCH_DIR, benchmark_module
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -26,11 +24,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(_BENCH_DIR))
-    try:
-        yield importlib.import_module("bench_floor_power")
-    finally:
-        sys.path.remove(str(_BENCH_DIR))
+    with benchmark_module("bench_floor_power") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +63,7 @@ def test_c_pexp_at_one_half_is_adam(bench, lib):
 
 
 def test_bad_flag_exits_before_jax_loads():
-    script = str(_BENCH_DIR / "bench_floor_power.py")
+    script = str(BENCH_DIR / "bench_floor_power.py")
     out = subprocess.run(
         [sys.executable, script, "--vector-width", "3"],
         capture_output=True,

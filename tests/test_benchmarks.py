@@ -6,11 +6,9 @@ machine: state bytes, the reference grouping, the ratio arithmetic, the C
 floor computing what optax computes, and the compiler-options path.
 """
 
-import importlib
 import platform
 import shutil
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,17 +17,13 @@ import optax
 import pytest
 
 import nsf_optax
-
-_BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._benchmarks import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(_BENCH_DIR))
-    try:
-        yield importlib.import_module("bench_update")
-    finally:
-        sys.path.remove(str(_BENCH_DIR))
+    with benchmark_module("bench_update") as module:
+        yield module
 
 
 def _grads():
